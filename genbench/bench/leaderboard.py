@@ -1,0 +1,136 @@
+"""Leaderboards: an append-only JSONL record per (dataset, table) from which Markdown tables are rebuilt.
+
+``leaderboards/<data>/<table>.jsonl`` gets one JSON object per line, appended under an exclusive file
+lock in a single write, so two runs finishing together never interleave or lose a row.
+``leaderboards/<data>/<table>.md`` is rendered from it: models as rows, n per class as columns,
+"mean ± std" cells, like the papers' inception-score table.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import os
+from collections import defaultdict
+from pathlib import Path
+
+from genbench.errors import GenbenchError
+
+#: metrics rendered (in this order) and how they read; "higher"/"lower" is the better direction
+TABLE_METRICS = {
+    "inception_score": ("Inception score (Inception-v3)", "higher"),
+    "classifier_score": ("Offline classifier score", "higher"),
+    "class_probability": ("Softmax probability of the true category", "higher"),
+    "top5_error": ("Top-5 classification error", "lower"),
+    "top1_probability": ("Mean top-1 classifier probability", "higher"),
+    "pairwise_ssim": ("Average pairwise SSIM among samples (diversity)", "lower"),
+    "fid": ("FID (Inception-v3)", "lower"),
+}
+
+
+def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Path:
+    return root / data / f"{table}{suffix}"
+
+
+def append_row(path: Path, row: dict) -> None:
+    """Append one row atomically: exclusive lock, one write of the whole line, fsync."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, sort_keys=True, default=str) + "\n"
+    with open(path.with_suffix(path.suffix + ".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                os.write(fd, line.encode())
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def read_rows(path: Path) -> tuple[list[dict], int]:
+    """Rows of a JSONL table and the number of unreadable lines (skipped, never rewritten)."""
+    rows, bad = [], 0
+    if not path.is_file():
+        return rows, bad
+    with open(path) as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                bad += 1
+    return rows, bad
+
+
+def _n_key(n) -> tuple[int, float]:
+    return (1, math.inf) if n is None else (0, float(n))
+
+
+def format_cell(values: list[dict]) -> str:
+    """One seed: "mean ± split std"; several seeds: "mean ± std over seeds (k seeds)"."""
+    means = [v["mean"] for v in values if v.get("mean") is not None]
+    if not means:
+        return "—"
+    if len(means) == 1:
+        std = values[0].get("std")
+        return f"{means[0]:.3f} ± {std:.3f}" if std is not None else f"{means[0]:.3f}"
+    mean = sum(means) / len(means)
+    std = math.sqrt(sum((m - mean) ** 2 for m in means) / (len(means) - 1))
+    return f"{mean:.3f} ± {std:.3f} ({len(means)} seeds)"
+
+
+def render_table(rows: list[dict], title: str) -> str:
+    """Markdown: one section per metric, models × n, latest row per (model, n, seed)."""
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+    lines = [f"# {title}", "", "Rendered by `genbench leaderboard` from the rows in the `.jsonl` beside this file; "
+             "every row was produced by `genbench bench` (see each row's command, commit and config).", ""]
+    for metric, (label, better) in TABLE_METRICS.items():
+        cells: dict[tuple, list[dict]] = defaultdict(list)
+        for (model, n, _seed), row in latest.items():
+            if metric in row.get("metrics", {}):
+                cells[(model, n)].append(row["metrics"][metric])
+        if not cells:
+            continue
+        ns = sorted({n for _, n in cells}, key=_n_key)
+        models = sorted({m for m, _ in cells})
+        lines += [f"## {label} ({better} is better)", "",
+                  "| model | " + " | ".join("all" if n is None else f"n={n}" for n in ns) + " |",
+                  "|---|" + "---|" * len(ns)]
+        for model in models:
+            lines.append(f"| {model} | " + " | ".join(format_cell(cells.get((model, n), [])) for n in ns) + " |")
+        lines.append("")
+    devices = sorted({str(r.get("device")) for r in latest.values()})
+    presets = sorted({str(r.get("preset")) for r in latest.values()})
+    lines += [f"Rows: {len(latest)} (latest per model, n, seed); presets: {', '.join(presets)}; devices: {', '.join(devices)}.", ""]
+    return "\n".join(lines)
+
+
+def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
+    """Render every ``<table>.jsonl`` under ``root`` (or only ``root/<data>``) to Markdown."""
+    if not root.is_dir():
+        raise GenbenchError(f"no leaderboards at {root}; run `make bench` first")
+    folders = [root / data] if data else sorted(p for p in root.iterdir() if p.is_dir())
+    written = []
+    for folder in folders:
+        if not folder.is_dir():
+            raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
+        for jsonl in sorted(folder.glob("*.jsonl")):
+            rows, bad = read_rows(jsonl)
+            if not rows:
+                continue
+            text = render_table(rows, f"{folder.name} — {jsonl.stem}")
+            if bad:
+                text += f"\n{bad} unreadable line(s) in {jsonl.name} were skipped.\n"
+            out = jsonl.with_suffix(".md")
+            tmp = out.with_suffix(".md.tmp")
+            tmp.write_text(text)
+            tmp.replace(out)
+            written.append(out)
+    return written

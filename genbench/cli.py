@@ -1,0 +1,96 @@
+"""``genbench fit | bench | leaderboard | list`` — one CLI over the YAML configs in ``configs/``.
+
+Settings compose as configs/models/<model>.yaml ← data/<data>.yaml ← presets/<preset>.yaml ← the model's
+preset block ← experiments/<model>-<data>.yaml ← ``--set section.key=value`` overrides (repeatable).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from jsonargparse import ArgumentParser
+
+from genbench.errors import GenbenchError
+
+
+def _run_parser(description: str) -> ArgumentParser:
+    parser = ArgumentParser(description=description)
+    parser.add_argument("--model", default="dcgan", help="registered model name (see `genbench list`)")
+    parser.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
+    parser.add_argument("--preset", default="smoke", help="smoke (minutes on a CPU) or paper (published settings)")
+    parser.add_argument("--n", type=int | None, default=None, help="training images per category (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value, e.g. model.lr=0.001 or trainer.max_iterations=20 (repeatable)")
+    return parser
+
+
+def build_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subcommands(dest="command")
+    sub.add_subcommand("fit", _run_parser("Train a model and keep its checkpoint (no scoring)."))
+    bench = _run_parser("Train, sample, score and append one row to leaderboards/<data>/<table>.jsonl.")
+    bench.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder (default: leaderboards/)")
+    sub.add_subcommand("bench", bench)
+    board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows.")
+    board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
+    board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("leaderboard", board)
+    sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets and metrics."))
+    return parser
+
+
+def _format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k} {v['mean']:.4f}" + (f" ± {v['std']:.4f}" if v.get("std") is not None else "")
+                     for k, v in metrics.items())
+
+
+def dispatch(command: str, args) -> None:
+    if command == "list":
+        from genbench.data import DATASETS
+        from genbench.metrics import METRICS
+        from genbench.models import MODELS
+
+        print("models:  ", " ".join(MODELS.names()))
+        print("datasets:", " ".join(DATASETS.names()))
+        print("metrics: ", " ".join(METRICS.names()))
+    elif command == "leaderboard":
+        from genbench.bench import render_leaderboards
+        from genbench.paths import leaderboard_dir
+
+        for path in render_leaderboards(Path(args.leaderboards) if args.leaderboards else leaderboard_dir(), args.data):
+            print(path)
+    elif command == "fit":
+        from genbench.bench import run_fit
+
+        run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, args.set)
+        print(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
+    elif command == "bench":
+        from genbench.bench import run_bench
+
+        result = run_bench(args.model, args.data, args.preset, args.n, args.seed, args.set,
+                           Path(args.leaderboards) if args.leaderboards else None)
+        row = result.row
+        print(f"{row['model']} on {row['data']} (n={row['n']}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
+        print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("WANDB_SILENT", "true")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        dispatch(args.command, args.get(args.command))
+    except GenbenchError as exc:
+        print(f"genbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genbench: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Config files and construction: YAML per model / dataset / preset / experiment, merged in that order,
+then validated against the constructor signatures (an unknown key is one clear error)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from genbench.errors import GenbenchError
+from genbench.paths import configs_dir
+
+
+def deep_merge(base: dict, update: dict) -> dict:
+    """Recursive dict merge; ``update`` wins, nested dicts merge key by key."""
+    out = copy.deepcopy(base)
+    for key, value in (update or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh) or {}
+    except yaml.YAMLError as exc:
+        raise GenbenchError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise GenbenchError(f"config {path} must hold a mapping at the top level")
+    return data
+
+
+def parse_override(text: str) -> dict:
+    """``model.lr=0.001`` → ``{"model": {"lr": 0.001}}`` (the value is parsed as YAML)."""
+    if "=" not in text:
+        raise GenbenchError(f"override {text!r} must look like section.key=value")
+    key, raw = text.split("=", 1)
+    value = yaml.safe_load(raw) if raw else None
+    out: dict = {}
+    node = out
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return out
+
+
+def compose(model: str, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
+    """Effective config: configs/models/<model>.yaml ← data/<data>.yaml ← presets/<preset>.yaml ←
+    the model's own ``presets.<preset>`` block ← experiments/<model>-<data>.yaml ← overrides."""
+    root = root or configs_dir()
+    model_cfg = root / "models" / f"{model}.yaml"
+    data_cfg = root / "data" / f"{data}.yaml"
+    preset_cfg = root / "presets" / f"{preset}.yaml"
+    for path, kind in ((preset_cfg, "preset"),):
+        if not path.is_file():
+            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
+            raise GenbenchError(f"unknown {kind} {path.stem!r}; known: {', '.join(known)}")
+    cfg: dict = {"model": {}, "data": {}, "trainer": {}, "bench": {}}
+    if model_cfg.is_file():
+        model_yaml = load_yaml(model_cfg)
+        presets = model_yaml.pop("presets", {}) or {}
+        cfg = deep_merge(cfg, model_yaml)
+    else:
+        presets = {}
+    if data_cfg.is_file():
+        cfg = deep_merge(cfg, load_yaml(data_cfg))
+    cfg = deep_merge(cfg, load_yaml(preset_cfg))
+    cfg = deep_merge(cfg, presets.get(preset, {}) or {})
+    experiment = root / "experiments" / f"{model}-{data}.yaml"
+    if experiment.is_file():
+        exp = load_yaml(experiment)
+        exp_presets = exp.pop("presets", {}) or {}
+        cfg = deep_merge(cfg, exp)
+        cfg = deep_merge(cfg, exp_presets.get(preset, {}) or {})
+    for text in overrides or []:
+        cfg = deep_merge(cfg, parse_override(text))
+    return cfg
+
+
+def accepted_arguments(cls: type) -> set[str]:
+    """Keyword names accepted by ``cls(...)``, following ``**kwargs`` up the class hierarchy."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        names.update(n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return names
+
+
+def instantiate(cls: type, options: dict, what: str) -> Any:
+    """``cls(**options)`` after checking every key is an argument of ``cls``."""
+    allowed = accepted_arguments(cls)
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise GenbenchError(f"unknown {what} option(s) {unknown}; {cls.__name__} accepts: {', '.join(sorted(allowed))}")
+    try:
+        return cls(**options)
+    except (TypeError, ValueError) as exc:
+        raise GenbenchError(f"bad {what} config: {exc}") from None
+
+
+def config_hash(cfg: dict) -> str:
+    return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -1,0 +1,320 @@
+"""The datamodule base every dataset shares.
+
+Images are decoded once, resized to ``image_size`` and kept as uint8 tensors; batches are returned as
+``(x, label, index)`` with ``x`` in [-1, 1] (``index`` lets ABP keep one latent vector per training
+image). Training images can be subsampled to ``n_per_class`` per category with a fixed ``subset_seed``
+(the papers' n = 50 … 1100), independent of the training seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Literal, Union
+
+import lightning as L
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from genbench.errors import GenbenchError
+
+ImageRef = Union[Path, Callable[[], Image.Image]]
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+
+@dataclass
+class Collected:
+    """What a dataset found on disk: labelled image references per split and the class names."""
+
+    splits: dict[str, list[tuple[ImageRef, int]]]
+    class_names: list[str]
+    root: Path | None = None
+    notes: dict[str, str] = field(default_factory=dict)
+
+
+class ImageTensorDataset(Dataset):
+    """uint8 images (N, C, H, W) served as float in [-1, 1], with label and index."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, pixel_norm: str = "fixed") -> None:
+        self.images = images
+        self.labels = labels
+        self.pixel_norm = pixel_norm
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int):
+        return to_unit_range(self.images[index], self.pixel_norm), self.labels[index], index
+
+
+def to_unit_range(images: torch.Tensor, pixel_norm: str = "fixed") -> torch.Tensor:
+    """uint8 → [-1, 1]: ``fixed`` is x/127.5 − 1; ``minmax`` is the official per-image
+    (x − min)/(max − min)·2 − 1."""
+    x = images.float()
+    if pixel_norm == "fixed":
+        return x / 127.5 - 1.0
+    dims = tuple(range(-3, 0))
+    lo = x.amin(dim=dims, keepdim=True)
+    hi = x.amax(dim=dims, keepdim=True)
+    return (x - lo) / (hi - lo).clamp_min(1e-8) * 2.0 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] floats → uint8 by rounding (not truncation), clipped first."""
+    return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
+
+
+def list_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def class_folder_items(root: Path, classes: list[str] | None = None) -> tuple[list[tuple[ImageRef, int]], list[str]]:
+    """Images of a ``root/<class>/*.jpg`` tree, classes in sorted order unless given."""
+    if not root.is_dir():
+        raise GenbenchError(f"data folder {root} does not exist; expected {root}/<class>/<image files>")
+    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if classes is None:
+        classes = found
+    if not classes:
+        raise GenbenchError(f"{root} has no class subfolders; expected {root}/<class>/<image files>")
+    missing = [c for c in classes if c not in found]
+    if missing:
+        raise GenbenchError(f"{root} lacks class folders {missing}; found {found}")
+    items: list[tuple[ImageRef, int]] = []
+    for label, name in enumerate(classes):
+        files = list_images(root / name)
+        if not files:
+            raise GenbenchError(f"class folder {root / name} holds no images")
+        items.extend((path, label) for path in files)
+    return items, list(classes)
+
+
+def drop_duplicate_files(items: list[tuple[ImageRef, int]], seen: set[str]) -> list[tuple[ImageRef, int]]:
+    """Keep the first file of each byte-identical group (``seen`` carries hashes across splits)."""
+    kept = []
+    for ref, label in items:
+        if isinstance(ref, Path):
+            digest = hashlib.sha1(ref.read_bytes()).hexdigest()
+            if digest in seen:
+                continue
+            seen.add(digest)
+        kept.append((ref, label))
+    return kept
+
+
+class ImageDataModule(L.LightningDataModule):
+    """Base of every registered dataset.
+
+    Args:
+        root: dataset folder; default ``$GENBENCH_DATA/<name>`` or the dataset's offline fallbacks.
+        image_size: side of the square images fed to the models.
+        channels: 3 (RGB) or 1 (greyscale).
+        n_per_class: training images per category (None: all); exact and deterministic.
+        subset_seed: seed of the ``n_per_class`` draw and of splits made from the training folder.
+        batch_size: observed images per training step.
+        val_fraction: fraction of each class moved to validation when the dataset has no val split.
+        resize: ``crop`` (resize the short side, centre crop) or ``stretch`` (official CoopNets: no crop).
+        pixel_norm: ``fixed`` (x/127.5 − 1) or ``minmax`` (official per-image min–max to [-1, 1]).
+        download: let torchvision download the dataset when the user asks for it.
+    """
+
+    name: str = "base"
+
+    def __init__(
+        self,
+        root: str | None = None,
+        image_size: int = 64,
+        channels: int = 3,
+        n_per_class: int | None = None,
+        subset_seed: int = 0,
+        batch_size: int = 64,
+        num_workers: int = 0,
+        val_fraction: float = 0.1,
+        resize: Literal["crop", "stretch"] = "crop",
+        pixel_norm: Literal["fixed", "minmax"] = "fixed",
+        download: bool = False,
+    ) -> None:
+        super().__init__()
+        if image_size < 4:
+            raise GenbenchError(f"image_size must be at least 4, got {image_size}")
+        if channels not in (1, 3):
+            raise GenbenchError(f"channels must be 1 or 3, got {channels}")
+        if n_per_class is not None and n_per_class < 1:
+            raise GenbenchError(f"n_per_class must be positive, got {n_per_class}")
+        if not 0.0 <= val_fraction < 1.0:
+            raise GenbenchError(f"val_fraction must be in [0, 1), got {val_fraction}")
+        if resize not in ("crop", "stretch"):
+            raise GenbenchError(f"resize must be 'crop' or 'stretch', got {resize!r}")
+        if pixel_norm not in ("fixed", "minmax"):
+            raise GenbenchError(f"pixel_norm must be 'fixed' or 'minmax', got {pixel_norm!r}")
+        self.root = root
+        self.image_size = image_size
+        self.channels = channels
+        self.n_per_class = n_per_class
+        self.subset_seed = subset_seed
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.val_fraction = val_fraction
+        self.resize = resize
+        self.pixel_norm = pixel_norm
+        self.download = download
+        self.datasets: dict[str, ImageTensorDataset] = {}
+        self.class_names: list[str] = []
+        self.file_lists: dict[str, list[str]] = {}
+        self.data_root: Path | None = None
+
+    # -- to implement per dataset -------------------------------------------------------------
+    def collect(self) -> Collected:
+        """Find the images of every available split."""
+        raise NotImplementedError
+
+    def preprocess(self, image: Image.Image) -> Image.Image:
+        """Resize to ``image_size`` (crop or stretch); datasets may crop first (CelebA)."""
+        size = self.image_size
+        if self.resize == "stretch":
+            return image.resize((size, size), Image.BICUBIC)
+        w, h = image.size
+        scale = size / min(w, h)
+        if scale != 1.0:
+            image = image.resize((max(size, round(w * scale)), max(size, round(h * scale))), Image.BICUBIC)
+        w, h = image.size
+        left, top = (w - size) // 2, (h - size) // 2
+        return image.crop((left, top, left + size, top + size))
+
+    # -- shared ---------------------------------------------------------------------------------
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def num_train(self) -> int:
+        self.setup()
+        return len(self.datasets["train"])
+
+    def prepare_data(self) -> None:
+        self.collect()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.datasets:
+            return
+        collected = self.collect()
+        self.class_names = collected.class_names
+        self.data_root = collected.root
+        splits = dict(collected.splits)
+        if "val" not in splits:
+            splits["train"], splits["val"] = self._split_off(splits["train"], self.val_fraction)
+        splits["train"] = self._subsample(splits["train"])
+        for split, items in splits.items():
+            self.file_lists[split] = [str(ref) if isinstance(ref, Path) else f"{split}:{i}" for i, (ref, _) in enumerate(items)]
+            self.datasets[split] = self._load(items)
+
+    def _split_off(self, items, fraction):
+        rng = np.random.default_rng(self.subset_seed)
+        train, held = [], []
+        for label in sorted({lab for _, lab in items}):
+            members = [it for it in items if it[1] == label]
+            order = rng.permutation(len(members))
+            k = int(round(fraction * len(members)))
+            held.extend(members[i] for i in sorted(order[:k]))
+            train.extend(members[i] for i in sorted(order[k:]))
+        return train, held
+
+    def _subsample(self, items):
+        if self.n_per_class is None:
+            return items
+        rng = np.random.default_rng(self.subset_seed)
+        chosen = []
+        for label in sorted({lab for _, lab in items}):
+            members = [it for it in items if it[1] == label]
+            if self.n_per_class > len(members):
+                name = self.class_names[label] if label < len(self.class_names) else label
+                raise GenbenchError(
+                    f"n_per_class={self.n_per_class} exceeds the {len(members)} training images of class "
+                    f"{name!r} in {self.name}"
+                )
+            order = rng.permutation(len(members))[: self.n_per_class]
+            chosen.extend(members[i] for i in sorted(order))
+        return chosen
+
+    def _load_one(self, ref: ImageRef) -> np.ndarray:
+        try:
+            image = Image.open(ref) if isinstance(ref, Path) else ref()
+            image.load()
+        except OSError as exc:
+            raise GenbenchError(f"cannot read image {ref}: {exc}") from None
+        image = image.convert("RGB" if self.channels == 3 else "L")
+        array = np.asarray(self.preprocess(image), dtype=np.uint8)
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+    def _load(self, items) -> ImageTensorDataset:
+        workers = min(8, os.cpu_count() or 1)
+        with ThreadPoolExecutor(workers) as pool:
+            arrays = list(pool.map(self._load_one, [ref for ref, _ in items]))
+        images = torch.from_numpy(np.stack(arrays)) if arrays else torch.zeros(0, self.channels, self.image_size, self.image_size, dtype=torch.uint8)
+        labels = torch.tensor([label for _, label in items], dtype=torch.long)
+        return ImageTensorDataset(images, labels, self.pixel_norm)
+
+    def fingerprint(self) -> str:
+        """Hash of the training file list and preprocessing: two runs with equal fingerprints saw equal data."""
+        self.setup()
+        h = hashlib.sha256()
+        h.update(f"{self.name}|{self.image_size}|{self.channels}|{self.resize}|{self.pixel_norm}".encode())
+        for path in self.file_lists["train"]:
+            h.update("/".join(Path(path).parts[-2:]).encode())
+        return h.hexdigest()[:16]
+
+    def train_images(self) -> torch.Tensor:
+        """All training images in [-1, 1] (for metrics on real data)."""
+        self.setup()
+        ds = self.datasets["train"]
+        return to_unit_range(ds.images, self.pixel_norm)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        self.setup()
+        return DataLoader(
+            self.datasets[split],
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=False,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test" if "test" in self.datasets else "val", shuffle=False)
+
+    def describe(self) -> dict:
+        self.setup()
+        return {
+            "dataset": self.name,
+            "root": str(self.data_root) if self.data_root else None,
+            "classes": self.class_names,
+            "n_per_class": self.n_per_class,
+            "subset_seed": self.subset_seed,
+            "sizes": {k: len(v) for k, v in self.datasets.items()},
+            "image_size": self.image_size,
+            "channels": self.channels,
+            "resize": self.resize,
+            "pixel_norm": self.pixel_norm,
+            "fingerprint": self.fingerprint(),
+        }
+
+
+def first_existing(candidates: list[Path], name: str, layout: str, check: Callable[[Path], bool] | None = None) -> Path:
+    """The first candidate root that exists (and passes ``check``), or one actionable error."""
+    for path in candidates:
+        if path.is_dir() and (check is None or check(path)):
+            return path
+    tried = ", ".join(str(p) for p in candidates)
+    raise GenbenchError(f"no data for {name!r}: tried {tried}; expected layout {layout} (set root: or $GENBENCH_DATA)")

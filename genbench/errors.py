@@ -1,0 +1,16 @@
+"""User-facing errors: each carries one actionable line that the CLI prints without a traceback."""
+
+from __future__ import annotations
+
+
+class GenbenchError(Exception):
+    """An error the user can fix (bad path, unknown name, bad config value, missing weights)."""
+
+
+class DivergenceError(GenbenchError):
+    """An EBM or sampler produced NaN/Inf; the message names the step, quantity and the knob to lower."""
+
+    def __init__(self, step: int | str, quantity: str, hint: str) -> None:
+        self.step = step
+        self.quantity = quantity
+        super().__init__(f"diverged at step {step}: {quantity} is NaN or Inf; {hint}")

@@ -1,0 +1,246 @@
+"""The offline score: a small CNN trained on the benchmark's own training data (fit once, cached under
+``$GENBENCH_CACHE/classifiers`` keyed by dataset and settings), registered with torch-fidelity as a
+feature extractor so its inception-style score runs through the same code as the real IS. Also the
+papers' "synthesis quality" numbers from the same classifier: average softmax probability of the true
+category and top-5 error (one-category models), or the mean top-1 probability (several categories).
+
+The classifier's held-out top-1/top-5 accuracy is stored with it and recorded with every score; one not
+clearly above chance is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_fidelity import register_feature_extractor
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from genbench.errors import GenbenchError
+from genbench.metrics.fidelity import fidelity_scores
+from genbench.paths import cache_dir
+
+EXTRACTOR_NAME = "genbench-classifier"
+CLASSIFIER_VERSION = 1
+
+
+@dataclass
+class ClassifierSettings:
+    """How the offline classifier is trained (part of its cache key)."""
+
+    width: int = 16
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    seed: int = 0
+    max_train: int | None = None
+
+
+class SmallCNN(nn.Module):
+    """4 × (conv 3×3, BN, ReLU, [max-pool]) → global average pool → dropout → linear."""
+
+    def __init__(self, channels: int, num_classes: int, width: int = 32) -> None:
+        super().__init__()
+        widths = [width, width * 2, width * 4, width * 8]
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i, w in enumerate(widths):
+            layers += [nn.Conv2d(c_in, w, 3, 1, 1, bias=False), nn.BatchNorm2d(w), nn.ReLU(inplace=True)]
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            c_in = w
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Sequential(nn.Dropout(0.3), nn.Linear(c_in, num_classes))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x in [-1, 1] → (penultimate features, logits)."""
+        feats = self.features(x)
+        return feats, self.head(feats)
+
+
+class ClassifierFeatureExtractor(FeatureExtractorBase):
+    """torch-fidelity extractor over a cached genbench classifier (weights path = the cache file).
+    Takes uint8 (B, 3, H, W); provides ``logits`` (IS) and ``penultimate`` (FID)."""
+
+    def __init__(self, name, features_list, feature_extractor_weights_path=None, **kwargs) -> None:
+        super().__init__(name, features_list)
+        if feature_extractor_weights_path is None:
+            raise GenbenchError("the genbench classifier extractor needs feature_extractor_weights_path")
+        bundle = load_bundle(Path(feature_extractor_weights_path))
+        meta = bundle["meta"]
+        self.channels = meta["channels"]
+        self.net = SmallCNN(meta["channels"], meta["num_classes"], meta["settings"]["width"])
+        self.net.load_state_dict(bundle["state_dict"])
+        self.net.eval()
+
+    @staticmethod
+    def get_provided_features_list():
+        return "logits", "penultimate"
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"isc": "logits", "fid": "penultimate", "kid": "penultimate", "prc": "penultimate"}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+
+    def forward(self, x: torch.Tensor):
+        x = x.float() / 127.5 - 1.0
+        if self.channels == 1:
+            x = x[:, :1]
+        feats, logits = self.net(x)
+        out = {"logits": logits.double(), "penultimate": feats.double()}
+        return tuple(out[name] for name in self.features_list)
+
+
+if EXTRACTOR_NAME not in FEATURE_EXTRACTORS_REGISTRY:
+    register_feature_extractor(EXTRACTOR_NAME, ClassifierFeatureExtractor)
+
+
+def load_bundle(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a truncated or foreign file
+        raise GenbenchError(f"cannot load classifier {path} ({type(exc).__name__}); delete it to retrain") from None
+
+
+@dataclass
+class OfflineClassifier:
+    """A trained classifier file and its record (held-out accuracy, classes, data fingerprint)."""
+
+    path: Path
+    meta: dict
+
+    @property
+    def num_classes(self) -> int:
+        return self.meta["num_classes"]
+
+    def record(self) -> dict:
+        keys = ("dataset", "key", "num_classes", "top1", "top5", "n_train", "n_heldout", "train_seconds")
+        return {k: self.meta[k] for k in keys}
+
+    def predict_logits(self, images: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+        bundle = load_bundle(self.path)
+        net = SmallCNN(self.meta["channels"], self.num_classes, self.meta["settings"]["width"])
+        net.load_state_dict(bundle["state_dict"])
+        net.eval()
+        with torch.no_grad():
+            return torch.cat([net(images[i:i + batch_size].float())[1] for i in range(0, images.shape[0], batch_size)])
+
+
+def classifier_key(dataset: str, data_description: dict, settings: ClassifierSettings) -> str:
+    blob = json.dumps({"v": CLASSIFIER_VERSION, "dataset": dataset, "data": data_description, "settings": asdict(settings)},
+                      sort_keys=True)
+    return f"{dataset}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def _accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> tuple[float, float]:
+    net.eval()
+    with torch.no_grad():
+        logits = torch.cat([net(images[i:i + 512])[1] for i in range(0, images.shape[0], 512)])
+    k = min(5, logits.shape[1])
+    top5 = logits.topk(k, dim=1).indices
+    return (float((top5[:, 0] == labels).float().mean()), float((top5 == labels[:, None]).any(dim=1).float().mean()))
+
+
+def train_classifier(train_x: torch.Tensor, train_y: torch.Tensor, held_x: torch.Tensor, held_y: torch.Tensor,
+                     num_classes: int, settings: ClassifierSettings) -> tuple[SmallCNN, dict]:
+    """Adam + cosine schedule with flips and 4-px shifts; returns the net and its held-out accuracy."""
+    gen = torch.Generator().manual_seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    net = SmallCNN(train_x.shape[1], num_classes, settings.width)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    steps_per_epoch = max(1, (train_x.shape[0] + settings.batch_size - 1) // settings.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=settings.epochs * steps_per_epoch)
+    start = time.time()
+    pad = max(1, train_x.shape[-1] // 16)
+    for _ in range(settings.epochs):
+        net.train()
+        order = torch.randperm(train_x.shape[0], generator=gen)
+        for i in range(0, train_x.shape[0], settings.batch_size):
+            idx = order[i:i + settings.batch_size]
+            x = train_x[idx]
+            flip = torch.rand(x.shape[0], generator=gen) < 0.5
+            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+            dx, dy = (int(v) for v in torch.randint(-pad, pad + 1, (2,), generator=gen))
+            x = torch.roll(F.pad(x, (pad,) * 4, mode="replicate"), (dy, dx), dims=(2, 3))[..., pad:-pad, pad:-pad]
+            loss = F.cross_entropy(net(x)[1], train_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    top1, top5 = _accuracy(net, held_x, held_y)
+    return net, {"top1": top1, "top5": top5, "train_seconds": round(time.time() - start, 1)}
+
+
+def get_classifier(datamodule_factory, dataset: str, settings: ClassifierSettings | None = None,
+                   directory: Path | None = None) -> OfflineClassifier:
+    """The cached classifier for ``dataset`` (trained on all its training images, scored on held-out ones),
+    training it on first use. ``datamodule_factory()`` builds the dataset without n_per_class."""
+    settings = settings or ClassifierSettings()
+    dm = datamodule_factory()
+    dm.setup()
+    description = {k: v for k, v in dm.describe().items() if k not in ("root", "n_per_class")}
+    if dm.num_classes < 2:
+        raise GenbenchError(f"classifier_score needs a labelled dataset with ≥ 2 classes; {dataset} has {dm.num_classes}")
+    key = classifier_key(dataset, description, settings)
+    directory = directory or cache_dir() / "classifiers"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{key}.pt"
+    if path.is_file():
+        bundle = load_bundle(path)
+        classifier = OfflineClassifier(path, bundle["meta"])
+    else:
+        train = dm.datasets["train"]
+        held = dm.datasets["test"] if "test" in dm.datasets else dm.datasets["val"]
+        train_x, train_y = dm.train_images(), train.labels
+        if settings.max_train and train_x.shape[0] > settings.max_train:
+            pick = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(settings.seed))[: settings.max_train]
+            train_x, train_y = train_x[pick], train_y[pick]
+        from genbench.data.base import to_unit_range
+
+        held_x = to_unit_range(held.images, dm.pixel_norm)
+        net, scores = train_classifier(train_x, train_y, held_x, held.labels, dm.num_classes, settings)
+        meta = {"dataset": dataset, "key": key, "num_classes": dm.num_classes, "classes": dm.class_names,
+                "channels": dm.channels, "image_size": dm.image_size, "settings": asdict(settings),
+                "n_train": int(train_x.shape[0]), "n_heldout": int(held_x.shape[0]), **scores}
+        tmp = path.with_suffix(".tmp")
+        torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp)
+        tmp.replace(path)
+        classifier = OfflineClassifier(path, meta)
+    chance = 1.0 / classifier.num_classes
+    if classifier.meta["top1"] < max(2 * chance, chance + 0.1):
+        raise GenbenchError(
+            f"offline classifier for {dataset} reaches only {classifier.meta['top1']:.1%} held-out top-1 (chance "
+            f"{chance:.1%}); refusing to score with it — raise classifier epochs or width ({path})"
+        )
+    return classifier
+
+
+def classifier_score(images: torch.Tensor, classifier: OfflineClassifier, target_class: int | None = None,
+                     splits: int = 10) -> dict[str, float]:
+    """Inception-style score of ``images`` under the offline classifier (via torch-fidelity) plus synthesis
+    quality: mean softmax probability of ``target_class`` and top-5 error (or mean top-1 probability)."""
+    scores = fidelity_scores(images, EXTRACTOR_NAME, classifier.path, splits=splits)
+    probs = classifier.predict_logits(images).softmax(dim=1)
+    out = {"classifier_score": scores["inception_score_mean"], "classifier_score_std": scores["inception_score_std"]}
+    if target_class is not None:
+        k = min(5, probs.shape[1])
+        out["class_probability"] = float(probs[:, target_class].mean())
+        out["top5_error"] = float(1.0 - (probs.topk(k, dim=1).indices == target_class).any(dim=1).float().mean())
+    else:
+        out["top1_probability"] = float(probs.max(dim=1).values.mean())
+    return out

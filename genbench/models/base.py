@@ -1,0 +1,75 @@
+"""What every model shares: the registry, ``sample(n)`` in [-1, 1], an iteration counter that does not
+depend on how many optimizers step (Lightning's ``global_step`` counts each ``optimizer.step()``), and
+logging of diagnostics."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.registry import Registry
+
+MODELS: Registry[type["GenerativeModel"]] = Registry("model")
+
+
+class GenerativeModel(L.LightningModule):
+    """Base LightningModule of every genbench model.
+
+    Subclasses implement ``train_iteration(batch)`` and ``generate(n)``; ``sample(n)`` batches ``generate`` in
+    eval mode and returns images clipped to [-1, 1].
+    """
+
+    #: whether sampling needs autograd (Langevin): then the harness samples under no_grad, not inference_mode
+    samples_need_grad: bool = False
+
+    def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv") -> None:
+        super().__init__()
+        if arch not in ("conv", "mlp"):
+            raise GenbenchError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+        self.image_size = image_size
+        self.channels = channels
+        self.arch = arch
+        self.iteration = 0
+
+    @property
+    def data_shape(self) -> tuple[int, int, int]:
+        return (self.channels, self.image_size, self.image_size)
+
+    def generate(self, n: int) -> torch.Tensor:
+        """n samples (no clipping, current mode)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, batch_size: int = 256) -> torch.Tensor:
+        """n samples in [-1, 1] on the CPU, drawn in eval mode (BatchNorm uses running statistics)."""
+        was_training = self.training
+        self.eval()
+        chunks = []
+        try:
+            with torch.no_grad():
+                for start in range(0, n, batch_size):
+                    chunks.append(self.generate(min(batch_size, n - start)).clamp(-1, 1).cpu())
+        finally:
+            self.train(was_training)
+        return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
+
+    def log_diagnostics(self, values: dict[str, float | torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:
+        for key, value in values.items():
+            self.log(f"train/{key}", value, prog_bar=key in prog_bar, on_step=True, on_epoch=False)
+
+    def train_iteration(self, batch) -> None:
+        """One training iteration on ``batch = (x, label, index)`` (all optimizer steps of the model)."""
+        raise NotImplementedError
+
+    def training_step(self, batch, batch_idx):
+        self.train_iteration(batch)
+        self.iteration += 1
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["genbench_iteration"] = self.iteration
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.iteration = int(checkpoint.get("genbench_iteration", 0))
+
+    def validation_step(self, batch, batch_idx):  # models may override with their own diagnostics
+        return None

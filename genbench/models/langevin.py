@@ -1,0 +1,178 @@
+"""The one Langevin sampler every model uses.
+
+    x ← x − (δ²/2)·∂E/∂x + σ_noise·N(0, I),      σ_noise = δ unless decoupled
+
+For the descriptor E(X) = ‖X‖²/(2s²) − f(X; θ); for the ABP posterior over the latent
+E(h) = ‖h‖²/2 + ‖X − g(h; α)‖²/(2σ²). Gradients are taken with respect to x only: network parameters
+are frozen while sampling and no graph is kept between steps. Modern options (each off by default):
+noise scale decoupled from δ (0 = noise-free), per-pixel gradient clipping, per-step update clamping
+and pixel clamping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Iterator
+
+import torch
+from torch import nn
+
+from genbench.errors import DivergenceError, GenbenchError
+
+EnergyFn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class LangevinConfig:
+    """Settings of one Langevin chain.
+
+    Attributes:
+        n_steps: number of updates (0 leaves x unchanged).
+        step_size: δ; the drift is (δ²/2)·∂E/∂x.
+        noise: add the N(0, I) term at all.
+        noise_scale: std of the noise per step; None means δ (exact Langevin).
+        grad_clip: clip each element of ∂E/∂x to ±grad_clip (IGEBM); None is off.
+        update_clamp: clamp each element of the per-step update to ±update_clamp (CoopFlow); None is off.
+        pixel_clamp: clamp x into [lo, hi] after each step; None is off.
+    """
+
+    n_steps: int = 15
+    step_size: float = 0.002
+    noise: bool = True
+    noise_scale: float | None = None
+    grad_clip: float | None = None
+    update_clamp: float | None = None
+    pixel_clamp: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.n_steps, int) or self.n_steps < 0:
+            raise GenbenchError(f"langevin n_steps must be a non-negative integer, got {self.n_steps!r}")
+        if not self.step_size > 0:
+            raise GenbenchError(f"langevin step_size must be positive, got {self.step_size!r}")
+        if self.noise_scale is not None and self.noise_scale < 0:
+            raise GenbenchError(f"langevin noise_scale must be ≥ 0, got {self.noise_scale!r}")
+        for name in ("grad_clip", "update_clamp"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise GenbenchError(f"langevin {name} must be positive or null, got {value!r}")
+        if self.pixel_clamp is not None:
+            self.pixel_clamp = (float(self.pixel_clamp[0]), float(self.pixel_clamp[1]))
+
+    @property
+    def effective_noise(self) -> float:
+        if not self.noise:
+            return 0.0
+        return self.step_size if self.noise_scale is None else self.noise_scale
+
+    @classmethod
+    def from_dict(cls, options: dict | "LangevinConfig", what: str = "langevin") -> "LangevinConfig":
+        if isinstance(options, LangevinConfig):
+            return options
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(options or {}) - allowed)
+        if unknown:
+            raise GenbenchError(f"unknown {what} option(s) {unknown}; known: {', '.join(sorted(allowed))}")
+        return cls(**(options or {}))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LangevinTrace:
+    """Per-step diagnostics: mean energy and mean per-chain ‖∂E/∂x‖ before each update."""
+
+    energy: list[float] = field(default_factory=list)
+    grad_norm: list[float] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def frozen(*modules: nn.Module | None) -> Iterator[None]:
+    """Temporarily stop parameters from requiring gradients (sampling must not touch θ's .grad)."""
+    params = [p for m in modules if m is not None for p in m.parameters()]
+    states = [p.requires_grad for p in params]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, state in zip(params, states):
+            p.requires_grad_(state)
+
+
+def langevin(
+    x: torch.Tensor,
+    energy_fn: EnergyFn,
+    config: LangevinConfig,
+    *,
+    trace: bool = False,
+    what: str = "x",
+    hint: str = "lower the Langevin step_size or the learning rate",
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, LangevinTrace | None]:
+    """Run ``config.n_steps`` Langevin updates of ``x`` under the per-chain energy ``energy_fn(x) → (B,)``.
+
+    Returns the final x (detached) and, if ``trace``, the per-step diagnostics. NaN/Inf in the energy or
+    its gradient raises :class:`DivergenceError` naming the step and the quantity.
+    """
+    diagnostics = LangevinTrace() if trace else None
+    x = x.detach().clone()
+    drift = config.step_size**2 / 2.0
+    noise_std = config.effective_noise
+    for step in range(config.n_steps):
+        with torch.enable_grad():
+            x.requires_grad_(True)
+            energy = energy_fn(x)
+            (grad,) = torch.autograd.grad(energy.sum(), x)
+        x = x.detach()
+        if not torch.isfinite(energy).all():
+            raise DivergenceError(f"langevin {step}", f"energy of {what}", hint)
+        if not torch.isfinite(grad).all():
+            raise DivergenceError(f"langevin {step}", f"energy gradient w.r.t. {what}", hint)
+        if diagnostics is not None:
+            diagnostics.energy.append(float(energy.detach().mean()))
+            diagnostics.grad_norm.append(float(grad.flatten(1).norm(dim=1).mean()))
+        if config.grad_clip is not None:
+            grad = grad.clamp(-config.grad_clip, config.grad_clip)
+        update = -drift * grad
+        if noise_std > 0:
+            update = update + noise_std * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        if config.update_clamp is not None:
+            update = update.clamp(-config.update_clamp, config.update_clamp)
+        x = x + update
+        if config.pixel_clamp is not None:
+            x = x.clamp(*config.pixel_clamp)
+    return x, diagnostics
+
+
+def gaussian_reference_energy(x: torch.Tensor, s: float) -> torch.Tensor:
+    """‖x‖²/(2s²) per chain: the energy of the reference distribution p0 = N(0, s²I)."""
+    return x.flatten(1).pow(2).sum(dim=1) / (2.0 * s * s)
+
+
+def descriptor_energy(f: Callable[[torch.Tensor], torch.Tensor], s: float | None) -> EnergyFn:
+    """E(X) = ‖X‖²/(2s²) − f(X; θ); with s = None the reference term is dropped (uniform p0)."""
+    if s is None:
+        return lambda x: -f(x)
+    return lambda x: gaussian_reference_energy(x, s) - f(x)
+
+
+def latent_posterior_energy(g: Callable[[torch.Tensor], torch.Tensor], x_obs: torch.Tensor, sigma: float,
+                            mask: torch.Tensor | None = None) -> EnergyFn:
+    """−log p(h | X) + const = ‖h‖²/2 + ‖X − g(h)‖²/(2σ²) per example (``mask`` keeps observed pixels only)."""
+
+    def energy(h: torch.Tensor) -> torch.Tensor:
+        residual = x_obs - g(h)
+        if mask is not None:
+            residual = residual * mask
+        return h.flatten(1).pow(2).sum(dim=1) / 2.0 + residual.flatten(1).pow(2).sum(dim=1) / (2.0 * sigma**2)
+
+    return energy
+
+
+def check_finite(value: torch.Tensor, step: int | str, quantity: str, hint: str) -> None:
+    """Raise DivergenceError if ``value`` holds NaN or Inf."""
+    if not torch.isfinite(value).all():
+        raise DivergenceError(step, quantity, hint)
+

@@ -1,0 +1,86 @@
+"""End to end: `genbench bench` on the shipped tiny scenes, and the one-line errors of bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from genbench.bench import read_rows
+from genbench.cli import main
+from genbench.config import compose
+
+FAST = ["trainer.max_iterations=3", "bench.num_samples=60", "bench.metric_options.classifier.epochs=3",
+        "bench.metric_options.classifier.max_train=2000", "bench.metric_options.ssim_samples=12",
+        "model.g_width=8", "model.d_width=8"]
+
+
+def _args(*extra):
+    out = []
+    for item in FAST:
+        out += ["--set", item]
+    return [*out, *extra]
+
+
+@pytest.fixture(scope="module")
+def bench_row(tmp_path_factory):
+    boards = tmp_path_factory.mktemp("boards")
+    argv = ["bench", "--model", "dcgan", "--data", "imagenet-scenes-tiny", "--n", "10", "--seed", "3",
+            "--leaderboards", str(boards), *_args()]
+    assert main(argv) == 0
+    rows, bad = read_rows(boards / "imagenet-scenes-tiny" / "smoke.jsonl")
+    assert bad == 0 and len(rows) == 1
+    return boards, rows[0]
+
+
+def test_bench_writes_a_complete_row(bench_row):
+    boards, row = bench_row
+    assert (row["model"], row["data"], row["n"], row["seed"], row["preset"]) == ("dcgan", "imagenet-scenes-tiny", 10, 3, "smoke")
+    assert row["n_train"] == 100 and row["n_samples"] == 60 and row["iterations"] == 3
+    metrics = row["metrics"]
+    assert metrics["classifier_score"]["mean"] >= 1.0 and metrics["classifier_score"]["std"] is not None
+    assert 0 < metrics["pairwise_ssim"]["mean"] <= 1
+    assert row["classifier"]["top1"] > 0.2 and row["classifier"]["n_train"] == 2000
+    assert "shuffle seed 2020" in row["protocols"]["classifier_score_protocol"]
+    for key in ("git_commit", "config_hash", "versions", "train_seconds", "images_per_second", "data_fingerprint", "device"):
+        assert row[key] not in (None, "")
+    assert row["versions"]["torch"] and row["config"]["run"]["seed"] == 3
+    from pathlib import Path
+
+    run_dir = Path(row["run_dir"])
+    assert (run_dir / "samples.png").stat().st_size > 0 and (run_dir / "checkpoints" / "last.ckpt").is_file()
+    assert json.loads((run_dir / "result.json").read_text())["config_hash"] == row["config_hash"]
+    md = (boards / "imagenet-scenes-tiny" / "smoke.md").read_text()
+    assert "| dcgan |" in md and "n=10" in md
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--model", "nope"], "unknown model 'nope'; known: "),
+    (["bench", "--data", "nope"], "unknown dataset 'nope'; known: "),
+    (["bench", "--preset", "huge"], "unknown preset 'huge'; known: paper, smoke"),
+    (["bench", "--n", "501"], "n_per_class=501 exceeds the 500 training images"),
+    (["bench", "--set", "model.colour=1"], "unknown model (dcgan) option(s) ['colour']"),
+    (["bench", "--set", "data.root=/nonexistent/scenes"], "no data for 'imagenet-scenes-tiny': tried /nonexistent/scenes"),
+    (["bench", "--set", "bench.metrics=[inception_score]"], "weights-inception-2015-12-05-6726825d.pth not found"),
+])
+def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, capsys, monkeypatch, tmp_path):
+    boards, _ = bench_row
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    table = boards / "imagenet-scenes-tiny" / "smoke.jsonl"
+    before = table.read_bytes()
+    assert main([*argv, "--leaderboards", str(boards)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+    assert table.read_bytes() == before
+
+
+def test_console_script_reports_errors_with_nonzero_exit():
+    proc = subprocess.run([sys.executable, "-m", "genbench.cli", "bench", "--model", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("genbench: error: unknown model 'nope'")
+
+
+def test_presets_compose_in_order():
+    cfg = compose("dcgan", "imagenet-scenes-tiny", "paper", ["model.lr=0.5"])
+    assert cfg["bench"]["table"] == "paper" and cfg["data"]["batch_size"] == 64 and cfg["model"]["lr"] == 0.5
+    smoke = compose("dcgan", "imagenet-scenes-tiny", "smoke")
+    assert smoke["model"]["g_width"] == 32 and smoke["trainer"]["max_iterations"] > 0

@@ -1,0 +1,127 @@
+import pytest
+import torch
+
+from genbench.data import DATASETS, build_datamodule
+from genbench.data.datasets import IMAGENET_SCENE_CATEGORIES
+from genbench.errors import GenbenchError
+
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(GenbenchError, match="unknown dataset 'nope'.*imagenet-scenes-tiny"):
+        build_datamodule("nope")
+
+
+def test_unknown_option_is_one_clear_error():
+    with pytest.raises(GenbenchError, match="unknown data .*option.*'colour'"):
+        build_datamodule("digits", colour=3)
+
+
+def test_required_datasets_are_registered():
+    for name in ["imagenet-scenes", "imagenet-scenes-tiny", "scene15", "celeba", "cifar10", "mnist", "textures",
+                 "svhn", "fashion-mnist", "lsun-bedroom", "digits"]:
+        assert name in DATASETS
+
+
+@pytest.mark.parametrize("n", [50, 137])
+def test_n_per_class_exact_and_deterministic(n):
+    a = build_datamodule("imagenet-scenes-tiny", n_per_class=n)
+    b = build_datamodule("imagenet-scenes-tiny", n_per_class=n)
+    a.setup(), b.setup()
+    counts = torch.bincount(a.datasets["train"].labels, minlength=10)
+    assert counts.tolist() == [n] * 10
+    assert a.file_lists["train"] == b.file_lists["train"]
+    assert torch.equal(a.datasets["train"].images, b.datasets["train"].images)
+    other = build_datamodule("imagenet-scenes-tiny", n_per_class=n, subset_seed=1)
+    other.setup()
+    assert other.file_lists["train"] != a.file_lists["train"]
+    assert len(a.datasets["val"]) == 500  # the shipped val split is untouched
+
+
+def test_values_in_unit_range_and_shapes():
+    dm = build_datamodule("imagenet-scenes-tiny", n_per_class=5, batch_size=16)
+    x, y, idx = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 3, 64, 64) and x.dtype == torch.float32
+    assert x.min() >= -1 and x.max() <= 1 and x.min() < -0.9 and x.max() > 0.9
+    assert y.dtype == torch.long and idx.max() < 50
+
+
+def test_minmax_normalisation_spans_full_range_per_image():
+    dm = build_datamodule("imagenet-scenes-tiny", n_per_class=2, pixel_norm="minmax", resize="stretch")
+    x = dm.train_images()
+    assert torch.allclose(x.amin(dim=(1, 2, 3)), torch.full((20,), -1.0))
+    assert torch.allclose(x.amax(dim=(1, 2, 3)), torch.full((20,), 1.0))
+
+
+def test_digits_split_is_seeded_and_disjoint():
+    dm = build_datamodule("digits")
+    dm.setup()
+    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 1797
+    assert dm.datasets["train"].images.shape[1:] == (1, 8, 8)
+
+
+def test_n_per_class_larger_than_class_fails():
+    dm = build_datamodule("imagenet-scenes-tiny", n_per_class=501)
+    with pytest.raises(GenbenchError, match="n_per_class=501 exceeds the 500 training images"):
+        dm.setup()
+
+
+def test_missing_root_names_the_expected_path(tmp_path):
+    dm = build_datamodule("imagenet-scenes", root=str(tmp_path / "absent"))
+    with pytest.raises(GenbenchError, match=r"absent.*expected layout <root>/train/<category>"):
+        dm.setup()
+
+
+def test_folder_without_class_subfolders(tmp_path):
+    (tmp_path / "train").mkdir()
+    dm = build_datamodule("imagenet-scenes-tiny", root=str(tmp_path))
+    with pytest.raises(GenbenchError, match="no class subfolders"):
+        dm.setup()
+
+
+def test_genbench_data_overrides_every_root(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_DATA", str(tmp_path))
+    with pytest.raises(GenbenchError, match=str(tmp_path / "scene15")):
+        build_datamodule("scene15").setup()
+
+
+def test_imagenet_scenes_reads_a_user_tree_by_wnid(tmp_path):
+    from PIL import Image
+
+    for i, wnid in enumerate(list(IMAGENET_SCENE_CATEGORIES)[:2]):
+        folder = tmp_path / "train" / wnid
+        folder.mkdir(parents=True)
+        for j in range(4):
+            Image.new("RGB", (80, 60), (40 * i, 20 * j, 100)).save(folder / f"{wnid}_{j}.JPEG")
+    dm = build_datamodule("imagenet-scenes", root=str(tmp_path), categories=["alp", "n09246464"], n_per_class=3, val_fraction=0.25)
+    dm.setup()
+    assert dm.class_names == ["alp", "cliff"]
+    assert torch.bincount(dm.datasets["train"].labels).tolist() == [3, 3]
+    assert dm.datasets["train"].images.shape[1:] == (3, 64, 64)
+
+
+def test_offline_fallbacks_load():
+    for name, kwargs, classes in [("scene15", {"image_size": 32}, 15), ("cifar10", {}, 10), ("mnist", {}, 10)]:
+        dm = build_datamodule(name, **kwargs)
+        try:
+            dm.setup()
+        except GenbenchError as exc:  # a clone without ../shared/data
+            pytest.skip(str(exc))
+        assert dm.num_classes == classes
+
+
+def test_scene15_drops_byte_identical_files():
+    dm = build_datamodule("scene15", image_size=16)
+    try:
+        dm.setup()
+    except GenbenchError as exc:
+        pytest.skip(str(exc))
+    assert sum(len(d) for d in dm.datasets.values()) == 4485 - 18
+
+
+def test_texture_unknown_name_lists_known():
+    dm = build_datamodule("textures", texture="marble")
+    try:
+        with pytest.raises(GenbenchError, match="texture 'marble' not found.*bricks"):
+            dm.setup()
+    except GenbenchError as exc:
+        pytest.skip(str(exc))

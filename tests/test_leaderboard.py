@@ -1,0 +1,62 @@
+import json
+import multiprocessing as mp
+
+from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, render_table
+
+
+def _row(model, n, seed, value, std=0.1):
+    return {"model": model, "n": n, "seed": seed, "preset": "smoke", "device": "cpu",
+            "metrics": {"classifier_score": {"mean": value, "std": std}, "pairwise_ssim": {"mean": 0.2, "std": 0.01}}}
+
+
+def test_render_round_trip(tmp_path):
+    table = tmp_path / "digits" / "smoke.jsonl"
+    append_row(table, _row("coopnets", 50, 0, 2.66, 0.13))
+    append_row(table, _row("coopnets", 100, 0, 3.04, 0.13))
+    append_row(table, _row("dcgan", 50, 0, 2.26, 0.16))
+    rows, bad = read_rows(table)
+    assert bad == 0 and [r["model"] for r in rows] == ["coopnets", "coopnets", "dcgan"]
+    (out,) = render_leaderboards(tmp_path)
+    text = out.read_text()
+    assert "| model | n=50 | n=100 |" in text
+    assert "| coopnets | 2.660 ± 0.130 | 3.040 ± 0.130 |" in text
+    assert "| dcgan | 2.260 ± 0.160 | — |" in text
+
+
+def test_several_seeds_report_spread_over_seeds():
+    text = render_table([_row("abp", 50, 0, 2.0), _row("abp", 50, 1, 3.0)], "t")
+    assert "2.500 ± 0.707 (2 seeds)" in text
+
+
+def test_latest_row_per_seed_wins():
+    text = render_table([_row("abp", 50, 0, 2.0), _row("abp", 50, 0, 2.5)], "t")
+    assert "2.500 ± 0.100" in text and "2.000" not in text
+
+
+def test_unreadable_line_is_skipped_not_lost(tmp_path):
+    table = tmp_path / "d" / "smoke.jsonl"
+    append_row(table, _row("dcgan", 50, 0, 2.0))
+    with open(table, "a") as fh:
+        fh.write('{"model": "half')  # a crashed writer without the lock
+        fh.write("\n")
+    append_row(table, _row("dcgan", 100, 0, 2.5))
+    rows, bad = read_rows(table)
+    assert len(rows) == 2 and bad == 1
+    (out,) = render_leaderboards(tmp_path)
+    assert "1 unreadable line(s)" in out.read_text()
+
+
+def _writer(args):
+    path, worker = args
+    for i in range(40):
+        append_row(path, {**_row(f"m{worker}", i, 0, float(i)), "padding": "x" * 5000})
+
+
+def test_concurrent_writers_never_lose_or_interleave_rows(tmp_path):
+    table = tmp_path / "d" / "smoke.jsonl"
+    with mp.get_context("spawn").Pool(4) as pool:
+        pool.map(_writer, [(table, w) for w in range(4)])
+    lines = table.read_text().splitlines()
+    assert len(lines) == 160
+    rows = [json.loads(line) for line in lines]
+    assert sorted((r["model"], r["n"]) for r in rows) == sorted((f"m{w}", i) for w in range(4) for i in range(40))
