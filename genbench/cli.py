@@ -1,7 +1,7 @@
 """``genbench fit | bench | leaderboard | list`` — one CLI over the YAML configs in ``configs/``.
 
-Settings compose as configs/models/<model>.yaml ← data/<data>.yaml ← presets/<preset>.yaml ← the model's
-preset block ← experiments/<model>-<data>.yaml ← ``--set section.key=value`` overrides (repeatable).
+Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
+file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
 """
 
 from __future__ import annotations

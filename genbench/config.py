@@ -54,26 +54,25 @@ def parse_override(text: str) -> dict:
 
 
 def compose(model: str, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
-    """Effective config: configs/models/<model>.yaml ← data/<data>.yaml ← presets/<preset>.yaml ←
-    the model's own ``presets.<preset>`` block ← experiments/<model>-<data>.yaml ← overrides."""
+    """Effective config, later sources winning: presets/<preset>.yaml → models/<model>.yaml →
+    data/<data>.yaml → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
+    (and its ``presets.<preset>`` block) → ``section.key=value`` overrides."""
     root = root or configs_dir()
     model_cfg = root / "models" / f"{model}.yaml"
     data_cfg = root / "data" / f"{data}.yaml"
     preset_cfg = root / "presets" / f"{preset}.yaml"
-    for path, kind in ((preset_cfg, "preset"),):
-        if not path.is_file():
-            known = sorted(p.stem for p in path.parent.glob("*.yaml"))
-            raise GenbenchError(f"unknown {kind} {path.stem!r}; known: {', '.join(known)}")
+    if not preset_cfg.is_file():
+        known = sorted(p.stem for p in preset_cfg.parent.glob("*.yaml"))
+        raise GenbenchError(f"unknown preset {preset!r}; known: {', '.join(known)}")
     cfg: dict = {"model": {}, "data": {}, "trainer": {}, "bench": {}}
+    cfg = deep_merge(cfg, load_yaml(preset_cfg))
+    presets: dict = {}
     if model_cfg.is_file():
         model_yaml = load_yaml(model_cfg)
         presets = model_yaml.pop("presets", {}) or {}
         cfg = deep_merge(cfg, model_yaml)
-    else:
-        presets = {}
     if data_cfg.is_file():
         cfg = deep_merge(cfg, load_yaml(data_cfg))
-    cfg = deep_merge(cfg, load_yaml(preset_cfg))
     cfg = deep_merge(cfg, presets.get(preset, {}) or {})
     experiment = root / "experiments" / f"{model}-{data}.yaml"
     if experiment.is_file():

@@ -13,4 +13,5 @@ class DivergenceError(GenbenchError):
     def __init__(self, step: int | str, quantity: str, hint: str) -> None:
         self.step = step
         self.quantity = quantity
+        self.hint = hint
         super().__init__(f"diverged at step {step}: {quantity} is NaN or Inf; {hint}")

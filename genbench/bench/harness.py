@@ -185,6 +185,9 @@ def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None
     check_metrics_available(metric_names, metric_options)
     L.seed_everything(seed, workers=True, verbose=False)
     dm, module = build(cfg)
+    if "classifier_score" in metric_names and dm.num_classes < 2:
+        raise GenbenchError(f"classifier_score needs a labelled dataset with ≥ 2 classes; {data} has {dm.num_classes} "
+                            f"(drop it: --set 'bench.metrics=[pairwise_ssim]')")
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     run_id = f"{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 
-from genbench.errors import GenbenchError
+from genbench.errors import DivergenceError, GenbenchError
 from genbench.registry import Registry
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
@@ -41,14 +41,16 @@ class GenerativeModel(L.LightningModule):
         raise NotImplementedError
 
     def sample(self, n: int, batch_size: int = 256) -> torch.Tensor:
-        """n samples in [-1, 1] on the CPU, drawn in eval mode (BatchNorm uses running statistics)."""
+        """n samples on the CPU, drawn in eval mode (BatchNorm uses running statistics); images (``arch:
+        conv``) are clipped to [-1, 1], low-dimensional ``mlp`` data are returned as they are."""
         was_training = self.training
         self.eval()
         chunks = []
         try:
             with torch.no_grad():
                 for start in range(0, n, batch_size):
-                    chunks.append(self.generate(min(batch_size, n - start)).clamp(-1, 1).cpu())
+                    x = self.generate(min(batch_size, n - start))
+                    chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         finally:
             self.train(was_training)
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
@@ -62,7 +64,12 @@ class GenerativeModel(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx):
-        self.train_iteration(batch)
+        try:
+            self.train_iteration(batch)
+        except DivergenceError as exc:
+            if str(exc.step).startswith("iteration"):
+                raise
+            raise DivergenceError(f"iteration {self.iteration} ({exc.step})", exc.quantity, exc.hint) from None
         self.iteration += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

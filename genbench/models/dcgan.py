@@ -50,14 +50,14 @@ class DCGAN(GenerativeModel):
         fake_logits = self.discriminator(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
             F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        check_finite(d_loss, self.iteration, "discriminator loss", "lower lr")
+        check_finite(d_loss, "loss", "discriminator loss", "lower lr")
         opt_d.zero_grad()
         self.manual_backward(d_loss)
         opt_d.step()
 
         gen_logits = self.discriminator(fake)
         g_loss = F.binary_cross_entropy_with_logits(gen_logits, torch.ones_like(gen_logits))
-        check_finite(g_loss, self.iteration, "generator loss", "lower lr")
+        check_finite(g_loss, "loss", "generator loss", "lower lr")
         opt_g.zero_grad()
         self.manual_backward(g_loss)
         opt_g.step()

@@ -176,3 +176,37 @@ def check_finite(value: torch.Tensor, step: int | str, quantity: str, hint: str)
     if not torch.isfinite(value).all():
         raise DivergenceError(step, quantity, hint)
 
+
+
+class ReplayBuffer(torch.nn.Module):
+    """Persistent chains (PCD / IGEBM replay buffer): ``size`` stored states; each draw re-initialises a
+    fraction ``reinit_prob`` of the drawn chains from ``init_fn``. The states are a registered buffer, so
+    they are saved in and restored from checkpoints."""
+
+    def __init__(self, size: int, shape: tuple[int, ...], reinit_prob: float, init_fn: Callable[[int], torch.Tensor]) -> None:
+        super().__init__()
+        if size < 1:
+            raise GenbenchError(f"buffer_size must be positive, got {size}")
+        if not 0.0 <= reinit_prob <= 1.0:
+            raise GenbenchError(f"reinit_prob must be in [0, 1], got {reinit_prob}")
+        self.reinit_prob = reinit_prob
+        self.init_fn = init_fn
+        self.register_buffer("states", init_fn(size).reshape(size, *shape))
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """n distinct chains (indices into the buffer, states with re-initialisations applied); with n equal to
+        the buffer size every chain is updated each iteration (the descriptor paper's persistent chains)."""
+        if n > len(self):
+            raise GenbenchError(f"{n} chains requested from a replay buffer of {len(self)}; raise buffer_size")
+        index = torch.randperm(len(self), device=self.states.device)[:n]
+        states = self.states[index].clone()
+        fresh = torch.rand(n, device=states.device) < self.reinit_prob
+        if fresh.any():
+            states[fresh] = self.init_fn(int(fresh.sum())).to(states)
+        return index, states
+
+    def store(self, index: torch.Tensor, states: torch.Tensor) -> None:
+        self.states[index] = states.detach().to(self.states)

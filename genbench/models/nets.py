@@ -217,3 +217,25 @@ class MLPEnergy(MLP):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x).view(x.shape[0])
+
+
+def build_energy_net(arch: str, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
+    """f(X; θ): the CoopNets descriptor net (``conv``) or an MLP (``mlp``), from ``model.net`` options."""
+    from genbench.config import instantiate
+
+    options = dict(options or {})
+    if arch == "mlp":
+        return instantiate(MLPEnergy, {"in_shape": (channels, image_size, image_size), **options}, "model.net")
+    return instantiate(DescriptorNet, {"image_size": image_size, "channels": channels, **options}, "model.net")
+
+
+def build_generator(arch: str, latent_dim: int, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
+    """g(h; α): the official CoopNets generator (``conv``: kernel 5, leaky ReLU, init N(0, 0.005²)) or an MLP."""
+    from genbench.config import instantiate
+
+    options = dict(options or {})
+    if arch == "mlp":
+        return instantiate(MLPGenerator, {"latent_dim": latent_dim, "out_shape": (channels, image_size, image_size), **options},
+                           "model.generator_net")
+    return instantiate(ConvGenerator, {"latent_dim": latent_dim, "image_size": image_size, "channels": channels, **options},
+                       "model.generator_net")

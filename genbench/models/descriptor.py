@@ -1,0 +1,194 @@
+"""Descriptor — the generative ConvNet EBM (Xie, Lu, Zhu, Wu, ICML 2016).
+
+    p(X; θ) = exp(f(X; θ)) p0(X) / Z(θ),  p0 = N(0, s²I),  E(X) = ‖X‖²/(2s²) − f(X; θ)
+
+Synthesis by Langevin on E; learning by maximum likelihood:
+    ∂L/∂θ = mean_data ∂f/∂θ − mean_synth ∂f/∂θ,
+implemented (as in the official code) by minimising  mean f(X̃) − mean f(X_data)  with Adam.
+
+Chains start from Gaussian noise ("from scratch", the papers' setting), uniform noise (short-run MCMC),
+a persistent replay buffer (the PCD baseline, ``pcd``), or a generator (CoopNets).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.models.base import MODELS, GenerativeModel
+from genbench.models.langevin import (LangevinConfig, ReplayBuffer, check_finite, descriptor_energy, frozen,
+                                      langevin)
+from genbench.models.nets import build_energy_net
+
+ChainInit = Literal["gaussian", "uniform", "persistent", "generator"]
+LANGEVIN_HINT = "lower model.langevin.step_size (or set model.langevin.grad_clip) or model.lr"
+
+
+@MODELS.register("descriptor")
+class Descriptor(GenerativeModel):
+    """The descriptor EBM as a LightningModule.
+
+    Args:
+        ref_std: s of the reference p0 = N(0, s²I) (official 0.016); null drops the reference term.
+        langevin: Langevin settings during training (official scene: 15 steps, δ = 0.002).
+        sample_langevin: settings when sampling for evaluation (default: the training ones).
+        chain_init: gaussian | uniform | persistent (| generator, used by CoopNets).
+        init_std: std of the Gaussian chain initialisation.
+        num_chains: synthesized chains per iteration (default: the data batch size; official 144).
+        buffer_size, reinit_prob: replay buffer of persistent chains.
+        lr, beta1, beta2: Adam on θ (official 0.007, 0.5, 0.999).
+        energy_l2: weight of the L2 penalty mean(f(X)² + f(X̃)²) (IGEBM); 0 is off.
+        data_noise: std of Gaussian noise added to each data batch (short-run MCMC: 0.03); 0 is off.
+        spectral_norm: spectral normalisation of every layer of f.
+        net: options of the energy net (``DescriptorNet`` or ``MLPEnergy``).
+    """
+
+    samples_need_grad = True
+
+    def __init__(
+        self,
+        image_size: int = 64,
+        channels: int = 3,
+        arch: str = "conv",
+        ref_std: float | None = 0.016,
+        langevin: dict | None = None,
+        sample_langevin: dict | None = None,
+        chain_init: ChainInit = "gaussian",
+        init_std: float = 1.0,
+        num_chains: int | None = None,
+        buffer_size: int = 1000,
+        reinit_prob: float = 0.05,
+        lr: float = 0.007,
+        beta1: float = 0.5,
+        beta2: float = 0.999,
+        energy_l2: float = 0.0,
+        data_noise: float = 0.0,
+        spectral_norm: bool = False,
+        net: dict | None = None,
+    ) -> None:
+        super().__init__(image_size, channels, arch)
+        self.save_hyperparameters()
+        self.automatic_optimization = False
+        if chain_init not in ("gaussian", "uniform", "persistent", "generator"):
+            raise GenbenchError(f"chain_init must be gaussian, uniform, persistent or generator, got {chain_init!r}")
+        if ref_std is not None and ref_std <= 0:
+            raise GenbenchError(f"ref_std must be positive or null, got {ref_std}")
+        if lr <= 0:
+            raise GenbenchError(f"lr must be positive, got {lr}")
+        self.langevin_config = LangevinConfig.from_dict(langevin or {}, "model.langevin")
+        self.sample_langevin_config = LangevinConfig.from_dict(sample_langevin, "model.sample_langevin") \
+            if sample_langevin else self.langevin_config
+        net_options = dict(net or {})
+        if spectral_norm:
+            net_options["spectral_norm"] = True
+        self.energy_net = build_energy_net(arch, image_size, channels, net_options)
+        self.buffer = ReplayBuffer(buffer_size, self.data_shape, reinit_prob, self.noise_chains) \
+            if chain_init == "persistent" else None
+
+    # -- the model's equations ----------------------------------------------------------------
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        """f(X; θ) per example."""
+        return self.energy_net(x)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""
+        return descriptor_energy(self.f, self.hparams.ref_std)(x)
+
+    def revise(self, x0: torch.Tensor, config: LangevinConfig | None = None, trace: bool = False):
+        """Langevin revision of ``x0`` under E with θ frozen → (X̃, diagnostics)."""
+        with frozen(self.energy_net):
+            return langevin(x0, descriptor_energy(self.f, self.hparams.ref_std), config or self.langevin_config,
+                            trace=trace, what="X", hint=LANGEVIN_HINT)
+
+    # -- chains -----------------------------------------------------------------------------------
+    def noise_chains(self, n: int) -> torch.Tensor:
+        device = self.buffer.states.device if getattr(self, "buffer", None) is not None else self.device
+        if self.hparams.chain_init == "uniform":
+            return torch.rand(n, *self.data_shape, device=device) * 2 - 1
+        return torch.randn(n, *self.data_shape, device=device) * self.hparams.init_std
+
+    def initial_chains(self, n: int):
+        """(buffer indices or None, initial states) for n chains."""
+        if self.buffer is not None:
+            return self.buffer.draw(n)
+        return None, self.noise_chains(n)
+
+    def synthesize(self, n: int, trace: bool = False):
+        """n revised chains for one learning step: init → Langevin → (X̃, diagnostics); persistent chains
+        are written back to the buffer."""
+        index, x0 = self.initial_chains(n)
+        x_synth, diag = self.revise(x0, trace=trace)
+        if index is not None:
+            self.buffer.store(index, x_synth)
+        return x_synth, diag
+
+    # -- learning -------------------------------------------------------------------------------
+    def descriptor_loss(self, x_data: torch.Tensor, x_synth: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """mean f(X̃) − mean f(X_data) (+ energy_l2 · mean(f_data² + f_synth²)): its θ-gradient is minus the
+        ML gradient mean_data ∂f/∂θ − mean_synth ∂f/∂θ."""
+        f_data = self.f(x_data)
+        f_synth = self.f(x_synth)
+        loss = f_synth.mean() - f_data.mean()
+        if self.hparams.energy_l2 > 0:
+            loss = loss + self.hparams.energy_l2 * (f_data.pow(2).mean() + f_synth.pow(2).mean())
+        stats = {"f_data": f_data.detach().mean(), "f_synth": f_synth.detach().mean(),
+                 "energy_gap": (f_data.detach().mean() - f_synth.detach().mean())}
+        return loss, stats
+
+    def descriptor_update(self, x_data: torch.Tensor, x_synth: torch.Tensor, optimizer) -> dict:
+        loss, stats = self.descriptor_loss(x_data, x_synth)
+        check_finite(loss, "loss", "descriptor loss", "lower model.lr or set model.energy_l2 > 0")
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        for p in self.energy_net.parameters():
+            if p.grad is not None:
+                check_finite(p.grad, "backward", "descriptor parameter gradient", "lower model.lr")
+        optimizer.step()
+        return {"descriptor_loss": loss.detach(), **stats}
+
+    def observed(self, batch) -> torch.Tensor:
+        x = batch[0]
+        if self.hparams.data_noise > 0:
+            x = x + self.hparams.data_noise * torch.randn_like(x)
+        return x
+
+    def train_iteration(self, batch) -> None:
+        x = self.observed(batch)
+        optimizer = self.optimizers()
+        n = self.hparams.num_chains or x.shape[0]
+        x_synth, diag = self.synthesize(n, trace=True)
+        stats = self.descriptor_update(x, x_synth, optimizer)
+        self.log_diagnostics({**stats, **langevin_stats(diag, "langevin")}, prog_bar=("energy_gap",))
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr,
+                                betas=(self.hparams.beta1, self.hparams.beta2))
+
+    # -- sampling for evaluation --------------------------------------------------------------
+    def generate(self, n: int) -> torch.Tensor:
+        if self.buffer is not None:
+            x0 = self.buffer.states[torch.randint(0, len(self.buffer), (n,), device=self.buffer.states.device)]
+        else:
+            x0 = self.noise_chains(n)
+        return self.revise(x0, self.sample_langevin_config)[0]
+
+
+def langevin_stats(diag, prefix: str) -> dict:
+    """First/last energy and mean gradient norm of a Langevin trace (the EBM diagnostics)."""
+    if diag is None or not diag.energy:
+        return {}
+    return {f"{prefix}_energy_start": diag.energy[0], f"{prefix}_energy_end": diag.energy[-1],
+            f"{prefix}_grad_norm": sum(diag.grad_norm) / len(diag.grad_norm)}
+
+
+@MODELS.register("pcd")
+class PersistentCD(Descriptor):
+    """Persistent contrastive divergence: the descriptor with persistent chains in a replay buffer, each
+    draw re-initialising ``reinit_prob`` of the chains from noise (the PCD row of the papers' tables)."""
+
+    def __init__(self, chain_init: ChainInit = "persistent", buffer_size: int = 1000, reinit_prob: float = 0.05, **kwargs) -> None:
+        if chain_init != "persistent":
+            raise GenbenchError("pcd always uses persistent chains (chain_init: persistent)")
+        super().__init__(chain_init=chain_init, buffer_size=buffer_size, reinit_prob=reinit_prob, **kwargs)

@@ -1,0 +1,118 @@
+"""The Langevin sampler against closed forms."""
+
+import pytest
+import torch
+from torch import nn
+
+from genbench.errors import DivergenceError, GenbenchError
+from genbench.models.abp import infer_latent
+from genbench.models.langevin import LangevinConfig, ReplayBuffer, frozen, langevin
+
+
+def test_gaussian_energy_recovers_mean_and_variance():
+    torch.manual_seed(0)
+    mu, sigma2, delta = torch.tensor([1.0, -2.0, 0.5]), 0.25, 0.05
+    energy = lambda x: (x - mu).pow(2).sum(dim=1) / (2 * sigma2)  # noqa: E731
+    x, trace = langevin(torch.zeros(8000, 3), energy, LangevinConfig(n_steps=1500, step_size=delta), trace=True)
+    # the discretised chain's stationary variance is σ²/(1 − δ²/(4σ²)) (0.06 % above σ² here)
+    expected_var = sigma2 / (1 - delta**2 / (4 * sigma2))
+    assert torch.allclose(x.mean(dim=0), mu, atol=0.02)  # std of the estimate ≈ 0.006
+    assert torch.allclose(x.var(dim=0), torch.full((3,), expected_var), rtol=0.06)  # std ≈ 1.6 %
+    assert len(trace.energy) == 1500 and trace.energy[0] > trace.energy[-1]
+    assert trace.energy[-1] == pytest.approx(1.5, rel=0.1)  # E[E] = d/2 at equilibrium
+
+
+def test_broken_drift_sign_fails_the_moment_check():
+    """The same check fails for the wrong sign of the drift (so the test above can fail)."""
+    torch.manual_seed(0)
+    mu = torch.tensor([1.0, -2.0])
+    energy = lambda x: -(x - mu).pow(2).sum(dim=1) / 0.5  # noqa: E731  (sign flipped)
+    x, _ = langevin(torch.zeros(500, 2), energy, LangevinConfig(n_steps=200, step_size=0.05))
+    assert not torch.allclose(x.mean(dim=0), mu, atol=0.05)
+
+
+def test_noise_free_langevin_descends_to_the_mode():
+    mu = torch.tensor([3.0, -1.0])
+    energy = lambda x: (x - mu).pow(2).sum(dim=1) / 2  # noqa: E731
+    x, _ = langevin(torch.zeros(4, 2), energy, LangevinConfig(n_steps=2000, step_size=0.2, noise=False))
+    assert torch.allclose(x, mu.expand(4, 2), atol=1e-4)
+
+
+def test_decoupled_noise_scale_sets_the_spread():
+    energy = lambda x: 0.0 * x.sum(dim=1)  # noqa: E731  flat energy: pure diffusion
+    torch.manual_seed(0)
+    x, _ = langevin(torch.zeros(20000, 1), energy, LangevinConfig(n_steps=4, step_size=1.0, noise_scale=0.01))
+    assert x.std().item() == pytest.approx(0.02, rel=0.03)  # √4 · 0.01
+
+
+def test_clipping_and_clamping():
+    energy = lambda x: -100.0 * x.sum(dim=1)  # noqa: E731  gradient −100 everywhere
+    cfg = LangevinConfig(n_steps=1, step_size=1.0, noise=False, grad_clip=0.1)
+    assert torch.allclose(langevin(torch.zeros(2, 3), energy, cfg)[0], torch.full((2, 3), 0.05))
+    cfg = LangevinConfig(n_steps=1, step_size=1.0, noise=False, update_clamp=0.01)
+    assert torch.allclose(langevin(torch.zeros(2, 3), energy, cfg)[0], torch.full((2, 3), 0.01))
+    cfg = LangevinConfig(n_steps=3, step_size=1.0, noise=False, pixel_clamp=(-1, 1))
+    assert langevin(torch.zeros(2, 3), energy, cfg)[0].max() == 1.0
+
+
+def test_sampling_leaves_parameters_untouched():
+    net = nn.Linear(4, 1)
+    with frozen(net):
+        x, _ = langevin(torch.randn(8, 4), lambda x: net(x).squeeze(1), LangevinConfig(n_steps=5, step_size=0.1))
+    assert all(p.grad is None and p.requires_grad for p in net.parameters())
+    assert not x.requires_grad and x.grad_fn is None
+
+
+@pytest.mark.parametrize("options", [{"step_size": 0}, {"step_size": -0.1}, {"n_steps": -1}, {"n_steps": 2.5},
+                                     {"noise_scale": -1}, {"grad_clip": 0}])
+def test_bad_settings_are_rejected_at_config_time(options):
+    with pytest.raises(GenbenchError, match="langevin"):
+        LangevinConfig.from_dict(options)
+
+
+def test_unknown_setting_is_rejected():
+    with pytest.raises(GenbenchError, match="unknown langevin option"):
+        LangevinConfig.from_dict({"steps": 3})
+
+
+def test_divergence_names_step_and_quantity():
+    energy = lambda x: x.pow(4).sum(dim=1) * 1e30  # noqa: E731
+    with pytest.raises(DivergenceError, match=r"step langevin 1: energy of X is NaN or Inf; lower"):
+        langevin(torch.full((2, 2), 10.0), energy, LangevinConfig(n_steps=5, step_size=1.0), what="X")
+
+
+def test_abp_inference_matches_linear_gaussian_posterior():
+    """g(h) = W h: p(h | x) = N(C Wᵀx/σ², C), C = (I + WᵀW/σ²)⁻¹."""
+    torch.manual_seed(1)
+    d, D, sigma, delta = 3, 6, 0.5, 0.1
+    W = 0.5 * torch.randn(D, d, dtype=torch.float64)
+    x = torch.randn(1, D, dtype=torch.float64)
+    generator = nn.Linear(d, D, bias=False).double()
+    generator.weight.data.copy_(W)
+    precision = torch.eye(d, dtype=torch.float64) + W.T @ W / sigma**2
+    C = torch.linalg.inv(precision)
+    m = (C @ W.T @ x.T / sigma**2).squeeze(1)
+    # the discretised chain is exact in mean; its covariance is C (I − δ²P/4)⁻¹ (here within 3 % of C)
+    C_chain = C @ torch.linalg.inv(torch.eye(d, dtype=torch.float64) - delta**2 * precision / 4)
+    chains = 8000
+    h, _ = infer_latent(generator, torch.zeros(chains, d, dtype=torch.float64), x.expand(chains, D), sigma,
+                        LangevinConfig(n_steps=1500, step_size=delta))
+    scale = C.diag().sqrt()
+    assert torch.allclose(h.mean(dim=0), m, atol=float(4 * scale.max() / chains**0.5))
+    cov = torch.cov(h.T)
+    assert torch.allclose(cov, C_chain, atol=float(0.05 * C.diag().max()))
+    assert torch.allclose(cov.diag(), C.diag(), rtol=0.08)
+
+
+def test_replay_buffer_reinitialises_a_fraction_and_stores():
+    torch.manual_seed(0)
+    buf = ReplayBuffer(1000, (2,), reinit_prob=0.2, init_fn=lambda n: torch.full((n, 2), 7.0))
+    buf.states.zero_()
+    index, states = buf.draw(500)
+    assert len(set(index.tolist())) == 500
+    fresh = (states == 7.0).all(dim=1).float().mean().item()
+    assert 0.15 < fresh < 0.25
+    buf.store(index, torch.ones(500, 2))
+    assert buf.states[index].eq(1).all() and "states" in buf.state_dict()
+    with pytest.raises(GenbenchError, match="raise buffer_size"):
+        buf.draw(1001)
