@@ -2,7 +2,7 @@
 
 from genbench.config import instantiate
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models import abp, coopnets, dcgan, descriptor  # noqa: F401  (registers)
+from genbench.models import abp, coopnets, dcgan, descriptor, ebgan, infogan, kim_bengio, vae, wgan  # noqa: F401
 
 
 def build_model(name: str, **options) -> GenerativeModel:
