@@ -23,7 +23,11 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
+from genbench.bench.callbacks import PeriodicCheckpoint, SampleGrids, StopAtIteration
+
 from genbench.bench.leaderboard import append_row, render_leaderboards, table_path
+from genbench.bench.sampling import sample_all
+from genbench.bench.tracking import finish_wandb
 from genbench.config import accepted_arguments, compose, config_hash
 from genbench.data import build_datamodule
 from genbench.errors import DivergenceError, GenbenchError
@@ -32,17 +36,6 @@ from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
 
 VERSIONED_PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "torch-fidelity", "numpy", "genbench")
-
-
-class StopAtIteration(Callback):
-    """Stop after ``max_iterations`` training iterations (model.iteration counts batches, not optimizer steps)."""
-
-    def __init__(self, max_iterations: int) -> None:
-        self.max_iterations = max_iterations
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.iteration >= self.max_iterations:
-            trainer.should_stop = True
 
 
 @dataclass
@@ -103,12 +96,17 @@ def build(cfg: dict):
     return dm, model
 
 
-def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = None) -> L.Trainer:
+def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = None, loggers: list | None = None) -> L.Trainer:
+    """A Trainer from the ``trainer`` section (Lightning arguments plus ``max_iterations``, ``checkpoint_every``),
+    with periodic checkpoints, sample grids every ``bench.grid_every`` iterations, CSV (+ W&B) logging."""
     tcfg = dict(cfg.get("trainer", {}))
     max_iterations = tcfg.pop("max_iterations", None)
     checkpoint_every = int(tcfg.pop("checkpoint_every", 50))
     callbacks = list(callbacks or [])
     callbacks.append(PeriodicCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every))
+    grid_every = int(cfg.get("bench", {}).get("grid_every", 0))
+    if grid_every > 0:
+        callbacks.append(SampleGrids(run_dir / "grids", grid_every))
     if max_iterations is not None:
         callbacks.append(StopAtIteration(int(max_iterations)))
         tcfg.setdefault("max_epochs", -1)
@@ -121,40 +119,19 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
 
     tcfg.setdefault("accelerator", "auto")
     tcfg.setdefault("devices", 1)
+    if (tcfg["devices"] not in (1, "1") or int(tcfg.get("num_nodes", 1)) > 1) and "strategy" not in tcfg:
+        tcfg["strategy"] = "ddp"
     tcfg.setdefault("limit_val_batches", 0)
     tcfg.setdefault("num_sanity_val_steps", 0)
     return L.Trainer(
         default_root_dir=run_dir,
-        logger=CSVLogger(run_dir, name="logs", version=""),
+        logger=[CSVLogger(run_dir, name="logs", version=""), *(loggers or [])],
         callbacks=callbacks,
         enable_progress_bar=interactive,
         enable_model_summary=False,
         log_every_n_steps=max(1, int(tcfg.pop("log_every_n_steps", 10))),
         **tcfg,
     )
-
-
-class PeriodicCheckpoint(Callback):
-    """Write ``last.ckpt`` (atomically) every ``every`` iterations and at the end of training, so a diverging
-    run keeps its last good state."""
-
-    def __init__(self, path: Path, every: int) -> None:
-        self.path = path
-        self.every = max(1, every)
-
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.iteration % self.every == 0:
-            self.save(trainer)
-
-    def on_train_end(self, trainer, pl_module) -> None:
-        self.save(trainer)
-
-    def save(self, trainer) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        trainer.save_checkpoint(tmp)
-        if trainer.is_global_zero:
-            tmp.replace(self.path)
 
 
 def save_grid(samples: torch.Tensor, path: Path, count: int = 64) -> None:
@@ -174,44 +151,127 @@ def num_samples(cfg: dict, dm) -> int:
     return value
 
 
-def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
-              overrides: list[str] | None = None, leaderboards: Path | None = None, runs: Path | None = None,
-              write_row: bool = True) -> BenchResult:
-    """Train ``model`` on ``data``, sample, score, and append one leaderboard row."""
+def is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def check_checkpoint(path: Path) -> Path:
+    """A checkpoint that loads (with ``weights_only``), or one clear error for a missing/corrupt/truncated file."""
+    if not path.is_file():
+        raise GenbenchError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise GenbenchError(f"checkpoint {path} is corrupt or truncated ({reason}); delete it or resume from another") from None
+    if not isinstance(state, dict) or "state_dict" not in state:
+        raise GenbenchError(f"checkpoint {path} is not a genbench/Lightning checkpoint (no state_dict)")
+    return path
+
+
+def resolve_resume(resume: str | os.PathLike | None) -> tuple[Path | None, Path | None]:
+    """``--resume`` takes a run folder or a .ckpt file → (run folder, checkpoint)."""
+    if not resume:
+        return None, None
+    path = Path(resume)
+    if path.is_dir():
+        return path, check_checkpoint(path / "checkpoints" / "last.ckpt")
+    return path.parent.parent, check_checkpoint(path)
+
+
+def prepare_run(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None,
+                runs: Path | None, run_name: str | None, resume: str | None, kind: str) -> tuple[dict, Path, Path | None]:
+    """Effective config, run folder (shared by all DDP ranks through $GENBENCH_RUN_DIR) and checkpoint to resume."""
+    resume_dir, ckpt = resolve_resume(resume)
+    if resume_dir is not None and (resume_dir / "config.yaml").is_file():
+        cfg = yaml.safe_load((resume_dir / "config.yaml").read_text())
+        for text in overrides or []:
+            from genbench.config import deep_merge, parse_override
+
+            cfg = deep_merge(cfg, parse_override(text))
+        return cfg, resume_dir, ckpt
     cfg = effective_config(model, data, preset, n, seed, overrides)
-    bench_cfg = cfg.get("bench", {})
-    metric_names = list(bench_cfg.get("metrics", ["classifier_score", "pairwise_ssim"]))
-    metric_options = dict(bench_cfg.get("metric_options", {}))
-    check_metrics_available(metric_names, metric_options)
-    L.seed_everything(seed, workers=True, verbose=False)
+    if os.environ.get("GENBENCH_RUN_DIR"):
+        run_dir = Path(os.environ["GENBENCH_RUN_DIR"])
+    else:
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        run_id = run_name or f"{kind}-{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}"
+        run_dir = (runs or runs_dir()) / data / model / run_id
+        os.environ["GENBENCH_RUN_DIR"] = str(run_dir)  # DDP children launched later reuse it
+    if is_rank_zero():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
+        ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # a named (sweep) run picks up where it stopped
+    return cfg, run_dir, ckpt
+
+
+def train(cfg: dict, run_dir: Path, ckpt: Path | None):
+    """Fit the configured model; a divergence becomes one line naming the last good checkpoint."""
+    from genbench.bench.tracking import make_wandb_logger
+
+    run = cfg["run"]
+    L.seed_everything(run["seed"], workers=True, verbose=False)
     dm, module = build(cfg)
-    if "classifier_score" in metric_names and dm.num_classes < 2:
-        raise GenbenchError(f"classifier_score needs a labelled dataset with ≥ 2 classes; {data} has {dm.num_classes} "
-                            f"(drop it: --set 'bench.metrics=[pairwise_ssim]')")
-
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    run_id = f"{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}"
-    run_dir = (runs or runs_dir()) / data / model / run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
-
-    trainer = make_trainer(cfg, run_dir)
+    bench_cfg = cfg.get("bench", {})
+    if "classifier_score" in bench_cfg.get("metrics", []) and dm.num_classes < 2:
+        raise GenbenchError(f"classifier_score needs a labelled dataset with ≥ 2 classes; {run['data']} has "
+                            f"{dm.num_classes} (drop it: --set 'bench.metrics=[pairwise_ssim]')")
+    if is_rank_zero():
+        (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
+    tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
+    wandb_logger = make_wandb_logger(cfg.get("logger", {}), run_dir, run_dir.name, tags, cfg)
+    trainer = make_trainer(cfg, run_dir, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
-        trainer.fit(module, datamodule=dm)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
     except DivergenceError as exc:
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"; last good checkpoint: {last}" if last.is_file() else "; no checkpoint was written yet"
         raise GenbenchError(f"{exc}{kept}") from None
-    train_seconds = time.time() - start
-    images_seen = module.iteration * dm.batch_size
+    return dm, module, trainer, wandb_logger, time.time() - start
+
+
+@contextlib.contextmanager
+def shared_run_dir():
+    """Keep $GENBENCH_RUN_DIR (set for DDP children) from leaking into the next run of this process."""
+    preset = os.environ.get("GENBENCH_RUN_DIR")
+    try:
+        yield
+    finally:
+        if preset is None:
+            os.environ.pop("GENBENCH_RUN_DIR", None)
+
+
+def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
+              overrides: list[str] | None = None, leaderboards: Path | None = None, runs: Path | None = None,
+              write_row: bool = True, resume: str | None = None, run_name: str | None = None) -> BenchResult | None:
+    """Train ``model`` on ``data``, sample, score, and append one leaderboard row (rank 0; others return None)."""
+    with shared_run_dir():
+        return _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name)
+
+
+def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name):
+    cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "bench")
+    model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
+    bench_cfg = cfg.get("bench", {})
+    metric_names = list(bench_cfg.get("metrics", ["classifier_score", "pairwise_ssim"]))
+    metric_options = dict(bench_cfg.get("metric_options", {}))
+    check_metrics_available(metric_names, metric_options)
+    iterations_before = 0
+    if ckpt is not None:
+        iterations_before = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("genbench_iteration", 0))
+    dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt)
+    images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
     count = num_samples(cfg, dm)
-    torch.manual_seed(seed + 1)
     start = time.time()
-    samples = module.sample(count, batch_size=int(bench_cfg.get("sample_batch_size", 256)))
+    samples = sample_all(module, count, seed + 1, chunk=int(bench_cfg.get("sample_batch_size", 256)))
     sample_seconds = time.time() - start
+    if not is_rank_zero():
+        return None
     save_grid(samples, run_dir / "samples.png", int(bench_cfg.get("grid_size", 64)))
 
     def full_data():
@@ -233,15 +293,19 @@ def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None
         "metrics": metrics, "n_samples": count, "n_train": len(dm.datasets["train"]),
         "protocols": {k: v for k, v in ctx.records.items() if k.endswith("_protocol")},
         "classifier": ctx.records.get("classifier"),
-        "iterations": module.iteration, "train_seconds": round(train_seconds, 2),
+        "iterations": module.iteration, "resumed_from_iteration": iterations_before or None,
+        "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2), "metric_seconds": round(metric_seconds, 2),
+        "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,
         "git_commit": git_commit(), "config_hash": config_hash(cfg), "config": cfg,
         "data_fingerprint": dm.fingerprint(), "versions": package_versions(), "device": device_name(),
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "run_dir": str(run_dir), "command": " ".join(["genbench", *sys.argv[1:]]) if sys.argv else "",
+        "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
     (run_dir / "result.json").write_text(json.dumps(row, indent=1, default=str))
+    finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in metrics.items()})
     table = table_path(leaderboards or leaderboard_dir(), data, str(bench_cfg.get("table", preset)))
     if write_row:
         append_row(table, row)
@@ -251,17 +315,10 @@ def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None
 
 
 def run_fit(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
-            overrides: list[str] | None = None, runs: Path | None = None) -> Path:
+            overrides: list[str] | None = None, runs: Path | None = None, resume: str | None = None) -> Path:
     """Train only; returns the run folder (checkpoints/last.ckpt holds the weights)."""
-    cfg = effective_config(model, data, preset, n, seed, overrides)
-    L.seed_everything(seed, workers=True, verbose=False)
-    dm, module = build(cfg)
-    run_dir = (runs or runs_dir()) / data / model / f"fit-{preset}-s{seed}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-    trainer = make_trainer(cfg, run_dir)
-    try:
-        trainer.fit(module, datamodule=dm)
-    except DivergenceError as exc:
-        raise GenbenchError(f"{exc}; last good checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}") from None
-    return run_dir
+    with shared_run_dir():
+        cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, None, resume, "fit")
+        _, _, _, wandb_logger, _ = train(cfg, run_dir, ckpt)
+        finish_wandb(wandb_logger, {})
+        return run_dir

@@ -4,13 +4,38 @@ logging of diagnostics."""
 
 from __future__ import annotations
 
+import random
+
 import lightning as L
+import numpy as np
 import torch
 
 from genbench.errors import DivergenceError, GenbenchError
 from genbench.registry import Registry
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
+
+
+def capture_rng_state() -> dict:
+    """torch / CUDA / NumPy / Python RNG states in types ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), int(np_state[2]), int(np_state[3]),
+                  float(np_state[4])],
+        "python": [random.getstate()[0], list(random.getstate()[1]), random.getstate()[2]],
+    }
+
+
+def restore_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
 
 
 class GenerativeModel(L.LightningModule):
@@ -74,9 +99,18 @@ class GenerativeModel(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["genbench_iteration"] = self.iteration
+        checkpoint["genbench_rng"] = capture_rng_state()
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = int(checkpoint.get("genbench_iteration", 0))
+        self._pending_rng = checkpoint.get("genbench_rng")
+
+    def on_train_start(self) -> None:
+        """Restore the RNG states of a resumed run (after Lightning's own restore, before the first batch)."""
+        state = getattr(self, "_pending_rng", None)
+        if state is not None:
+            restore_rng_state(state)
+            self._pending_rng = None
 
     def validation_step(self, batch, batch_idx):  # models may override with their own diagnostics
         return None

@@ -1,0 +1,67 @@
+"""Lightning callbacks of the harness: stop by iterations, periodic atomic checkpoints, sample grids."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+
+class StopAtIteration(Callback):
+    """Stop after ``max_iterations`` training iterations (model.iteration counts batches, not optimizer steps)."""
+
+    def __init__(self, max_iterations: int) -> None:
+        self.max_iterations = max_iterations
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration >= self.max_iterations:
+            trainer.should_stop = True
+
+
+class PeriodicCheckpoint(Callback):
+    """Write ``last.ckpt`` atomically every ``every`` iterations, at each epoch end and at the end of
+    training, so an interrupted or diverging run keeps its last good state."""
+
+    def __init__(self, path: Path, every: int) -> None:
+        self.path = path
+        self.every = max(1, every)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration % self.every == 0:
+            self.save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self.save(trainer)
+
+    def save(self, trainer) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        if trainer.is_global_zero:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        trainer.save_checkpoint(tmp)
+        if trainer.is_global_zero:
+            tmp.replace(self.path)
+
+
+class SampleGrids(Callback):
+    """Every ``every`` iterations: a grid of ``count`` samples as PNG in ``folder`` (and to W&B if logging there)."""
+
+    def __init__(self, folder: Path, every: int, count: int = 36) -> None:
+        self.folder = folder
+        self.every = every
+        self.count = count
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.every <= 0 or pl_module.iteration % self.every != 0 or not trainer.is_global_zero:
+            return
+        from genbench.bench.harness import save_grid
+
+        state = torch.get_rng_state()
+        samples = pl_module.sample(self.count)
+        torch.set_rng_state(state)  # sampling for a picture must not change the training run
+        path = self.folder / f"iteration-{pl_module.iteration:07d}.png"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        save_grid(samples, path, self.count)
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_image"):
+                logger.log_image(key="samples", images=[str(path)], step=trainer.global_step)
