@@ -9,9 +9,17 @@ PRESET ?= smoke
 N      ?=
 SEED   ?= 0
 SET    ?=
+DEVICES ?=
+NODES  ?=
+WANDB  ?=
+RESUME ?=
+SWEEP  ?= configs/sweeps/is-vs-n.yaml
+RUN_ARGS = --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n $(N)) \
+	$(if $(DEVICES),--devices $(DEVICES)) $(if $(NODES),--nodes $(NODES)) $(if $(WANDB),--wandb) \
+	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit leaderboard list perf clean
+.PHONY: install test bench fit sweep leaderboard list clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -23,21 +31,19 @@ test:  ## the test suite (pytest's exit code 5, "no tests collected", is a failu
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
-	$(BIN)/genbench bench --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) \
-		$(if $(N),--n $(N)) $(foreach s,$(SET),--set $(s))
+	$(BIN)/genbench bench $(RUN_ARGS)
 
 fit:  ## train only (checkpoint under runs/)
-	$(BIN)/genbench fit --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) \
-		$(if $(N),--n $(N)) $(foreach s,$(SET),--set $(s))
+	$(BIN)/genbench fit $(RUN_ARGS)
+
+sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
+	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))
 
 leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 	$(BIN)/genbench leaderboard
 
 list:
 	$(BIN)/genbench list
-
-perf:  ## speed benchmarks (not part of the tests)
-	$(BIN)/python benchmarks/perf.py
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

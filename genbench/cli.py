@@ -1,4 +1,4 @@
-"""``genbench fit | bench | leaderboard | list`` — one CLI over the YAML configs in ``configs/``.
+"""``genbench fit | bench | leaderboard | sweep | show | list`` — one CLI over the YAML configs in ``configs/``.
 
 Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
 file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
@@ -24,7 +24,24 @@ def _run_parser(description: str) -> ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="training seed")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. model.lr=0.001 or trainer.max_iterations=20 (repeatable)")
+    parser.add_argument("--devices", type=int | None, default=None, help="devices per node (more than 1: DDP)")
+    parser.add_argument("--nodes", type=int | None, default=None, help="number of nodes (torchrun/SLURM launch)")
+    parser.add_argument("--wandb", action="store_true", help="log to W&B (offline unless credentials are configured)")
+    parser.add_argument("--resume", type=str | None, default=None, help="run folder or .ckpt to resume from")
+    parser.add_argument("--run-name", type=str | None, default=None,
+                        help="stable run folder name (an existing one is resumed from its last.ckpt)")
     return parser
+
+
+def _overrides(args) -> list[str]:
+    extra = list(args.set)
+    if args.devices is not None:
+        extra.append(f"trainer.devices={args.devices}")
+    if args.nodes is not None:
+        extra.append(f"trainer.num_nodes={args.nodes}")
+    if args.wandb:
+        extra.append("logger.wandb=true")
+    return extra
 
 
 def build_parser() -> ArgumentParser:
@@ -39,6 +56,15 @@ def build_parser() -> ArgumentParser:
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("leaderboard", board)
     sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets and metrics."))
+    show = ArgumentParser(description="Print a run's config, metrics and files.")
+    show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
+    sub.add_subcommand("show", show)
+    sweep = ArgumentParser(description="Run a grid from configs/sweeps/*.yaml locally (skips finished rows).")
+    sweep.add_argument("--config", dest="sweep_config", default="configs/sweeps/is-vs-n.yaml", help="sweep definition")
+    sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
+    sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
+    sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("sweep", sweep)
     return parser
 
 
@@ -65,16 +91,30 @@ def dispatch(command: str, args) -> None:
     elif command == "fit":
         from genbench.bench import run_fit
 
-        run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, args.set)
+        run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume)
         print(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
     elif command == "bench":
         from genbench.bench import run_bench
 
-        result = run_bench(args.model, args.data, args.preset, args.n, args.seed, args.set,
-                           Path(args.leaderboards) if args.leaderboards else None)
+        result = run_bench(args.model, args.data, args.preset, args.n, args.seed, _overrides(args),
+                           Path(args.leaderboards) if args.leaderboards else None, resume=args.resume,
+                           run_name=args.run_name)
+        if result is None:  # a DDP rank other than 0
+            return
         row = result.row
         print(f"{row['model']} on {row['data']} (n={row['n']}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
         print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
+    elif command == "show":
+        from genbench.bench.show import describe_run
+
+        print(describe_run(args.run))
+    elif command == "sweep":
+        from genbench.bench.sweep import run_sweep
+
+        outcome = run_sweep(Path(args.sweep_config), args.set, args.devices,
+                            Path(args.leaderboards) if args.leaderboards else None)
+        if outcome["failed"]:
+            raise GenbenchError(f"{len(outcome['failed'])} sweep job(s) failed; see the .failures.jsonl beside the table")
 
 
 def main(argv: list[str] | None = None) -> int:

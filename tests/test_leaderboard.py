@@ -16,8 +16,10 @@ def test_render_round_trip(tmp_path):
     append_row(table, _row("dcgan", 50, 0, 2.26, 0.16))
     rows, bad = read_rows(table)
     assert bad == 0 and [r["model"] for r in rows] == ["coopnets", "coopnets", "dcgan"]
-    (out,) = render_leaderboards(tmp_path)
+    out, *plots = render_leaderboards(tmp_path)
     text = out.read_text()
+    assert sorted(p.name for p in plots) == ["smoke-classifier_score.png", "smoke-pairwise_ssim.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in plots)
     assert "| model | n=50 | n=100 |" in text
     assert "| coopnets | 2.660 ± 0.130 | 3.040 ± 0.130 |" in text
     assert "| dcgan | 2.260 ± 0.160 | — |" in text
@@ -42,7 +44,7 @@ def test_unreadable_line_is_skipped_not_lost(tmp_path):
     append_row(table, _row("dcgan", 100, 0, 2.5))
     rows, bad = read_rows(table)
     assert len(rows) == 2 and bad == 1
-    (out,) = render_leaderboards(tmp_path)
+    out = render_leaderboards(tmp_path)[0]
     assert "1 unreadable line(s)" in out.read_text()
 
 

@@ -84,7 +84,7 @@ def effective_config(model: str, data: str, preset: str, n: int | None, seed: in
 def build(cfg: dict):
     """Datamodule and model from an effective config (the model takes image size/channels from the data)."""
     run = cfg["run"]
-    dm = build_datamodule(run["data"], **cfg["data"])
+    dm = build_datamodule(run["data"], **{"shuffle_seed": run["seed"], **cfg["data"]})
     dm.setup()
     model_opts = dict(cfg["model"])
     accepted = accepted_arguments(model_class(run["model"]))
@@ -120,7 +120,7 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
     tcfg.setdefault("accelerator", "auto")
     tcfg.setdefault("devices", 1)
     if (tcfg["devices"] not in (1, "1") or int(tcfg.get("num_nodes", 1)) > 1) and "strategy" not in tcfg:
-        tcfg["strategy"] = "ddp"
+        tcfg["strategy"] = "ddp_find_unused_parameters_true"  # alternating updates leave nets unused per backward
     tcfg.setdefault("limit_val_batches", 0)
     tcfg.setdefault("num_sanity_val_steps", 0)
     return L.Trainer(

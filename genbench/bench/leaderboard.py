@@ -121,7 +121,7 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
     for folder in folders:
         if not folder.is_dir():
             raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
-        for jsonl in sorted(folder.glob("*.jsonl")):
+        for jsonl in sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".failures.jsonl")):
             rows, bad = read_rows(jsonl)
             if not rows:
                 continue
@@ -133,4 +133,50 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             tmp.write_text(text)
             tmp.replace(out)
             written.append(out)
+            written.extend(plot_table(rows, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))
+    return written
+
+
+def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
+    """One PNG per metric: score vs n per class, a line with error bars per model (latest row per seed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+    written = []
+    for metric, (label, better) in TABLE_METRICS.items():
+        series: dict[str, dict] = defaultdict(lambda: defaultdict(list))
+        for (model, n, _), row in latest.items():
+            if n is not None and metric in row.get("metrics", {}):
+                series[model][n].append(row["metrics"][metric])
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+        for model in sorted(series):
+            ns = sorted(series[model])
+            means, errs = [], []
+            for n in ns:
+                values = series[model][n]
+                m = [v["mean"] for v in values]
+                means.append(sum(m) / len(m))
+                if len(m) > 1:
+                    mu = means[-1]
+                    errs.append(math.sqrt(sum((x - mu) ** 2 for x in m) / (len(m) - 1)))
+                else:
+                    errs.append(values[0].get("std") or 0.0)
+            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=model)
+        ax.set_xlabel("training images per category (n)")
+        ax.set_ylabel(f"{label}")
+        ax.set_title(f"{title} ({better} is better)", fontsize=9)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out = stem.parent / f"{stem.name}-{metric}.png"
+        fig.savefig(out)
+        plt.close(fig)
+        written.append(out)
     return written

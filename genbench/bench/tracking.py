@@ -47,12 +47,14 @@ def make_wandb_logger(options: dict, run_dir: Path, name: str, tags: list[str], 
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def build(offline: bool) -> WandbLogger:
-        settings = wandb.Settings(init_timeout=float(options.get("init_timeout", 60)), silent=True)
+        settings = wandb.Settings(init_timeout=float(options.get("init_timeout", 60)), silent=True,
+                                  mode="offline" if offline else "online")
         return WandbLogger(project=options.get("project", "genbench"), entity=options.get("entity"), name=name,
                            tags=tags, save_dir=str(run_dir), offline=offline, log_model=False, config=config,
                            settings=settings, job_type=options.get("job_type", "bench"), group=options.get("group"))
 
     logger = build(offline=mode == "offline")
+    status = mode
     if rank_zero_only.rank == 0:
         try:
             logger.experiment  # noqa: B018 - starts the run now
@@ -62,9 +64,14 @@ def make_wandb_logger(options: dict, run_dir: Path, name: str, tags: list[str], 
                 wandb.finish()
             except Exception:
                 pass
+            os.environ["WANDB_MODE"] = "offline"  # this process's later W&B calls stay offline too
             logger = build(offline=True)
             logger.experiment  # noqa: B018
-    logger.genbench_mode = mode if mode == "offline" or not getattr(logger, "_offline", False) else "offline (fallback)"
+            status = "offline (fallback)"
+        run_mode = getattr(getattr(logger.experiment, "settings", None), "mode", None)
+        if status == "online" and run_mode in ("offline", "dryrun"):
+            status = "offline (fallback)"
+    logger.genbench_mode = status
     return logger
 
 

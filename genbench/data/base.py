@@ -52,6 +52,26 @@ class ImageTensorDataset(Dataset):
         return to_unit_range(self.images[index], self.pixel_norm), self.labels[index], index
 
 
+class EpochShuffleSampler(torch.utils.data.Sampler):
+    """A random order that is a function of (seed, epoch) only — not of the global RNG — so a resumed run
+    sees the same batches as an uninterrupted one. Lightning calls ``set_epoch`` at every epoch start."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size = size
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
 def to_unit_range(images: torch.Tensor, pixel_norm: str = "fixed") -> torch.Tensor:
     """uint8 → [-1, 1]: ``fixed`` is x/127.5 − 1; ``minmax`` is the official per-image
     (x − min)/(max − min)·2 − 1."""
@@ -121,6 +141,7 @@ class ImageDataModule(L.LightningDataModule):
         resize: ``crop`` (resize the short side, centre crop) or ``stretch`` (official CoopNets: no crop).
         pixel_norm: ``fixed`` (x/127.5 − 1) or ``minmax`` (official per-image min–max to [-1, 1]).
         download: let torchvision download the dataset when the user asks for it.
+        shuffle_seed: seed of the training order (epoch e uses seed·100003 + e; the harness passes the run seed).
     """
 
     name: str = "base"
@@ -138,6 +159,7 @@ class ImageDataModule(L.LightningDataModule):
         resize: Literal["crop", "stretch"] = "crop",
         pixel_norm: Literal["fixed", "minmax"] = "fixed",
         download: bool = False,
+        shuffle_seed: int = 0,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -163,6 +185,7 @@ class ImageDataModule(L.LightningDataModule):
         self.resize = resize
         self.pixel_norm = pixel_norm
         self.download = download
+        self.shuffle_seed = shuffle_seed
         self.datasets: dict[str, ImageTensorDataset] = {}
         self.class_names: list[str] = []
         self.file_lists: dict[str, list[str]] = {}
@@ -276,10 +299,13 @@ class ImageDataModule(L.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
+        dataset = self.datasets[split]
         return DataLoader(
-            self.datasets[split],
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffleSampler(len(dataset), self.shuffle_seed) if shuffle else None,
+            # the loader's own generator: creating an iterator must not draw from the global RNG
+            generator=torch.Generator().manual_seed(self.shuffle_seed),
             drop_last=False,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

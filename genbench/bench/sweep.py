@@ -1,0 +1,129 @@
+"""Local sweeps over a W&B-style grid (``configs/sweeps/*.yaml``), without a W&B server.
+
+Each job (model, data, n, seed, preset) runs as its own ``genbench bench`` process with a stable run name,
+so a sweep restarted after a crash skips jobs whose row is already in the leaderboard and resumes
+unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` and the
+sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from genbench.bench.leaderboard import append_row, read_rows, table_path
+from genbench.config import compose, load_yaml
+from genbench.errors import GenbenchError
+from genbench.paths import leaderboard_dir
+
+GRID_KEYS = ("model", "data", "n", "seed", "preset")
+
+
+@dataclass(frozen=True)
+class Job:
+    model: str
+    data: str
+    n: int | None
+    seed: int
+    preset: str
+
+    @property
+    def run_name(self) -> str:
+        return f"sweep-{self.preset}-n{self.n or 'all'}-s{self.seed}"
+
+    def argv(self, overrides: list[str], boards: Path) -> list[str]:
+        args = ["bench", "--model", self.model, "--data", self.data, "--seed", str(self.seed), "--preset", self.preset,
+                "--run-name", self.run_name, "--leaderboards", str(boards)]
+        if self.n is not None:
+            args += ["--n", str(self.n)]
+        for item in overrides:
+            args += ["--set", item]
+        return args
+
+
+def expand_grid(path: Path) -> list[Job]:
+    """The jobs of a W&B-style grid: ``parameters.<key>.value`` or ``.values``."""
+    if not path.is_file():
+        raise GenbenchError(f"sweep file {path} does not exist")
+    spec = load_yaml(path)
+    params = spec.get("parameters", {})
+    unknown = sorted(set(params) - set(GRID_KEYS))
+    if unknown:
+        raise GenbenchError(f"sweep {path} has unknown parameters {unknown}; known: {', '.join(GRID_KEYS)}")
+    axes = []
+    for key in GRID_KEYS:
+        entry = params.get(key, {})
+        values = entry.get("values", [entry["value"]] if "value" in entry else None)
+        if values is None:
+            values = {"n": [None], "seed": [0], "preset": ["smoke"]}.get(key)
+        if values is None:
+            raise GenbenchError(f"sweep {path} must give parameters.{key}")
+        axes.append(values)
+    return [Job(*combo) for combo in itertools.product(*axes)]
+
+
+def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
+    cfg = compose(job.model, job.data, job.preset, overrides)
+    return table_path(boards, job.data, str(cfg.get("bench", {}).get("table", job.preset)))
+
+
+def is_finished(job: Job, table: Path) -> bool:
+    rows, _ = read_rows(table)
+    return any((r.get("model"), r.get("data"), r.get("n"), r.get("seed"), r.get("preset")) ==
+               (job.model, job.data, job.n, job.seed, job.preset) for r in rows)
+
+
+def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
+              log=print) -> dict[str, list[Job]]:
+    """Run every unfinished job of the grid; returns the jobs by outcome (done, skipped, failed)."""
+    overrides = list(overrides or [])
+    boards = leaderboards or leaderboard_dir()
+    jobs = expand_grid(path)
+    outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
+    todo = []
+    for job in jobs:
+        if is_finished(job, job_table(job, overrides, boards)):
+            outcome["skipped"].append(job)
+        else:
+            todo.append(job)
+    log(f"sweep {path.name}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(todo)} to run")
+    free: queue.Queue[int] = queue.Queue()
+    for device in range(max(1, devices)):
+        free.put(device)
+
+    def run(job: Job) -> tuple[Job, int, str]:
+        device = free.get()
+        env = dict(os.environ)
+        env.pop("GENBENCH_RUN_DIR", None)
+        if devices > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(device)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "genbench.cli", *job.argv(overrides, boards)], env=env,
+                                  capture_output=True, text=True)
+        finally:
+            free.put(device)
+        return job, proc.returncode, (proc.stderr or "").strip()
+
+    with ThreadPoolExecutor(max(1, devices)) as pool:
+        for job, code, err in pool.map(run, todo):
+            if code == 0:
+                outcome["done"].append(job)
+                log(f"  done    {job.model} {job.data} n={job.n} seed={job.seed}")
+                continue
+            outcome["failed"].append(job)
+            reason = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit {code}")
+            log(f"  FAILED  {job.model} {job.data} n={job.n} seed={job.seed}: {reason}")
+            failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
+                       "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": str(path),
+                       "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            table = job_table(job, overrides, boards)
+            append_row(table.with_name(table.stem + ".failures.jsonl"), failure)
+    log(f"sweep {path.name}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
+    return outcome

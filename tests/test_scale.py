@@ -1,0 +1,143 @@
+"""Running at scale: resume, DDP, W&B offline, sweeps, checkpoints that fail clearly."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from genbench.bench import read_rows, run_bench, run_fit
+from genbench.bench.sampling import sample_all
+from genbench.cli import main
+
+TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=61", "bench.metric_options.ssim_samples=10"]
+
+
+def _state(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+
+
+def test_resume_gives_the_same_final_weights(tmp_path):
+    common = ["trainer.max_iterations=null", "trainer.deterministic=true", "data.batch_size=128",
+              "model.langevin={n_steps: 3, step_size: 0.1}", "model.net={widths: [8, 8, 8], n_out: 4}",
+              "model.buffer_size=64", "model.num_chains=16"]
+    full = run_fit("pcd", "digits", "smoke", None, 0, [*common, "trainer.max_epochs=2"], runs=tmp_path / "a")
+    half = run_fit("pcd", "digits", "smoke", None, 0, [*common, "trainer.max_epochs=1"], runs=tmp_path / "b")
+    resumed = run_fit("pcd", "digits", "smoke", None, 0, ["trainer.max_epochs=2"], resume=str(half))
+    a, b = _state(full), _state(resumed)
+    assert a["genbench_iteration"] == b["genbench_iteration"] == 2 * 12
+    assert b["state_dict"].keys() == a["state_dict"].keys() and "buffer.states" in a["state_dict"]
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert torch.equal(a["genbench_rng"]["torch"], b["genbench_rng"]["torch"])
+
+
+def _ddp_sampling_worker(rank, world, port, out):
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    from genbench.models import build_model
+
+    model = build_model("dcgan", image_size=8, channels=1, g_width=8, d_width=8)
+    samples = sample_all(model, 61, seed=5, chunk=8)
+    if rank == 0:
+        torch.save(samples, out)
+    dist.destroy_process_group()
+
+
+def test_ddp_sampling_equals_one_process_without_drops_or_duplicates(tmp_path):
+    from genbench.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("dcgan", image_size=8, channels=1, g_width=8, d_width=8)
+    single = sample_all(model, 61, seed=5, chunk=8)
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_ddp_sampling_worker, args=(2, 29517, str(out)), nprocs=2, join=True)
+    gathered = torch.load(out)
+    assert gathered.shape == (61, 1, 8, 8)  # 61 = 7 chunks of 8 + 5, not divisible by 2 ranks
+    assert torch.equal(gathered, single)
+    assert len({tuple(x.flatten().tolist()) for x in gathered}) == 61
+
+
+def test_cpu_ddp_bench_writes_one_row(tmp_path):
+    env = {**os.environ, "GENBENCH_RUNS": str(tmp_path / "runs")}
+    cmd = [sys.executable, "-m", "genbench.cli", "bench", "--model", "dcgan", "--data", "digits", "--devices", "2",
+           "--leaderboards", str(tmp_path / "boards"), "--set", "trainer.accelerator=cpu", "--set", "trainer.max_iterations=3",
+           "--set", "model.g_width=8", "--set", "model.d_width=8", *sum((["--set", t] for t in TINY), [])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows, bad = read_rows(tmp_path / "boards" / "digits" / "smoke.jsonl")
+    assert bad == 0 and len(rows) == 1
+    assert rows[0]["world_size"] == 2 and rows[0]["n_samples"] == 61
+    assert len(list((tmp_path / "runs" / "digits" / "dcgan").iterdir())) == 1  # one run folder for both ranks
+
+
+def test_wandb_offline_without_credentials(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    result = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=2", "logger.wandb=true",
+                       "bench.grid_every=1", *TINY], leaderboards=tmp_path / "boards", runs=tmp_path / "runs")
+    assert result.row["wandb"] == "offline"
+    assert list((result.run_dir / "wandb").glob("offline-run-*"))
+    assert len(list((result.run_dir / "grids").glob("*.png"))) == 2
+
+
+def test_unreachable_wandb_never_fails_the_run(tmp_path):
+    env = {**os.environ, "WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9", "HOME": str(tmp_path),
+           "GENBENCH_RUNS": str(tmp_path / "runs")}
+    env.pop("WANDB_MODE", None)
+    cmd = [sys.executable, "-m", "genbench.cli", "bench", "--model", "dcgan", "--data", "digits", "--n", "20", "--wandb",
+           "--leaderboards", str(tmp_path / "boards"), "--set", "trainer.max_iterations=2", "--set", "logger.mode=online",
+           "--set", "logger.init_timeout=5", *sum((["--set", t] for t in TINY), [])]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (row,), _ = read_rows(tmp_path / "boards" / "digits" / "smoke.jsonl")
+    assert row["wandb"] == "offline (fallback)"
+    assert list((Path(row["run_dir"]) / "wandb").glob("offline-run-*"))
+
+
+def test_corrupt_checkpoint_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "runs" / "x" / "checkpoints" / "last.ckpt"
+    bad.parent.mkdir(parents=True)
+    good = run_fit("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=2"], runs=tmp_path / "r")
+    bad.write_bytes((good / "checkpoints" / "last.ckpt").read_bytes()[:5000])
+    assert main(["bench", "--resume", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is corrupt or truncated" in err and len(err.splitlines()) == 1
+
+
+def test_sweep_skips_finished_rows_and_records_failures(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    sweep = tmp_path / "grid.yaml"
+    sweep.write_text("method: grid\nparameters:\n  model: {value: dcgan}\n  data: {value: digits}\n"
+                     "  n: {values: [20, 5000]}\n  seed: {value: 0}\n  preset: {value: smoke}\n")
+    boards = tmp_path / "boards"
+    overrides = ["trainer.max_iterations=2", "model.g_width=8", "model.d_width=8", *TINY]
+    argv = ["sweep", "--config", str(sweep), "--leaderboards", str(boards), *sum((["--set", t] for t in overrides), [])]
+    assert main(argv) == 2  # one job failed; the other finished
+    rows, _ = read_rows(boards / "digits" / "smoke.jsonl")
+    failures, _ = read_rows(boards / "digits" / "smoke.failures.jsonl")
+    assert [(r["model"], r["n"]) for r in rows] == [("dcgan", 20)]
+    assert len(failures) == 1 and failures[0]["n"] == 5000 and "n_per_class=5000 exceeds" in failures[0]["error"]
+    from genbench.bench.sweep import run_sweep
+
+    outcome = run_sweep(sweep, overrides, leaderboards=boards, log=lambda *_: None)
+    assert len(outcome["skipped"]) == 1 and len(outcome["failed"]) == 1 and not outcome["done"]
+    assert len(read_rows(boards / "digits" / "smoke.jsonl")[0]) == 1  # no duplicate row
+
+
+def test_show_prints_config_metrics_and_paths(tmp_path, capsys):
+    result = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=2", *TINY],
+                       leaderboards=tmp_path / "boards", runs=tmp_path / "runs")
+    assert main(["show", str(result.run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "pairwise_ssim" in out and "checkpoint" in out and "seed 0" in out
+    assert json.loads((result.run_dir / "result.json").read_text())["metrics"]
