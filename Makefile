@@ -19,7 +19,7 @@ RUN_ARGS = --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) $(i
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit sweep leaderboard list clean
+.PHONY: install test bench fit sweep leaderboard list perf clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,9 @@ leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 
 list:
 	$(BIN)/genbench list
+
+perf:  ## speed benchmarks (iterations/s, images/s, Langevin steps/s); not part of the tests
+	$(BIN)/python benchmarks/perf.py $(PERF_ARGS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

@@ -14,7 +14,7 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import LangevinConfig, check_finite, frozen, langevin, latent_posterior_energy
+from genbench.models.langevin import LangevinConfig, frozen, langevin, latent_posterior_energy
 from genbench.models.nets import build_generator
 
 LATENT_HINT = "lower model.latent_langevin.step_size or model.lr"
@@ -87,10 +87,7 @@ class ABP(GenerativeModel):
         if self.hparams.persistent_latents:
             self.latents[index] = h
         loss = reconstruction_loss(self.generator, h, x, self.hparams.sigma)
-        check_finite(loss, "loss", "generator reconstruction loss", "lower model.lr")
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
+        self.update(optimizer, loss, "generator reconstruction loss", "lower model.lr")
         mse = loss.detach() * 2 * self.hparams.sigma**2 / x[0].numel()
         self.log_diagnostics({"recon_loss": loss.detach(), "recon_mse": mse,
                               "latent_energy_end": diag.energy[-1] if diag.energy else float("nan"),

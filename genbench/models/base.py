@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from genbench.errors import DivergenceError, GenbenchError
+from genbench.models.langevin import check_finite
 from genbench.registry import Registry
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
@@ -79,6 +80,19 @@ class GenerativeModel(L.LightningModule):
         finally:
             self.train(was_training)
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
+
+    def update(self, optimizer, loss: torch.Tensor, quantity: str, hint: str, check_grads: bool = False) -> None:
+        """One manual optimisation step on ``loss``; NaN/Inf in the loss (or, with ``check_grads``, in a
+        gradient) raises DivergenceError before the parameters are touched."""
+        check_finite(loss, "loss", quantity, hint)
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        if check_grads:
+            for group in optimizer.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        check_finite(p.grad, "backward", f"gradient of the {quantity}", hint)
+        optimizer.step()
 
     def log_diagnostics(self, values: dict[str, float | torch.Tensor], prog_bar: tuple[str, ...] = ()) -> None:
         for key, value in values.items():

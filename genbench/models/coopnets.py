@@ -16,7 +16,7 @@ from genbench.errors import GenbenchError
 from genbench.models.abp import infer_latent, reconstruction_loss
 from genbench.models.base import MODELS
 from genbench.models.descriptor import Descriptor, langevin_stats
-from genbench.models.langevin import LangevinConfig, check_finite
+from genbench.models.langevin import LangevinConfig
 from genbench.models.nets import build_generator
 
 
@@ -74,10 +74,7 @@ class CoopNets(Descriptor):
             h, gen_diag = infer_latent(self.generator, h, x_revised, self.hparams.sigma, self.latent_config, trace=True)
         stats = self.descriptor_update(x, x_revised, opt_des)                         # D2
         gen_loss = reconstruction_loss(self.generator, h, x_revised, self.hparams.sigma)  # G2
-        check_finite(gen_loss, "loss", "generator loss", "lower model.gen_lr")
-        opt_gen.zero_grad()
-        self.manual_backward(gen_loss)
-        opt_gen.step()
+        self.update(opt_gen, gen_loss, "generator loss", "lower model.gen_lr")
         stats.update({"generator_loss": gen_loss.detach(),
                       "revision_distance": (x_revised - x_draft).flatten(1).norm(dim=1).mean()})
         stats.update(langevin_stats(des_diag, "langevin"))

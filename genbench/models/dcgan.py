@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvDiscriminator, ConvGenerator
 
 
@@ -50,17 +49,11 @@ class DCGAN(GenerativeModel):
         fake_logits = self.discriminator(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
             F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
-        check_finite(d_loss, "loss", "discriminator loss", "lower lr")
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.step()
+        self.update(opt_d, d_loss, "discriminator loss", "lower lr")
 
         gen_logits = self.discriminator(fake)
         g_loss = F.binary_cross_entropy_with_logits(gen_logits, torch.ones_like(gen_logits))
-        check_finite(g_loss, "loss", "generator loss", "lower lr")
-        opt_g.zero_grad()
-        self.manual_backward(g_loss)
-        opt_g.step()
+        self.update(opt_g, g_loss, "generator loss", "lower lr")
 
         self.log_diagnostics({
             "d_loss": d_loss.detach(), "g_loss": g_loss.detach(),

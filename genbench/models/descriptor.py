@@ -18,8 +18,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import (LangevinConfig, ReplayBuffer, check_finite, descriptor_energy, frozen,
-                                      langevin)
+from genbench.models.langevin import LangevinConfig, ReplayBuffer, descriptor_energy, frozen, langevin
 from genbench.models.nets import build_energy_net
 
 ChainInit = Literal["gaussian", "uniform", "persistent", "generator"]
@@ -139,13 +138,7 @@ class Descriptor(GenerativeModel):
 
     def descriptor_update(self, x_data: torch.Tensor, x_synth: torch.Tensor, optimizer) -> dict:
         loss, stats = self.descriptor_loss(x_data, x_synth)
-        check_finite(loss, "loss", "descriptor loss", "lower model.lr or set model.energy_l2 > 0")
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        for p in self.energy_net.parameters():
-            if p.grad is not None:
-                check_finite(p.grad, "backward", "descriptor parameter gradient", "lower model.lr")
-        optimizer.step()
+        self.update(optimizer, loss, "descriptor loss", "lower model.lr or set model.energy_l2 > 0", check_grads=True)
         return {"descriptor_loss": loss.detach(), **stats}
 
     def observed(self, batch) -> torch.Tensor:

@@ -11,7 +11,6 @@ import torch
 import torch.nn.functional as F
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvDiscriminator, ConvGenerator
 
 
@@ -58,10 +57,7 @@ class EBGAN(GenerativeModel):
         e_real, _ = self.energy(x)
         e_fake, _ = self.energy(fake.detach())
         d_loss = e_real.mean() + F.relu(self.hparams.margin - e_fake).mean()
-        check_finite(d_loss, "loss", "discriminator loss", "lower model.lr")
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.step()
+        self.update(opt_d, d_loss, "discriminator loss", "lower model.lr")
         e_gen, codes = self.energy(fake)
         g_loss = e_gen.mean()
         stats = {"d_loss": d_loss.detach(), "energy_real": e_real.mean().detach(), "energy_fake": e_fake.mean().detach()}
@@ -69,10 +65,7 @@ class EBGAN(GenerativeModel):
             pt = pulling_away(codes)
             g_loss = g_loss + self.hparams.pt_weight * pt
             stats["pulling_away"] = pt.detach()
-        check_finite(g_loss, "loss", "generator loss", "lower model.lr")
-        opt_g.zero_grad()
-        self.manual_backward(g_loss)
-        opt_g.step()
+        self.update(opt_g, g_loss, "generator loss", "lower model.lr")
         stats["g_loss"] = g_loss.detach()
         self.log_diagnostics(stats, prog_bar=("d_loss", "g_loss"))
 

@@ -12,7 +12,6 @@ import torch
 import torch.nn.functional as F
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvDiscriminator, ConvGenerator
 
 
@@ -69,17 +68,11 @@ class InfoGAN(GenerativeModel):
         mi_d = self.info_loss(cat_logits, cont_pred, category, cont)
         d_loss = F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit)) + \
             F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)) + self.hparams.info_weight * mi_d
-        check_finite(d_loss, "loss", "discriminator loss", "lower model.lr")
-        opt_d.zero_grad()
-        self.manual_backward(d_loss)
-        opt_d.step()
+        self.update(opt_d, d_loss, "discriminator loss", "lower model.lr")
         gen_logit, cat_logits, cont_pred = self.heads(fake)
         mi_g = self.info_loss(cat_logits, cont_pred, category, cont)
         g_loss = F.binary_cross_entropy_with_logits(gen_logit, torch.ones_like(gen_logit)) + self.hparams.info_weight * mi_g
-        check_finite(g_loss, "loss", "generator loss", "lower model.lr")
-        opt_g.zero_grad()
-        self.manual_backward(g_loss)
-        opt_g.step()
+        self.update(opt_g, g_loss, "generator loss", "lower model.lr")
         accuracy = (cat_logits.argmax(1) == category).float().mean()
         self.log_diagnostics({"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "mi_loss": mi_g.detach(),
                               "code_accuracy": accuracy.detach()}, prog_bar=("mi_loss",))

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvGenerator, build_energy_net
 
 
@@ -75,15 +74,9 @@ class KimBengio(GenerativeModel):
         e_loss = e_data.mean() - e_fake.mean()
         if self.hparams.energy_l2 > 0:
             e_loss = e_loss + self.hparams.energy_l2 * (e_data.pow(2).mean() + e_fake.pow(2).mean())
-        check_finite(e_loss, "loss", "energy model loss", "lower model.lr or set model.energy_l2 > 0")
-        opt_e.zero_grad()
-        self.manual_backward(e_loss)
-        opt_e.step()
+        self.update(opt_e, e_loss, "energy model loss", "lower model.lr or set model.energy_l2 > 0")
         g_loss = self.energy(fake).mean() - self.hparams.entropy_weight * entropy
-        check_finite(g_loss, "loss", "generator loss", "lower model.lr")
-        opt_g.zero_grad()
-        self.manual_backward(g_loss)
-        opt_g.step()
+        self.update(opt_g, g_loss, "generator loss", "lower model.lr")
         self.log_diagnostics({"energy_data": e_data.mean().detach(), "energy_fake": e_fake.mean().detach(),
                               "entropy": entropy.detach(), "g_loss": g_loss.detach()}, prog_bar=("energy_data", "energy_fake"))
 

@@ -11,7 +11,6 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvDiscriminator, build_generator
 
 
@@ -58,10 +57,7 @@ class VAE(GenerativeModel):
         optimizer = self.optimizers()
         recon, kl = self.elbo_terms(x)
         loss = recon.mean() + self.hparams.kl_weight * kl.mean()
-        check_finite(loss, "loss", "negative ELBO", "lower model.lr")
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
+        self.update(optimizer, loss, "negative ELBO", "lower model.lr")
         self.log_diagnostics({"neg_elbo": (recon + kl).mean().detach(), "recon": recon.mean().detach(),
                               "kl": kl.mean().detach()}, prog_bar=("neg_elbo",))
 

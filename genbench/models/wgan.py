@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import check_finite
 from genbench.models.nets import ConvDiscriminator, ConvGenerator
 
 
@@ -65,17 +64,11 @@ class WGAN(GenerativeModel):
             gp = gradient_penalty(self.critic, x, fake)
             loss = loss + self.hparams.gp_weight * gp
             stats["gradient_penalty"] = gp.detach()
-        check_finite(loss, "loss", "critic loss", "lower model.lr")
-        opt_c.zero_grad()
-        self.manual_backward(loss)
-        opt_c.step()
+        self.update(opt_c, loss, "critic loss", "lower model.lr")
         self.clip_critic()
         if (self.iteration + 1) % self.hparams.n_critic == 0:
             g_loss = -self.critic(self.generate(x.shape[0])).mean()
-            check_finite(g_loss, "loss", "generator loss", "lower model.lr")
-            opt_g.zero_grad()
-            self.manual_backward(g_loss)
-            opt_g.step()
+            self.update(opt_g, g_loss, "generator loss", "lower model.lr")
             stats["g_loss"] = g_loss.detach()
         self.log_diagnostics(stats, prog_bar=("critic_gap",))
 

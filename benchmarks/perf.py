@@ -1,0 +1,83 @@
+"""Speed benchmarks (``make perf``): training iterations/s and images/s of every model, and descriptor
+Langevin steps/s, on the current device at a fixed batch. Not part of the tests; prints a table and
+optionally writes JSON (``--out``) with the device and package versions.
+
+    python benchmarks/perf.py [--models coopnets dcgan] [--image-size 64] [--batch 64] [--iterations 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from genbench.bench.harness import device_name, package_versions
+from genbench.models import MODELS, build_model
+from genbench.models.langevin import LangevinConfig
+
+EXTRA = {"abp": {"num_train": 10_000}}
+
+
+def time_model(name: str, size: int, batch: int, iterations: int, device: torch.device) -> dict:
+    model = build_model(name, image_size=size, channels=3, **EXTRA.get(name, {})).to(device)
+    model.trainer = None
+    optimizers = model.configure_optimizers()
+    optimizers = list(optimizers) if isinstance(optimizers, (tuple, list)) else [optimizers]
+    model.optimizers = lambda: optimizers if len(optimizers) > 1 else optimizers[0]  # outside a Trainer
+    model.manual_backward = lambda loss: loss.backward()
+    model.log_diagnostics = lambda *a, **k: None
+    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    batch_data = (x, torch.zeros(batch, dtype=torch.long, device=device), torch.arange(batch, device=device))
+    model.train_iteration(batch_data)  # warm-up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    for _ in range(iterations):
+        model.train_iteration(batch_data)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / iterations
+    return {"model": name, "seconds_per_iteration": seconds, "images_per_second": batch / seconds}
+
+
+def time_langevin(size: int, batch: int, steps: int, device: torch.device) -> dict:
+    model = build_model("descriptor", image_size=size, channels=3).to(device)
+    x = torch.randn(batch, 3, size, size, device=device) * 0.1
+    config = LangevinConfig(n_steps=steps, step_size=0.002)
+    model.revise(x, config)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    model.revise(x, config)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    return {"langevin_steps_per_second": steps / seconds, "chains": batch}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=MODELS.names())
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    results = [time_model(m, args.image_size, args.batch, args.iterations, device) for m in args.models]
+    langevin = time_langevin(args.image_size, args.batch, 15, device)
+    print(f"device: {device_name()}   image size {args.image_size}, batch {args.batch}")
+    print(f"{'model':<12} {'s/iteration':>12} {'images/s':>10}")
+    for r in results:
+        print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['images_per_second']:>10.1f}")
+    print(f"descriptor Langevin: {langevin['langevin_steps_per_second']:.1f} steps/s on {langevin['chains']} chains")
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump({"device": device_name(), "versions": package_versions(), "settings": vars(args),
+                       "models": results, "langevin": langevin}, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
