@@ -23,7 +23,6 @@ PYTEST_ARGS ?=
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -e ".[dev]"
 
 test:  ## the test suite (pytest's exit code 5, "no tests collected", is a failure)

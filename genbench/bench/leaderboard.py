@@ -106,6 +106,9 @@ def render_table(rows: list[dict], title: str) -> str:
         for model in models:
             lines.append(f"| {model} | " + " | ".join(format_cell(cells.get((model, n), [])) for n in ns) + " |")
         lines.append("")
+    if any(r.get("preset") == "smoke" for r in latest.values()):
+        lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
+                  "with the papers' numbers, which need the `paper` preset.", ""]
     devices = sorted({str(r.get("device")) for r in latest.values()})
     presets = sorted({str(r.get("preset")) for r in latest.values()})
     lines += [f"Rows: {len(latest)} (latest per model, n, seed); presets: {', '.join(presets)}; devices: {', '.join(devices)}.", ""]
