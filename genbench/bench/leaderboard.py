@@ -159,7 +159,7 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        for model in sorted(series):
+        for index, model in enumerate(sorted(series)):
             ns = sorted(series[model])
             means, errs = [], []
             for n in ns:
@@ -171,7 +171,8 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
                     errs.append(math.sqrt(sum((x - mu) ** 2 for x in m) / (len(m) - 1)))
                 else:
                     errs.append(values[0].get("std") or 0.0)
-            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=model)
+            style = ("-", "--", ":")[index // 10 % 3]  # the colour cycle has 10 colours
+            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=model, linestyle=style)
         ax.set_xlabel("training images per category (n)")
         ax.set_ylabel(f"{label}")
         ax.set_title(f"{title} ({better} is better)", fontsize=9)
