@@ -62,3 +62,12 @@ def test_concurrent_writers_never_lose_or_interleave_rows(tmp_path):
     assert len(lines) == 160
     rows = [json.loads(line) for line in lines]
     assert sorted((r["model"], r["n"]) for r in rows) == sorted((f"m{w}", i) for w in range(4) for i in range(40))
+
+
+def test_published_numbers_are_shown_beside_ours_for_imagenet_scenes():
+    row = {"model": "coopnets", "n": 50, "seed": 0, "preset": "paper", "device": "gpu",
+           "metrics": {"inception_score": {"mean": 2.5, "std": 0.1}}}
+    text = render_table([row], "t", "imagenet-scenes")
+    assert "| coopnets | 2.500 ± 0.100 |" in text
+    assert "Published (Xie et al." in text and "| coopnets | 2.66±.13 | 3.04±.13 |" in text
+    assert "Published" not in render_table([row], "t", "imagenet-scenes-tiny")

@@ -84,7 +84,23 @@ def format_cell(values: list[dict]) -> str:
     return f"{mean:.3f} ± {std:.3f} ({len(means)} seeds)"
 
 
-def render_table(rows: list[dict], title: str) -> str:
+PUBLISHED_FILE = Path(__file__).with_name("published.yaml")
+
+
+def published_section(data: str, metric: str) -> list[str]:
+    """The original papers' numbers for (data, metric), as a separate Markdown table (or nothing)."""
+    import yaml
+
+    entry = (yaml.safe_load(PUBLISHED_FILE.read_text()) or {}).get(data, {}).get(metric)
+    if not entry:
+        return []
+    lines = [f"Published ({entry['source']}; not produced here):", "",
+             "| model | " + " | ".join(f"n={n}" for n in entry["n"]) + " |", "|---|" + "---|" * len(entry["n"])]
+    lines += [f"| {model} | " + " | ".join(cells) + " |" for model, cells in entry["rows"].items()]
+    return [*lines, ""]
+
+
+def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
     """Markdown: one section per metric, models × n, latest row per (model, n, seed)."""
     latest: dict[tuple, dict] = {}
     for row in rows:
@@ -106,6 +122,8 @@ def render_table(rows: list[dict], title: str) -> str:
         for model in models:
             lines.append(f"| {model} | " + " | ".join(format_cell(cells.get((model, n), [])) for n in ns) + " |")
         lines.append("")
+        if data:
+            lines += published_section(data, metric)
     if any(r.get("preset") == "smoke" for r in latest.values()):
         lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
                   "with the papers' numbers, which need the `paper` preset.", ""]
@@ -128,7 +146,7 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             rows, bad = read_rows(jsonl)
             if not rows:
                 continue
-            text = render_table(rows, f"{folder.name} — {jsonl.stem}")
+            text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name)
             if bad:
                 text += f"\n{bad} unreadable line(s) in {jsonl.name} were skipped.\n"
             out = jsonl.with_suffix(".md")
