@@ -141,3 +141,10 @@ def test_show_prints_config_metrics_and_paths(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "pairwise_ssim" in out and "checkpoint" in out and "seed 0" in out
     assert json.loads((result.run_dir / "result.json").read_text())["metrics"]
+
+
+def test_resumed_bench_records_where_it_resumed(tmp_path):
+    fitted = run_fit("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=2", *TINY], runs=tmp_path / "r")
+    result = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=4"], resume=str(fitted),
+                       leaderboards=tmp_path / "boards")
+    assert result.row["resumed_from_iteration"] == 2 and result.row["iterations"] == 4

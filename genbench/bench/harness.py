@@ -260,10 +260,8 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     metric_names = list(bench_cfg.get("metrics", ["classifier_score", "pairwise_ssim"]))
     metric_options = dict(bench_cfg.get("metric_options", {}))
     check_metrics_available(metric_names, metric_options)
-    iterations_before = 0
-    if ckpt is not None:
-        iterations_before = int(torch.load(ckpt, map_location="cpu", weights_only=True).get("genbench_iteration", 0))
     dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt)
+    iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
     count = num_samples(cfg, dm)

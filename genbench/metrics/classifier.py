@@ -23,6 +23,7 @@ from torch_fidelity import register_feature_extractor
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
+from genbench.data.base import to_unit_range
 from genbench.errors import GenbenchError
 from genbench.metrics.fidelity import fidelity_scores
 from genbench.paths import cache_dir
@@ -210,8 +211,6 @@ def get_classifier(datamodule_factory, dataset: str, settings: ClassifierSetting
         if settings.max_train and train_x.shape[0] > settings.max_train:
             pick = torch.randperm(train_x.shape[0], generator=torch.Generator().manual_seed(settings.seed))[: settings.max_train]
             train_x, train_y = train_x[pick], train_y[pick]
-        from genbench.data.base import to_unit_range
-
         held_x = to_unit_range(held.images, dm.pixel_norm)
         net, scores = train_classifier(train_x, train_y, held_x, held.labels, dm.num_classes, settings)
         meta = {"dataset": dataset, "key": key, "num_classes": dm.num_classes, "classes": dm.class_names,

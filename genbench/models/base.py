@@ -57,6 +57,7 @@ class GenerativeModel(L.LightningModule):
         self.channels = channels
         self.arch = arch
         self.iteration = 0
+        self.resumed_from_iteration = 0  # set when a checkpoint is loaded
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -117,6 +118,7 @@ class GenerativeModel(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.iteration = int(checkpoint.get("genbench_iteration", 0))
+        self.resumed_from_iteration = self.iteration
         self._pending_rng = checkpoint.get("genbench_rng")
 
     def on_train_start(self) -> None:
