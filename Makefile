@@ -19,7 +19,7 @@ RUN_ARGS = --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) $(i
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit sweep leaderboard list perf clean
+.PHONY: install test bench fit reference sweep leaderboard list perf clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,9 @@ bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
 
 fit:  ## train only (checkpoint under runs/)
 	$(BIN)/genbench fit $(RUN_ARGS)
+
+reference:  ## score the reference rows (real images, noise) into PRESET's table of DATA (N: one n; default: the table's)
+	$(BIN)/genbench reference --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n $(N)) $(foreach s,$(SET),--set $(s))
 
 sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
 	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))

@@ -57,12 +57,42 @@ def time_langevin(size: int, batch: int, steps: int, device: torch.device) -> di
     return {"langevin_steps_per_second": steps / seconds, "chains": batch}
 
 
+def time_scoring(count: int, size: int, data: str = "imagenet-scenes-tiny") -> dict:
+    """Scoring ``count`` samples with every default metric vs its floor: one classifier forward pass over the
+    samples plus loading the cached real-image features (the classifier and features are cached first)."""
+    from genbench.metrics import DEFAULT_METRICS, MetricContext, compute_metrics
+    from genbench.metrics.features import extract_features
+
+    warm = MetricContext(data, {"image_size": size})
+    warm.reference("classifier")  # trains/caches the classifier and the real features on first use
+    held = warm.benchmark_data().images("train")
+    generator = torch.Generator().manual_seed(0)
+    picks = torch.randint(0, held.shape[0], (count,), generator=generator)
+    samples = (held[picks] + 0.1 * torch.randn(count, *held.shape[1:], generator=generator)).clamp(-1, 1)
+    start = time.perf_counter()
+    extract_features(samples, warm.space("classifier"))
+    forward = time.perf_counter() - start
+    fresh = MetricContext(data, {"image_size": size})
+    start = time.perf_counter()
+    fresh.reference("classifier")
+    reference = time.perf_counter() - start
+    fresh = MetricContext(data, {"image_size": size})
+    start = time.perf_counter()
+    compute_metrics(DEFAULT_METRICS, samples, fresh)
+    total = time.perf_counter() - start
+    floor = forward + reference
+    return {"samples": count, "image_size": size, "metrics": DEFAULT_METRICS, "seconds": total,
+            "forward_seconds": forward, "cached_reference_seconds": reference, "ratio_to_floor": total / floor,
+            "target_ratio": 1.2}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", default=MODELS.names())
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--score-samples", type=int, default=10_000, help="samples of the scoring benchmark (0: skip)")
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -73,10 +103,16 @@ def main() -> None:
     for r in results:
         print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['images_per_second']:>10.1f}")
     print(f"descriptor Langevin: {langevin['langevin_steps_per_second']:.1f} steps/s on {langevin['chains']} chains")
+    scoring = time_scoring(args.score_samples, args.image_size) if args.score_samples else None
+    if scoring:
+        print(f"scoring {scoring['samples']} samples at {scoring['image_size']}x{scoring['image_size']} with "
+              f"{', '.join(scoring['metrics'])}: {scoring['seconds']:.1f} s = {scoring['ratio_to_floor']:.2f}x "
+              f"(one classifier pass {scoring['forward_seconds']:.1f} s + cached real features "
+              f"{scoring['cached_reference_seconds']:.2f} s; target <= {scoring['target_ratio']}x)")
     if args.out:
         with open(args.out, "w") as fh:
             json.dump({"device": device_name(), "versions": package_versions(), "settings": vars(args),
-                       "models": results, "langevin": langevin}, fh, indent=1)
+                       "models": results, "langevin": langevin, "scoring": scoring}, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""``genbench fit | bench | leaderboard | sweep | show | list`` — one CLI over the YAML configs in ``configs/``.
+"""``genbench fit | bench | reference | config | leaderboard | sweep | show | list`` — one CLI over the YAML configs in ``configs/``.
 
 Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
 file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
@@ -55,10 +55,21 @@ def build_parser() -> ArgumentParser:
     board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("leaderboard", board)
+    sub.add_subcommand("config", _run_parser("Print the effective config (and its hash) of a run without running it."))
     sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets and metrics."))
     show = ArgumentParser(description="Print a run's config, metrics and files.")
     show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
     sub.add_subcommand("show", show)
+    reference = ArgumentParser(description="Score the reference rows (held-out real images, clipped Gaussian noise) "
+                                           "into a preset's table.")
+    reference.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
+    reference.add_argument("--preset", default="smoke", help="the preset whose table (and sample count) to use")
+    reference.add_argument("--n", type=list[int] | None, default=None, nargs="+",
+                           help="n values (default: those of the table's model rows, else the preset's)")
+    reference.add_argument("--seed", type=int, default=0, help="seed of the real-image subset and of the noise")
+    reference.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    reference.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("reference", reference)
     sweep = ArgumentParser(description="Run a grid from configs/sweeps/*.yaml locally (skips finished rows).")
     sweep.add_argument("--config", dest="sweep_config", default="configs/sweeps/is-vs-n.yaml", help="sweep definition")
     sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
@@ -82,6 +93,15 @@ def dispatch(command: str, args) -> None:
         print("models:  ", " ".join(MODELS.names()))
         print("datasets:", " ".join(DATASETS.names()))
         print("metrics: ", " ".join(METRICS.names()))
+    elif command == "config":
+        import yaml
+
+        from genbench.bench.harness import effective_config
+        from genbench.config import config_hash
+
+        cfg = effective_config(args.model, args.data, args.preset, args.n, args.seed, _overrides(args))
+        print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
+        print(f"# config hash: {config_hash(cfg)}")
     elif command == "leaderboard":
         from genbench.bench import render_leaderboards
         from genbench.paths import leaderboard_dir
@@ -104,6 +124,11 @@ def dispatch(command: str, args) -> None:
         row = result.row
         print(f"{row['model']} on {row['data']} (n={row['n']}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
         print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
+    elif command == "reference":
+        from genbench.bench.reference import run_reference
+
+        run_reference(args.data, args.preset, args.n, args.seed, args.set,
+                      Path(args.leaderboards) if args.leaderboards else None)
     elif command == "show":
         from genbench.bench.show import describe_run
 

@@ -38,10 +38,15 @@ def test_bench_writes_a_complete_row(bench_row):
     assert (row["model"], row["data"], row["n"], row["seed"], row["preset"]) == ("dcgan", "imagenet-scenes-tiny", 10, 3, "smoke")
     assert row["n_train"] == 100 and row["n_samples"] == 60 and row["iterations"] == 3
     metrics = row["metrics"]
+    assert set(metrics) == {"classifier_score", "top1_probability", "classifier_fid", "classifier_kid",
+                            "classifier_precision", "classifier_recall", "pairwise_ssim"}
     assert metrics["classifier_score"]["mean"] >= 1.0 and metrics["classifier_score"]["std"] is not None
+    assert metrics["classifier_fid"]["mean"] > 0 and metrics["classifier_kid"]["std"] is not None
     assert 0 < metrics["pairwise_ssim"]["mean"] <= 1
     assert row["classifier"]["top1"] > 0.2 and row["classifier"]["n_train"] == 2000
-    assert "shuffle seed 2020" in row["protocols"]["classifier_score_protocol"]
+    assert set(row["protocols"]) == set(metrics) and "shuffle seed 2020" in row["protocols"]["classifier_score"]
+    assert "60 samples" in row["protocols"]["classifier_fid"] and "5000 real train images" in row["protocols"]["classifier_fid"]
+    assert row["real_images"]["classifier"]["count"] == 5000 and row["kind"] == "model"
     for key in ("git_commit", "config_hash", "versions", "train_seconds", "images_per_second", "data_fingerprint", "device"):
         assert row[key] not in (None, "")
     assert row["versions"]["torch"] and row["config"]["run"]["seed"] == 3
@@ -62,6 +67,8 @@ def test_bench_writes_a_complete_row(bench_row):
     (["bench", "--set", "model.colour=1"], "unknown model (dcgan) option(s) ['colour']"),
     (["bench", "--set", "data.root=/nonexistent/scenes"], "no data for 'imagenet-scenes-tiny': tried /nonexistent/scenes"),
     (["bench", "--set", "bench.metrics=[inception_score]"], "weights-inception-2015-12-05-6726825d.pth not found"),
+    (["bench", "--set", "bench.metric_options.kid_subset_size=1000"], "KID subset size 1000 exceeds the 500 generated"),
+    (["bench", "--set", "bench.metrics=[classifier_fidd]"], "unknown metric 'classifier_fidd'; known: "),
 ])
 def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, capsys, monkeypatch, tmp_path):
     boards, _ = bench_row
@@ -72,6 +79,24 @@ def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, c
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert table.read_bytes() == before
+
+
+def test_reference_rows_are_scored_and_rendered_first(bench_row, capsys):
+    boards, model_row = bench_row
+    argv = ["reference", "--data", "imagenet-scenes-tiny", "--leaderboards", str(boards), *_args()]
+    assert main(argv) == 0
+    rows, _ = read_rows(boards / "imagenet-scenes-tiny" / "smoke.jsonl")
+    refs = {r["model"]: r for r in rows if r.get("kind") == "reference"}
+    assert set(refs) == {"real images", "noise"} and all(r["n"] == 10 for r in refs.values())  # the table's n
+    real, noise = refs["real images"], refs["noise"]
+    assert real["n_samples"] == noise["n_samples"] == model_row["n_samples"] == 60
+    assert set(real["metrics"]) == set(model_row["metrics"]) and real["heldout_split"] == "val"
+    assert real["metrics"]["classifier_fid"]["mean"] < noise["metrics"]["classifier_fid"]["mean"]
+    assert real["metrics"]["classifier_score"]["mean"] > noise["metrics"]["classifier_score"]["mean"]
+    md = (boards / "imagenet-scenes-tiny" / "smoke.md").read_text()
+    section = md[md.index("## FID (Offline classifier features)"):]
+    table_rows = [line for line in section.splitlines() if line.startswith("| ")][1:4]
+    assert [line.split("|")[1].strip() for line in table_rows] == ["*real images* (reference)", "*noise* (reference)", "dcgan"]
 
 
 def test_console_script_reports_errors_with_nonzero_exit():

@@ -25,6 +25,30 @@ def test_render_round_trip(tmp_path):
     assert "| dcgan | 2.260 ± 0.160 | — |" in text
 
 
+def test_labels_and_directions_come_from_the_metric_registry(monkeypatch):
+    """Relabelling a score where it is registered relabels the tables: no second table of names."""
+    from dataclasses import replace
+
+    from genbench.metrics.contract import METRICS, ScoreSpec
+
+    text = render_table([_row("abp", 50, 0, 2.0)], "t")
+    assert "## Offline classifier score (inception-style) (higher is better)" in text and "Average pairwise SSIM" in text
+    entries = dict(METRICS._entries)
+    entries["pairwise_ssim"] = replace(entries["pairwise_ssim"], scores=(ScoreSpec("pairwise_ssim", "Diversity X", "higher"),))
+    monkeypatch.setattr(METRICS, "_entries", entries)
+    assert "## Diversity X (higher is better)" in render_table([_row("abp", 50, 0, 2.0)], "t")
+
+
+def test_reference_rows_come_first_and_are_marked():
+    rows = [_row("abp", 50, 0, 2.0), {**_row("noise", 50, 0, 1.0), "kind": "reference"},
+            {**_row("real images", 50, 0, 4.0), "kind": "reference"}, _row("coopnets", 50, 0, 2.5)]
+    text = render_table(rows, "t")
+    section = text[text.index("## Offline classifier score"):].splitlines()
+    labels = [line.split("|")[1].strip() for line in section if line.startswith("| ")][1:]
+    assert labels[:4] == ["*real images* (reference)", "*noise* (reference)", "abp", "coopnets"]
+    assert "the ceiling" in text and "the floor" in text
+
+
 def test_several_seeds_report_spread_over_seeds():
     text = render_table([_row("abp", 50, 0, 2.0), _row("abp", 50, 1, 3.0)], "t")
     assert "2.500 ± 0.707 (2 seeds)" in text

@@ -31,7 +31,7 @@ from genbench.bench.tracking import finish_wandb
 from genbench.config import accepted_arguments, compose, config_hash
 from genbench.data import build_datamodule
 from genbench.errors import DivergenceError, GenbenchError
-from genbench.metrics import MetricContext, check_metrics_available, compute_metrics
+from genbench.metrics import DEFAULT_METRICS, MetricContext, check_metrics, compute_metrics
 from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
 
@@ -145,7 +145,7 @@ def num_samples(cfg: dict, dm) -> int:
     """bench.num_samples: an int, or "train" for as many samples as training images (the papers' protocol)."""
     value = cfg.get("bench", {}).get("num_samples", "train")
     if value == "train":
-        return len(dm.datasets["train"])
+        return dm.num_train
     if not isinstance(value, int) or value < 1:
         raise GenbenchError(f"bench.num_samples must be a positive integer or 'train', got {value!r}")
     return value
@@ -215,10 +215,6 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None):
     run = cfg["run"]
     L.seed_everything(run["seed"], workers=True, verbose=False)
     dm, module = build(cfg)
-    bench_cfg = cfg.get("bench", {})
-    if "classifier_score" in bench_cfg.get("metrics", []) and dm.num_classes < 2:
-        raise GenbenchError(f"classifier_score needs a labelled dataset with ≥ 2 classes; {run['data']} has "
-                            f"{dm.num_classes} (drop it: --set 'bench.metrics=[pairwise_ssim]')")
     if is_rank_zero():
         (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
@@ -253,18 +249,43 @@ def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None
         return _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name)
 
 
+def provenance() -> dict:
+    """What every row records about where and how it was produced."""
+    return {"git_commit": git_commit(), "versions": package_versions(), "device": device_name(),
+            "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["genbench", *sys.argv[1:]]) if sys.argv else ""}
+
+
+def metric_setup(cfg: dict) -> tuple[list[str], MetricContext]:
+    """The metric names of ``cfg`` and their context, checked before any training: an impossible metric
+    setting fails here, in one line, with nothing computed yet."""
+    bench_cfg = cfg.get("bench", {})
+    names = list(bench_cfg.get("metrics", DEFAULT_METRICS))
+    planned = build_datamodule(cfg["run"]["data"], **cfg["data"])
+    ctx = MetricContext(cfg["run"]["data"], cfg["data"], bench_cfg.get("metric_options", {}), n_samples=num_samples(cfg, planned))
+    check_metrics(names, ctx)
+    return names, ctx
+
+
+def score_row(names: list[str], samples: torch.Tensor, ctx: MetricContext) -> dict:
+    """The scored part of a row: metrics (mean, std), each score's protocol, the classifier and real-image records."""
+    start = time.time()
+    scores = compute_metrics(names, samples, ctx)
+    return {"metrics": {k: s.as_row() for k, s in scores.items()}, "protocols": {k: s.protocol for k, s in scores.items()},
+            "n_samples": int(samples.shape[0]), "classifier": ctx.records.get("classifier"),
+            "real_images": ctx.records.get("real_images"), "metric_seconds": round(time.time() - start, 2)}
+
+
 def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name):
     cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "bench")
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
     bench_cfg = cfg.get("bench", {})
-    metric_names = list(bench_cfg.get("metrics", ["classifier_score", "pairwise_ssim"]))
-    metric_options = dict(bench_cfg.get("metric_options", {}))
-    check_metrics_available(metric_names, metric_options)
+    metric_names, ctx = metric_setup(cfg)
     dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt)
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
-    count = num_samples(cfg, dm)
+    count = ctx.n_samples
     start = time.time()
     samples = sample_all(module, count, seed + 1, chunk=int(bench_cfg.get("sample_batch_size", 256)))
     sample_seconds = time.time() - start
@@ -272,38 +293,19 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         return None
     save_grid(samples, run_dir / "samples.png", int(bench_cfg.get("grid_size", 64)))
 
-    def full_data():
-        options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}
-        return build_datamodule(data, **options)
-
-    ctx = MetricContext(dataset=data, datamodule_factory=full_data, class_names=dm.class_names, options=metric_options)
-    start = time.time()
-    values = compute_metrics(metric_names, samples, ctx)
-    metric_seconds = time.time() - start
-
-    metrics = {}
-    for key, value in values.items():
-        if key.endswith("_std") or key.endswith("_pairs"):
-            continue
-        metrics[key] = {"mean": value, "std": values.get(f"{key}_std")}
     row = {
-        "model": model, "data": data, "n": cfg["run"]["n"], "seed": seed, "preset": preset,
-        "metrics": metrics, "n_samples": count, "n_train": len(dm.datasets["train"]),
-        "protocols": {k: v for k, v in ctx.records.items() if k.endswith("_protocol")},
-        "classifier": ctx.records.get("classifier"),
+        "model": model, "data": data, "n": cfg["run"]["n"], "seed": seed, "preset": preset, "kind": "model",
+        **score_row(metric_names, samples, ctx), "n_train": len(dm.datasets["train"]),
         "iterations": module.iteration, "resumed_from_iteration": iterations_before or None,
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
-        "sample_seconds": round(sample_seconds, 2), "metric_seconds": round(metric_seconds, 2),
+        "sample_seconds": round(sample_seconds, 2),
         "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,
-        "git_commit": git_commit(), "config_hash": config_hash(cfg), "config": cfg,
-        "data_fingerprint": dm.fingerprint(), "versions": package_versions(), "device": device_name(),
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "run_dir": str(run_dir), "command": " ".join(["genbench", *sys.argv[1:]]) if sys.argv else "",
-        "wandb": getattr(wandb_logger, "genbench_mode", None),
+        "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": dm.fingerprint(), **provenance(),
+        "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
     (run_dir / "result.json").write_text(json.dumps(row, indent=1, default=str))
-    finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in metrics.items()})
+    finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})
     table = table_path(leaderboards or leaderboard_dir(), data, str(bench_cfg.get("table", preset)))
     if write_row:
         append_row(table, row)

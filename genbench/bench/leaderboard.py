@@ -17,16 +17,28 @@ from pathlib import Path
 
 from genbench.errors import GenbenchError
 
-#: metrics rendered (in this order) and how they read; "higher"/"lower" is the better direction
-TABLE_METRICS = {
-    "inception_score": ("Inception score (Inception-v3)", "higher"),
-    "classifier_score": ("Offline classifier score", "higher"),
-    "class_probability": ("Softmax probability of the true category", "higher"),
-    "top5_error": ("Top-5 classification error", "lower"),
-    "top1_probability": ("Mean top-1 classifier probability", "higher"),
-    "pairwise_ssim": ("Average pairwise SSIM among samples (diversity)", "lower"),
-    "fid": ("FID (Inception-v3)", "lower"),
-}
+
+
+def is_reference(row: dict) -> bool:
+    return row.get("kind") == "reference"
+
+
+def row_label(row: dict) -> str:
+    return f"*{row['model']}* (reference)" if is_reference(row) else row["model"]
+
+
+def latest_rows(rows: list[dict]) -> dict[tuple, dict]:
+    """The latest row per (model, n, seed): a re-run replaces its earlier row in the tables."""
+    latest: dict[tuple, dict] = {}
+    for row in rows:
+        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+    return latest
+
+
+def ordered_labels(latest: dict[tuple, dict]) -> list[str]:
+    """Reference rows first (real images, then noise), then the models alphabetically."""
+    references = sorted({row_label(r) for r in latest.values() if is_reference(r)}, key=lambda x: ("noise" in x, x))
+    return references + sorted({row_label(r) for r in latest.values() if not is_reference(r)})
 
 
 def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Path:
@@ -101,36 +113,68 @@ def published_section(data: str, metric: str) -> list[str]:
 
 
 def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
-    """Markdown: one section per metric, models × n, latest row per (model, n, seed)."""
-    latest: dict[tuple, dict] = {}
-    for row in rows:
-        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+    """Markdown: one section per score (labels and directions from the metric registry), reference rows
+    first, then models × n; latest row per (model, n, seed)."""
+    from genbench.metrics import score_specs
+
+    latest = latest_rows(rows)
     lines = [f"# {title}", "", "Rendered by `genbench leaderboard` from the rows in the `.jsonl` beside this file; "
-             "every row was produced by `genbench bench` (see each row's command, commit and config).", ""]
-    for metric, (label, better) in TABLE_METRICS.items():
+             "every row was produced by `genbench bench` or `genbench reference` (see each row's command, commit "
+             "and config).", ""]
+    if any(is_reference(r) for r in latest.values()):
+        lines += ["Reference rows, scored by the same code: *real images* are held-out real images (the ceiling), "
+                  "*noise* is Gaussian noise clipped to [-1, 1] (the floor).", ""]
+    else:
+        lines += ["No reference rows yet: `make reference DATA=<data> PRESET=<preset>` adds the real-images ceiling "
+                  "and the noise floor.", ""]
+    for metric, spec in score_specs().items():
         cells: dict[tuple, list[dict]] = defaultdict(list)
-        for (model, n, _seed), row in latest.items():
+        for (_model, n, _seed), row in latest.items():
             if metric in row.get("metrics", {}):
-                cells[(model, n)].append(row["metrics"][metric])
+                cells[(row_label(row), n)].append(row["metrics"][metric])
         if not cells:
             continue
         ns = sorted({n for _, n in cells}, key=_n_key)
-        models = sorted({m for m, _ in cells})
-        lines += [f"## {label} ({better} is better)", "",
+        present = {label for label, _ in cells}
+        lines += [f"## {spec.label} ({spec.better} is better)", "",
                   "| model | " + " | ".join("all" if n is None else f"n={n}" for n in ns) + " |",
                   "|---|" + "---|" * len(ns)]
-        for model in models:
-            lines.append(f"| {model} | " + " | ".join(format_cell(cells.get((model, n), [])) for n in ns) + " |")
+        for label in (x for x in ordered_labels(latest) if x in present):
+            lines.append(f"| {label} | " + " | ".join(format_cell(cells.get((label, n), [])) for n in ns) + " |")
         lines.append("")
         if data:
             lines += published_section(data, metric)
-    if any(r.get("preset") == "smoke" for r in latest.values()):
+    lines += protocol_section(latest)
+    if any(r.get("preset") == "smoke" and not is_reference(r) for r in latest.values()):
         lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
                   "with the papers' numbers, which need the `paper` preset.", ""]
     devices = sorted({str(r.get("device")) for r in latest.values()})
     presets = sorted({str(r.get("preset")) for r in latest.values()})
     lines += [f"Rows: {len(latest)} (latest per model, n, seed); presets: {', '.join(presets)}; devices: {', '.join(devices)}.", ""]
     return "\n".join(lines)
+
+
+def protocol_section(latest: dict[tuple, dict]) -> list[str]:
+    """How the numbers were computed: each score's protocol and the offline classifier's accuracy, once
+    per distinct value (rows record them individually)."""
+    protocols: dict[str, set[str]] = defaultdict(set)
+    classifiers = {}
+    for row in latest.values():
+        for name, text in (row.get("protocols") or {}).items():
+            protocols[name].add(text)
+        if row.get("classifier"):
+            classifiers[row["classifier"]["key"]] = row["classifier"]
+    if not protocols:
+        return []
+    lines = ["## Protocol", ""]
+    for key, c in sorted(classifiers.items()):
+        lines.append(f"- offline classifier `{key}`: held-out top-1 {c['top1']:.1%}, top-5 {c['top5']:.1%} "
+                     f"({c['n_train']} training / {c['n_heldout']} held-out images)")
+    for name in sorted(protocols):
+        texts = sorted(protocols[name])
+        shown = texts[0] if len(texts) == 1 else f"{texts[0]} (and {len(texts) - 1} other sample counts/settings; see rows)"
+        lines.append(f"- `{name}`: {shown}")
+    return [*lines, ""]
 
 
 def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
@@ -159,29 +203,31 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
 
 
 def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
-    """One PNG per metric: score vs n per class, a line with error bars per model (latest row per seed)."""
+    """One PNG per score: score vs n per class, a line with error bars per model (latest row per seed);
+    reference rows as grey dashed lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    latest: dict[tuple, dict] = {}
-    for row in rows:
-        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+    from genbench.metrics import score_specs
+
+    latest = latest_rows(rows)
     written = []
-    for metric, (label, better) in TABLE_METRICS.items():
+    for metric, spec in score_specs().items():
         series: dict[str, dict] = defaultdict(lambda: defaultdict(list))
-        for (model, n, _), row in latest.items():
+        for (_model, n, _), row in latest.items():
             if n is not None and metric in row.get("metrics", {}):
-                series[model][n].append(row["metrics"][metric])
+                series[row_label(row)][n].append(row["metrics"][metric])
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        for index, model in enumerate(sorted(series)):
-            ns = sorted(series[model])
+        models = [label for label in ordered_labels(latest) if label in series]
+        for index, label in enumerate(models):
+            ns = sorted(series[label])
             means, errs = [], []
             for n in ns:
-                values = series[model][n]
+                values = series[label][n]
                 m = [v["mean"] for v in values]
                 means.append(sum(m) / len(m))
                 if len(m) > 1:
@@ -189,11 +235,15 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
                     errs.append(math.sqrt(sum((x - mu) ** 2 for x in m) / (len(m) - 1)))
                 else:
                     errs.append(values[0].get("std") or 0.0)
-            style = ("-", "--", ":")[index // 10 % 3]  # the colour cycle has 10 colours
-            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=model, linestyle=style)
+            if label.startswith("*"):
+                ax.errorbar(ns, means, yerr=errs, marker="s", capsize=3, label=label.replace("*", ""), linestyle="--",
+                            color="0.2" if "real" in label else "0.6")
+                continue
+            style = ("-", "-.", ":")[index // 10 % 3]  # the colour cycle has 10 colours
+            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=label, linestyle=style)
         ax.set_xlabel("training images per category (n)")
-        ax.set_ylabel(f"{label}")
-        ax.set_title(f"{title} ({better} is better)", fontsize=9)
+        ax.set_ylabel(spec.label, fontsize=8)
+        ax.set_title(f"{title} ({spec.better} is better)", fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
         fig.tight_layout()

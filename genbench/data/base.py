@@ -190,6 +190,7 @@ class ImageDataModule(L.LightningDataModule):
         self.class_names: list[str] = []
         self.file_lists: dict[str, list[str]] = {}
         self.data_root: Path | None = None
+        self._plan: dict[str, list[tuple[ImageRef, int]]] | None = None
 
     # -- to implement per dataset -------------------------------------------------------------
     def collect(self) -> Collected:
@@ -212,28 +213,41 @@ class ImageDataModule(L.LightningDataModule):
     # -- shared ---------------------------------------------------------------------------------
     @property
     def num_classes(self) -> int:
+        self.plan()
         return len(self.class_names)
 
     @property
     def num_train(self) -> int:
-        self.setup()
-        return len(self.datasets["train"])
+        return len(self.plan()["train"])
 
     def prepare_data(self) -> None:
         self.collect()
 
+    def plan(self) -> dict[str, list[tuple[ImageRef, int]]]:
+        """The labelled image references of every split after the held-out split and the ``n_per_class``
+        draw — without decoding any image (cheap: cache keys and fingerprints need only this)."""
+        if self._plan is None:
+            collected = self.collect()
+            self.class_names = collected.class_names
+            self.data_root = collected.root
+            splits = dict(collected.splits)
+            if "val" not in splits:
+                splits["train"], splits["val"] = self._split_off(splits["train"], self.val_fraction)
+            splits["train"] = self._subsample(splits["train"])
+            self.file_lists = {split: [str(ref) if isinstance(ref, Path) else f"{split}:{i}" for i, (ref, _) in enumerate(items)]
+                               for split, items in splits.items()}
+            self._plan = splits
+        return self._plan
+
+    @property
+    def heldout_split(self) -> str:
+        """The split of real images no model trains on: ``test`` where the dataset has one, else ``val``."""
+        return "test" if "test" in self.plan() else "val"
+
     def setup(self, stage: str | None = None) -> None:
         if self.datasets:
             return
-        collected = self.collect()
-        self.class_names = collected.class_names
-        self.data_root = collected.root
-        splits = dict(collected.splits)
-        if "val" not in splits:
-            splits["train"], splits["val"] = self._split_off(splits["train"], self.val_fraction)
-        splits["train"] = self._subsample(splits["train"])
-        for split, items in splits.items():
-            self.file_lists[split] = [str(ref) if isinstance(ref, Path) else f"{split}:{i}" for i, (ref, _) in enumerate(items)]
+        for split, items in self.plan().items():
             self.datasets[split] = self._load(items)
 
     def _split_off(self, items, fraction):
@@ -284,18 +298,23 @@ class ImageDataModule(L.LightningDataModule):
 
     def fingerprint(self) -> str:
         """Hash of the training file list and preprocessing: two runs with equal fingerprints saw equal data."""
-        self.setup()
+        self.plan()
         h = hashlib.sha256()
         h.update(f"{self.name}|{self.image_size}|{self.channels}|{self.resize}|{self.pixel_norm}".encode())
         for path in self.file_lists["train"]:
             h.update("/".join(Path(path).parts[-2:]).encode())
         return h.hexdigest()[:16]
 
-    def train_images(self) -> torch.Tensor:
-        """All training images in [-1, 1] (for metrics on real data)."""
+    def images(self, split: str = "train") -> torch.Tensor:
+        """All images of ``split`` in [-1, 1] (for metrics on real data)."""
         self.setup()
-        ds = self.datasets["train"]
-        return to_unit_range(ds.images, self.pixel_norm)
+        if split not in self.datasets:
+            raise GenbenchError(f"{self.name} has no {split!r} split; it has {', '.join(self.datasets)}")
+        return to_unit_range(self.datasets[split].images, self.pixel_norm)
+
+    def train_images(self) -> torch.Tensor:
+        """All training images in [-1, 1]."""
+        return self.images("train")
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
@@ -318,17 +337,17 @@ class ImageDataModule(L.LightningDataModule):
         return self._loader("val", shuffle=False)
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader("test" if "test" in self.datasets else "val", shuffle=False)
+        return self._loader(self.heldout_split, shuffle=False)
 
     def describe(self) -> dict:
-        self.setup()
+        plan = self.plan()
         return {
             "dataset": self.name,
             "root": str(self.data_root) if self.data_root else None,
             "classes": self.class_names,
             "n_per_class": self.n_per_class,
             "subset_seed": self.subset_seed,
-            "sizes": {k: len(v) for k, v in self.datasets.items()},
+            "sizes": {k: len(v) for k, v in plan.items()},
             "image_size": self.image_size,
             "channels": self.channels,
             "resize": self.resize,

@@ -1,75 +1,164 @@
-"""Metric registry. Each metric maps (samples in [-1, 1], context) → {name: value}; names encode protocol."""
+"""The registered metrics — the one file to touch when adding one.
+
+Each metric declares its scores (name, label, better direction) and computes them from a ``SampleSet``
+as ``Score``s (mean, std, protocol). Feature-space metrics exist once per feature space — the offline
+classifier (``classifier_*``, no download needed) and the real Inception-v3 (``inception_score``,
+``fid``, ``kid``, ``inception_pr``; weights must be local) — and share one extractor pass per sample set.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
-
 import torch
 
-from genbench.metrics.fidelity import IS_PROTOCOL, inception_score, resolve_inception_weights
+from genbench.metrics.context import MetricContext, MetricOptions, SampleSet
+from genbench.metrics.contract import METRICS, Metric, Score, ScoreSpec, register, score_specs
+from genbench.metrics.features import (check_neighbourhood, frechet_distance, inception_style_score, kernel_distance,
+                                       precision_recall, resolve_kid_subset_size)
 from genbench.metrics.ssim import pairwise_ssim
-from genbench.registry import Registry
 
 
-@dataclass
-class MetricContext:
-    """What a metric may need besides the samples."""
-
-    dataset: str
-    datamodule_factory: Callable  # builds the dataset without n_per_class (classifier training, real images)
-    class_names: list[str]
-    options: dict = field(default_factory=dict)
-    records: dict = field(default_factory=dict)  # filled by metrics: protocol strings, classifier accuracy
+def _samples_protocol(samples: SampleSet, ctx: MetricContext, space: str) -> str:
+    return f"{samples.count} samples (uint8, rounded) in {ctx.space(space).describe()}"
 
 
-MetricFn = Callable[[torch.Tensor, MetricContext], dict]
-METRICS: Registry[MetricFn] = Registry("metric")
+def _real_protocol(ctx: MetricContext, space: str) -> str:
+    return f"vs {ctx.reference(space).describe()} (features cached: {ctx.reference(space).meta['file']})"
 
 
-@METRICS.register("inception_score")
-def _inception(samples: torch.Tensor, ctx: MetricContext) -> dict:
-    splits = int(ctx.options.get("splits", 10))
-    out = inception_score(samples, ctx.options.get("inception_weights"), splits=splits)
-    ctx.records["inception_score_protocol"] = IS_PROTOCOL.format(splits=splits) + ", Inception-v3 2015-12-05"
-    return out
+def _check_space(space: str):
+    def check(ctx: MetricContext) -> None:
+        if space == "classifier":
+            data = ctx.classifier_data()
+            if data.num_classes < 2:
+                raise_one_class(ctx.dataset, data.num_classes)
+        else:
+            from genbench.metrics.fidelity import resolve_inception_weights
+
+            resolve_inception_weights(ctx.options.inception_weights)
+    return check
 
 
-@METRICS.register("classifier_score")
-def _classifier(samples: torch.Tensor, ctx: MetricContext) -> dict:
-    from genbench.metrics.classifier import ClassifierSettings, classifier_score, get_classifier
+def raise_one_class(dataset: str, classes: int):
+    from genbench.errors import GenbenchError
 
-    settings = ClassifierSettings(**ctx.options.get("classifier", {}))
-    classifier = get_classifier(ctx.datamodule_factory, ctx.dataset, settings)
-    target = None
-    if len(ctx.class_names) == 1 and ctx.class_names[0] in classifier.meta["classes"]:
-        target = classifier.meta["classes"].index(ctx.class_names[0])
-    splits = int(ctx.options.get("splits", 10))
-    ctx.records["classifier"] = classifier.record()
-    ctx.records["classifier_score_protocol"] = IS_PROTOCOL.format(splits=splits) + f", offline classifier {classifier.meta['key']}"
-    return classifier_score(samples, classifier, target, splits=splits)
+    raise GenbenchError(f"the classifier metrics need a labelled dataset with ≥ 2 classes; {dataset} has {classes} "
+                        f"(drop them: --set 'bench.metrics=[pairwise_ssim]')")
 
 
-@METRICS.register("pairwise_ssim")
-def _ssim(samples: torch.Tensor, ctx: MetricContext) -> dict:
-    max_samples = int(ctx.options.get("ssim_samples", 100))
-    ctx.records["pairwise_ssim_protocol"] = f"torchmetrics SSIM, gaussian 11x11 sigma 1.5, data_range 1 on [0,1], first {max_samples} samples"
-    return pairwise_ssim(samples, max_samples=max_samples)
+def _register_feature_metrics(space: str, names: dict[str, str], label: str) -> None:
+    """The inception-style score, FID, KID and precision/recall in one feature space."""
+    check_space = _check_space(space)
+
+    def score(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+        splits = ctx.options.splits
+        mean, std = inception_style_score(samples.features(ctx, space).logits, splits)
+        protocol = (f"torch-fidelity isc, {splits} splits, shuffle seed 2020, float64, population std over splits; "
+                    f"{_samples_protocol(samples, ctx, space)}")
+        return {names["score"]: Score(mean, std, protocol)}
+
+    def check_score(ctx: MetricContext) -> None:
+        check_space(ctx)
+        if ctx.n_samples is not None:
+            inception_style_score(torch.zeros(ctx.n_samples, 2), ctx.options.splits)  # raises if too few
+
+    def fid(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+        value = frechet_distance(samples.features(ctx, space).pool, ctx.reference(space).features.pool)
+        return {names["fid"]: Score(value, None, f"torch-fidelity fid statistics, float64; {_samples_protocol(samples, ctx, space)} "
+                                                 f"{_real_protocol(ctx, space)}")}
+
+    def kid(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+        subsets = ctx.options.kid_subsets
+        mean, std, size = kernel_distance(samples.features(ctx, space).pool, ctx.reference(space).features.pool, subsets,
+                                          ctx.options.kid_subset_size)
+        return {names["kid"]: Score(mean, std, f"torch-fidelity kid, polynomial kernel degree 3 in float32, {subsets} subsets "
+                                              f"of {size}, seed 2020, mean ± std over subsets; {_samples_protocol(samples, ctx, space)} "
+                                              f"{_real_protocol(ctx, space)}")}
+
+    def check_kid(ctx: MetricContext) -> None:
+        check_space(ctx)
+        if ctx.n_samples is not None:
+            resolve_kid_subset_size(ctx.options.kid_subset_size, ctx.n_samples, ctx.reference_count())
+
+    def pr(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+        k = ctx.options.pr_neighborhood
+        precision, recall = precision_recall(samples.features(ctx, space).pool, ctx.reference(space).features.pool, k)
+        protocol = (f"torch-fidelity prc (Kynkäänniemi et al. 2019), {k}-NN balls, float32 distances; "
+                    f"{_samples_protocol(samples, ctx, space)} {_real_protocol(ctx, space)}")
+        return {names["precision"]: Score(precision, None, protocol), names["recall"]: Score(recall, None, protocol)}
+
+    def check_pr(ctx: MetricContext) -> None:
+        check_space(ctx)
+        if ctx.n_samples is not None:
+            check_neighbourhood(ctx.options.pr_neighborhood, ctx.n_samples, ctx.reference_count())
+
+    register(Metric(names["score"], (ScoreSpec(names["score"], f"{label} score (inception-style)", "higher"),), score, check_score))
+    register(Metric(names["fid"], (ScoreSpec(names["fid"], f"FID ({label} features)", "lower"),), fid, check_space))
+    register(Metric(names["kid"], (ScoreSpec(names["kid"], f"KID ({label} features)", "lower"),), kid, check_kid))
+    register(Metric(names["pr"], (ScoreSpec(names["precision"], f"Precision ({label} features)", "higher"),
+                                  ScoreSpec(names["recall"], f"Recall ({label} features)", "higher")), pr, check_pr))
 
 
-def check_metrics_available(names: list[str], options: dict) -> None:
-    """Fail before training if a requested metric cannot run (unknown name, missing Inception weights)."""
+_register_feature_metrics("inception", {"score": "inception_score", "fid": "fid", "kid": "kid", "pr": "inception_pr",
+                                        "precision": "inception_precision", "recall": "inception_recall"}, "Inception-v3")
+_register_feature_metrics("classifier", {"score": "classifier_score", "fid": "classifier_fid", "kid": "classifier_kid",
+                                         "pr": "classifier_pr", "precision": "classifier_precision",
+                                         "recall": "classifier_recall"}, "Offline classifier")
+
+
+def _synthesis_quality(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+    from genbench.metrics.classifier import synthesis_quality
+
+    target = ctx.target_class()
+    values = synthesis_quality(samples.features(ctx, "classifier").logits, target)
+    what = (f"true category {ctx.classifier().meta['classes'][target]!r}" if target is not None else "several categories")
+    protocol = f"offline classifier softmax ({what}); {_samples_protocol(samples, ctx, 'classifier')}"
+    return {name: Score(value, None, protocol) for name, value in values.items()}
+
+
+register(Metric("synthesis_quality", (
+    ScoreSpec("class_probability", "Softmax probability of the true category", "higher"),
+    ScoreSpec("top5_error", "Top-5 classification error", "lower"),
+    ScoreSpec("top1_probability", "Mean top-1 classifier probability", "higher"),
+), _synthesis_quality, _check_space("classifier")))
+
+
+def _ssim(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+    out = pairwise_ssim(samples.images, max_samples=ctx.options.ssim_samples)
+    protocol = (f"torchmetrics SSIM, gaussian 11x11 sigma 1.5, data_range 1 on [0,1], all {out['pairwise_ssim_pairs']} "
+                f"pairs of the first {min(ctx.options.ssim_samples, samples.count)} samples, mean ± std over pairs")
+    return {"pairwise_ssim": Score(out["pairwise_ssim"], out["pairwise_ssim_std"], protocol)}
+
+
+def _check_ssim(ctx: MetricContext) -> None:
+    if ctx.n_samples is not None and min(ctx.n_samples, ctx.options.ssim_samples) < 2:
+        from genbench.errors import GenbenchError
+
+        raise GenbenchError("pairwise SSIM needs at least 2 samples; raise bench.num_samples or metric_options.ssim_samples")
+
+
+register(Metric("pairwise_ssim", (ScoreSpec("pairwise_ssim", "Average pairwise SSIM among samples (diversity)", "lower"),),
+                _ssim, _check_ssim))
+
+
+def check_metrics(names: list[str], ctx: MetricContext) -> None:
+    """Fail before any training if a requested metric cannot run (unknown name, missing weights, a
+    one-class dataset for the classifier, too few samples for the requested splits/subsets/neighbourhood)."""
     for name in names:
-        METRICS.get(name)
-    if "inception_score" in names:
-        resolve_inception_weights(options.get("inception_weights"))
+        metric = METRICS.get(name)
+        if metric.check is not None:
+            metric.check(ctx)
 
 
-def compute_metrics(names: list[str], samples: torch.Tensor, ctx: MetricContext) -> dict:
-    results: dict = {}
+def compute_metrics(names: list[str], images: torch.Tensor, ctx: MetricContext) -> dict[str, Score]:
+    """Every score of the named metrics for ``images`` in [-1, 1], one feature pass per feature space."""
+    samples = SampleSet(images)
+    scores: dict[str, Score] = {}
     for name in names:
-        results.update(METRICS.get(name)(samples, ctx))
-    return results
+        scores.update(METRICS.get(name).compute(samples, ctx))
+    return scores
 
 
-__all__ = ["METRICS", "MetricContext", "check_metrics_available", "compute_metrics"]
+DEFAULT_METRICS = ["classifier_score", "synthesis_quality", "classifier_fid", "classifier_kid", "classifier_pr", "pairwise_ssim"]
+
+__all__ = ["DEFAULT_METRICS", "METRICS", "Metric", "MetricContext", "MetricOptions", "SampleSet", "Score", "ScoreSpec",
+           "check_metrics", "compute_metrics", "score_specs"]

@@ -1,10 +1,5 @@
-"""Inception-style scores through torch-fidelity: the real Inception-v3 (2015-12-05 weights, looked up
-locally, never downloaded implicitly) or any feature extractor registered with torch-fidelity (the
-offline classifier). Images go in as uint8, quantised by rounding.
-
-IS = exp(E_x KL(p(y|x) ‖ p(y))), mean ± population std over 10 splits, samples shuffled with
-torch-fidelity's fixed seed 2020 (the protocol string below is recorded with every number).
-"""
+"""torch-fidelity's inputs and the real Inception-v3: the 2015-12-05 weights are looked up locally and
+never downloaded by a run. Images go in as uint8, quantised by rounding."""
 
 from __future__ import annotations
 
@@ -12,7 +7,6 @@ import os
 from pathlib import Path
 
 import torch
-import torch_fidelity
 from torch.utils.data import Dataset
 
 from genbench.data.base import to_uint8
@@ -20,7 +14,6 @@ from genbench.errors import GenbenchError
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
-IS_PROTOCOL = "torch-fidelity isc, {splits} splits, shuffle seed 2020, float64, population std, uint8 rounded"
 
 
 class Uint8Images(Dataset):
@@ -62,48 +55,12 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
     )
 
 
-def fidelity_scores(
-    images: torch.Tensor,
-    feature_extractor: str,
-    weights_path: str | os.PathLike,
-    *,
-    isc: bool = True,
-    fid_reference: torch.Tensor | None = None,
-    splits: int = 10,
-    batch_size: int = 64,
-    feature_layer_isc: str | None = None,
-    feature_layer_fid: str | None = None,
-) -> dict[str, float]:
-    """IS (and FID against ``fid_reference`` if given) of ``images`` with a torch-fidelity extractor."""
-    if images.shape[0] < splits:
-        raise GenbenchError(f"inception score needs at least {splits} samples, got {images.shape[0]}")
-    kwargs = dict(
-        input1=Uint8Images(images),
-        isc=isc,
-        fid=fid_reference is not None,
-        feature_extractor=feature_extractor,
-        feature_extractor_weights_path=str(weights_path),
-        isc_splits=splits,
-        batch_size=batch_size,
-        cuda=torch.cuda.is_available(),
-        cache=False,
-        verbose=False,
-    )
-    if fid_reference is not None:
-        kwargs["input2"] = Uint8Images(fid_reference)
-    if feature_layer_isc:
-        kwargs["feature_layer_isc"] = feature_layer_isc
-    if feature_layer_fid:
-        kwargs["feature_layer_fid"] = feature_layer_fid
-    return torch_fidelity.calculate_metrics(**kwargs)
+def inception_space(path: str | os.PathLike | None = None):
+    """The real Inception-v3 as a feature space: ``logits_unbiased`` for the IS, the 2048-d pool for
+    FID/KID/precision-recall; real-image features are cached under ``<cache>/inception``."""
+    from genbench.metrics.features import FeatureSpace
+    from genbench.paths import cache_dir
 
-
-def inception_score(images: torch.Tensor, weights_path: str | os.PathLike | None = None, splits: int = 10,
-                    fid_reference: torch.Tensor | None = None) -> dict[str, float]:
-    """The papers' Inception score (and optionally FID) with the 2015-12-05 Inception-v3 weights."""
-    weights = resolve_inception_weights(weights_path)
-    out = fidelity_scores(images, "inception-v3-compat", weights, splits=splits, fid_reference=fid_reference)
-    result = {"inception_score": out["inception_score_mean"], "inception_score_std": out["inception_score_std"]}
-    if fid_reference is not None:
-        result["fid"] = out["frechet_inception_distance"]
-    return result
+    weights = resolve_inception_weights(path)
+    return FeatureSpace("inception", "inception-v3-compat", weights, "logits_unbiased", "2048",
+                        f"inception-v3-2015-12-05-{weights.stat().st_size}", cache_dir() / "inception")

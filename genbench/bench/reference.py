@@ -1,0 +1,73 @@
+"""Reference rows: the scale every table is read against, produced by the same scoring code as the models.
+
+- ``real images`` — held-out real images of the benchmark (never trained on), as many as the table's
+  model rows score (all of them where the held-out split holds fewer; the count is recorded): the ceiling.
+- ``noise`` — Gaussian noise N(0, 1) clipped to [-1, 1], as many as the model rows score: the floor.
+
+``genbench reference --data <name> --preset <preset> [--n …]`` appends one row of each per n to that
+preset's table; the leaderboard renders them first, marked as references.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from genbench.bench.harness import effective_config, metric_setup, num_samples, provenance, score_row
+from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path
+from genbench.config import config_hash
+from genbench.data import build_datamodule
+from genbench.paths import leaderboard_dir
+
+REFERENCES = {
+    "real images": "held-out real images of the benchmark, a seeded subset of the model rows' sample count",
+    "noise": "Gaussian noise N(0, 1) clipped to [-1, 1], as many images as the model rows score",
+}
+
+
+def reference_images(kind: str, datamodule, count: int, seed: int) -> torch.Tensor:
+    """``count`` images of reference ``kind`` (real: at most the held-out split's size)."""
+    generator = torch.Generator().manual_seed(seed)
+    if kind == "real images":
+        held = datamodule.images(datamodule.heldout_split)
+        if held.shape[0] <= count:
+            return held
+        return held[torch.randperm(held.shape[0], generator=generator)[:count].sort().values]
+    shape = (count, datamodule.channels, datamodule.image_size, datamodule.image_size)
+    return torch.randn(shape, generator=generator).clamp(-1, 1)
+
+
+def table_ns(table: Path) -> list[int | None]:
+    """The n of the model rows already in ``table``."""
+    rows, _ = read_rows(table)
+    return sorted({r.get("n") for r in rows if r.get("kind", "model") != "reference"}, key=lambda n: (n is None, n or 0))
+
+
+def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None = None, seed: int = 0,
+                  overrides: list[str] | None = None, leaderboards: Path | None = None, log=print) -> list[dict]:
+    """Score both references for every n of ``ns`` (default: the n of the table's model rows, else the
+    preset's own) and append their rows to the preset's table."""
+    boards = leaderboards or leaderboard_dir()
+    base = effective_config("reference", data, preset, None, seed, overrides)
+    table = table_path(boards, data, str(base.get("bench", {}).get("table", preset)))
+    ns = list(ns) if ns else (table_ns(table) or [base["run"]["n"]])
+    rows = []
+    for n in ns:
+        cfg = effective_config("reference", data, preset, n, seed, overrides)
+        names, ctx = metric_setup(cfg)
+        planned = build_datamodule(data, **cfg["data"])
+        count = num_samples(cfg, planned)
+        benchmark = ctx.benchmark_data()
+        for kind, description in REFERENCES.items():
+            images = reference_images(kind, benchmark, count, seed)
+            row = {"model": kind, "kind": "reference", "reference": description, "data": data, "n": n, "seed": seed,
+                   "preset": preset, **score_row(names, images, ctx), "requested_samples": count,
+                   "heldout_split": benchmark.heldout_split if kind == "real images" else None,
+                   "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": benchmark.fingerprint(),
+                   **provenance()}
+            append_row(table, row)
+            rows.append(row)
+            log(f"{kind} (n={n}): " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in row["metrics"].items()))
+    render_leaderboards(boards, data)
+    return rows
