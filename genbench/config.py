@@ -53,12 +53,13 @@ def parse_override(text: str) -> dict:
     return out
 
 
-def compose(model: str, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
+def compose(model: str | None, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
     """Effective config, later sources winning: presets/<preset>.yaml → models/<model>.yaml →
     data/<data>.yaml → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
-    (and its ``presets.<preset>`` block) → ``section.key=value`` overrides."""
+    (and its ``presets.<preset>`` block) → ``section.key=value`` overrides. ``model=None`` gives the
+    table's own config (no model files): what reference rows and the preprocessing check use."""
     root = root or configs_dir()
-    model_cfg = root / "models" / f"{model}.yaml"
+    model_cfg = root / "models" / f"{model}.yaml" if model else root / "models" / ".none"
     data_cfg = root / "data" / f"{data}.yaml"
     preset_cfg = root / "presets" / f"{preset}.yaml"
     if not preset_cfg.is_file():
@@ -74,7 +75,7 @@ def compose(model: str, data: str, preset: str, overrides: list[str] | None = No
     if data_cfg.is_file():
         cfg = deep_merge(cfg, load_yaml(data_cfg))
     cfg = deep_merge(cfg, presets.get(preset, {}) or {})
-    experiment = root / "experiments" / f"{model}-{data}.yaml"
+    experiment = root / "experiments" / f"{model}-{data}.yaml" if model else root / "experiments" / ".none"
     if experiment.is_file():
         exp = load_yaml(experiment)
         exp_presets = exp.pop("presets", {}) or {}
@@ -113,3 +114,21 @@ def instantiate(cls: type, options: dict, what: str) -> Any:
 
 def config_hash(cfg: dict) -> str:
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+#: data options that decide what the images look like: every row of a table must share them
+PREPROCESSING_KEYS = ("image_size", "channels", "resize", "pixel_norm")
+
+
+def check_table_preprocessing(model: str, data: str, preset: str, cfg: dict, overrides: list[str] | None) -> None:
+    """Preprocessing belongs to the table (preset + dataset), not to a model: a model whose files change it
+    is refused for its preset's table, in one line (``--set bench.table=<name>`` writes to a separate one)."""
+    if (cfg.get("bench") or {}).get("table") != (compose(None, data, preset).get("bench") or {}).get("table"):
+        return  # a table of its own
+    table = compose(None, data, preset, overrides)
+    for key in PREPROCESSING_KEYS:
+        if cfg["data"].get(key) != table["data"].get(key):
+            raise GenbenchError(
+                f"model {model!r} changes data.{key} to {cfg['data'][key]!r} but the {preset!r} table of {data} uses "
+                f"{table['data'].get(key, 'the dataset default')!r}: preprocessing belongs to the table (set it in "
+                f"configs/presets or configs/data), or write to a separate table with --set bench.table=<name>")

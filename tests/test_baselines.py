@@ -47,6 +47,31 @@ def test_gradient_penalty_zero_for_unit_norm_linear_critic_positive_otherwise():
     assert gradient_penalty(critic, real, fake).item() == pytest.approx(4.0, rel=1e-5)  # (3 − 1)²
 
 
+class QuadraticCritic(nn.Module):
+    """D(x) = a · ½‖x‖²: ∇ₓD = a·x, so the penalty is E(a‖x̂‖ − 1)² and d/da of it is E 2(a‖x̂‖ − 1)‖x̂‖."""
+
+    def __init__(self, a: float) -> None:
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(a))
+
+    def forward(self, x):
+        return self.a * 0.5 * x.flatten(1).pow(2).sum(1)
+
+
+def test_gradient_penalty_of_a_nonlinear_critic_on_the_interpolates_with_its_parameter_gradient():
+    real, fake = torch.randn(32, 3, 4, 4), torch.randn(32, 3, 4, 4) + 2.0
+    critic = QuadraticCritic(0.7)
+    torch.manual_seed(5)
+    penalty = gradient_penalty(critic, real, fake)
+    torch.manual_seed(5)  # the same interpolation weights, drawn here independently
+    eps = torch.rand(32, 1, 1, 1)
+    norm = (eps * real + (1 - eps) * fake).flatten(1).norm(dim=1)
+    assert penalty.item() == pytest.approx(float(((0.7 * norm - 1) ** 2).mean()), rel=1e-5)
+    (grad_a,) = torch.autograd.grad(penalty, critic.a)  # needs create_graph=True inside the penalty
+    assert grad_a.item() == pytest.approx(float((2 * (0.7 * norm - 1) * norm).mean()), rel=1e-5)
+    assert not torch.allclose(norm, (0.5 * real + 0.5 * fake).flatten(1).norm(dim=1))  # really random interpolates
+
+
 def test_weight_clipping_keeps_every_critic_weight_inside(tmp_path):
     L.seed_everything(0)
     model = build_model("wgan", image_size=8, channels=1, clip=0.01, lr=0.1, **SMALL["wgan"])
@@ -78,3 +103,107 @@ def test_baseline_fits_samples_and_round_trips(name, tmp_path):
     for key, value in model.state_dict().items():
         assert torch.equal(value, restored.state_dict()[key]), key
     assert f"train/{DIAGNOSTIC[name]}" in trainer.callback_metrics
+
+
+@pytest.mark.parametrize("name", ["abp", "coopnets", "dcgan", "vae"])
+def test_bn_sampling_batch_uses_the_sampling_batch_and_keeps_running_statistics(name):
+    """``batch`` (the official CoopNets/ABP code) ignores the running statistics and leaves them as they were;
+    ``running`` uses them. Defaults: batch for coopnets/abp, running for the GAN family."""
+    import torch
+
+    from genbench.models import build_model
+
+    extra = {"num_train": 10} if name == "abp" else {}
+    small = {"abp": {"generator_net": {"base_width": 8}}, "coopnets": {"generator_net": {"base_width": 8}, "num_chains": 4},
+             "dcgan": {"g_width": 8, "d_width": 8}, "vae": {"width": 8}}[name]
+    model = build_model(name, image_size=16, channels=3, latent_dim=8, **small, **extra)
+    assert model.bn_sampling == ("batch" if name in ("abp", "coopnets") else "running")
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert norms
+    for m in norms:  # running statistics far from anything a batch would give
+        m.running_mean.fill_(50.0)
+        m.running_var.fill_(1e-4)
+    before = [m.running_mean.clone() for m in norms]
+    model.bn_sampling = "batch"
+    torch.manual_seed(0)
+    batch_mode = model.sample(16)
+    assert all(torch.equal(m.running_mean, b) for m, b in zip(norms, before))
+    assert batch_mode.std() > 0.01 and batch_mode.abs().mean() < 0.99  # not saturated by the absurd statistics
+    model.bn_sampling = "running"
+    torch.manual_seed(0)
+    running_mode = model.sample(16)
+    assert not torch.allclose(running_mode, batch_mode, atol=1e-3)
+
+
+def test_kim_bengio_entropy_is_the_batchnorm_scale_estimate_and_its_gradient_changes_the_samples():
+    from genbench.models.kim_bengio import batchnorm_entropy
+
+    torch.manual_seed(0)
+    model = build_model("kim-bengio", image_size=8, channels=1, **SMALL["kim-bengio"]).eval()
+    norms = [m for m in model.generator.modules() if isinstance(m, nn.BatchNorm2d)]
+    gammas = torch.cat([m.weight.detach() for m in norms])
+    closed_form = float((0.5 * torch.log(2 * torch.pi * torch.e * gammas.pow(2))).sum())
+    assert batchnorm_entropy(model.generator).item() == pytest.approx(closed_form, rel=1e-5)
+    z = torch.randn(16, model.hparams.latent_dim)
+    model.generator.train()  # batch statistics: where an estimate from BatchNorm *inputs* changes nothing
+    with torch.no_grad():
+        before = model.generator(z)
+    opt = torch.optim.Adam(model.generator.parameters(), lr=0.05)
+    (-model.entropy()).backward()  # a step on the entropy term alone
+    opt.step()
+    with torch.no_grad():
+        after = model.generator(z)
+    assert (after - before).norm() > 0.02 * before.norm()  # the old input-variance estimate: < 1e-5
+    x = torch.rand(4, 1, 8, 8) * 2 - 1
+    energy = model.energy(x)
+    bound = -torch.nn.functional.softplus(model.energy_net.experts.weight.abs().sum(1) + model.energy_net.experts.bias).sum()
+    assert energy.shape == (4,) and (energy >= bound - 1e-5).all()  # bounded below: φ = tanh(·) is bounded
+
+
+def test_wgan_follows_the_reference_critic_schedule_and_wgan_gp_algorithm_1():
+    wgan = build_model("wgan", image_size=32, channels=1, **SMALL["wgan"])
+    schedule = []
+    for g in (0, 24, 25, 26, 499, 500, 501, 1000):
+        wgan.generator_steps.fill_(g)
+        schedule.append(wgan.critic_steps_now())
+    assert schedule == [100, 100, 2, 2, 2, 100, 2, 100]  # martinarjovsky/WassersteinGAN main.py (n_critic 2 here)
+    assert any(isinstance(m, nn.BatchNorm2d) for m in wgan.critic.modules())
+    gp = build_model("wgan-gp", image_size=32, channels=1, **SMALL["wgan-gp"])
+    gp.generator_steps.fill_(0)
+    assert gp.critic_steps_now() == 2 and not any(isinstance(m, nn.BatchNorm2d) for m in gp.critic.modules())
+    opt_g, opt_c = gp.configure_optimizers()
+    assert opt_c.defaults["betas"] == (0.0, 0.9) and opt_c.defaults["lr"] == 1e-4
+
+
+def test_critic_steps_per_generator_step_in_training(tmp_path):
+    L.seed_everything(0)
+    model = build_model("wgan", image_size=8, channels=1, warmup_critic=3, warmup_generator=2, **SMALL["wgan"])
+    fit(model, build_datamodule("digits", batch_size=32), 10, tmp_path)
+    assert int(model.generator_steps) == 2 + (10 - 2 * 3) // 2  # 3+3 warm-up critic steps, then 2 per step
+
+
+def test_other_baseline_settings_follow_their_papers():
+    assert build_model("ebgan", image_size=8, channels=1, **SMALL["ebgan"]).hparams.pt_weight == 0.1  # EBGAN-PT
+    info_g, info_d = build_model("infogan", image_size=8, channels=1, **SMALL["infogan"]).configure_optimizers()
+    assert (info_g.defaults["lr"], info_d.defaults["lr"]) == (1e-3, 2e-4)
+    from genbench.config import compose
+
+    assert compose("dcgan", "imagenet-scenes-tiny", "paper")["data"]["batch_size"] == 128
+
+
+def test_model_yaml_holds_only_preset_changes_so_every_path_builds_the_papers_model():
+    """configs/models/*.yaml carry no top-level model block: the class signature is the one home of the
+    paper's settings, so `make perf`, the tests and the CLI build the same model."""
+    import yaml
+
+    from genbench.paths import configs_dir
+
+    for path in sorted((configs_dir() / "models").glob("*.yaml")):
+        assert set(yaml.safe_load(path.read_text())) <= {"presets"}, path.name
+    from genbench.config import compose
+
+    cfg = compose("coopnets", "imagenet-scenes-tiny", "paper")
+    model = build_model("coopnets", **cfg["model"])
+    assert model.hparams.num_chains == 144 and model.hparams.ref_std == 0.016 and model.langevin_config.n_steps == 15
+    pcd = build_model("pcd")
+    assert (pcd.hparams.buffer_size, pcd.hparams.num_chains, pcd.hparams.init_std) == (10_000, 144, 0.016)

@@ -47,6 +47,9 @@ def test_bench_writes_a_complete_row(bench_row):
     assert set(row["protocols"]) == set(metrics) and "shuffle seed 2020" in row["protocols"]["classifier_score"]
     assert "60 samples" in row["protocols"]["classifier_fid"] and "5000 real train images" in row["protocols"]["classifier_fid"]
     assert row["real_images"]["classifier"]["count"] == 5000 and row["kind"] == "model"
+    budget = row["budget"]
+    assert budget["iterations"] == 3 and budget["images_seen"] == 3 * 64 and budget["epochs"] == round(192 / 100, 2)
+    assert budget["wall_seconds"] > 0 and row["sample_device"] == "cpu"
     for key in ("git_commit", "config_hash", "versions", "train_seconds", "images_per_second", "data_fingerprint", "device"):
         assert row[key] not in (None, "")
     assert row["versions"]["torch"] and row["config"]["run"]["seed"] == 3
@@ -57,6 +60,7 @@ def test_bench_writes_a_complete_row(bench_row):
     assert json.loads((run_dir / "result.json").read_text())["config_hash"] == row["config_hash"]
     md = (boards / "imagenet-scenes-tiny" / "smoke.md").read_text()
     assert "| dcgan |" in md and "n=10" in md
+    assert f"| dcgan | 10 | 3 | 3 | 192 | 1.92 | {budget['wall_seconds']:.0f} | {row['device']} |" in md
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -69,6 +73,9 @@ def test_bench_writes_a_complete_row(bench_row):
     (["bench", "--set", "bench.metrics=[inception_score]"], "weights-inception-2015-12-05-6726825d.pth not found"),
     (["bench", "--set", "bench.metric_options.kid_subset_size=1000"], "KID subset size 1000 exceeds the 500 generated"),
     (["bench", "--set", "bench.metrics=[classifier_fidd]"], "unknown metric 'classifier_fidd'; known: "),
+    (["bench", "--set", "bench.num_sample=3"], "unknown bench option(s) ['num_sample']; accepted: grid_every, grid_size"),
+    (["bench", "--set", "logger.wandbb=true"], "unknown logger option(s) ['wandbb']; accepted: entity, group"),
+    (["bench", "--set", "trainer.max_iteration=3"], "unknown trainer option(s) ['max_iteration']; accepted: "),
 ])
 def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, capsys, monkeypatch, tmp_path):
     boards, _ = bench_row
@@ -99,6 +106,33 @@ def test_reference_rows_are_scored_and_rendered_first(bench_row, capsys):
     assert [line.split("|")[1].strip() for line in table_rows] == ["*real images* (reference)", "*noise* (reference)", "dcgan"]
 
 
+def test_samples_are_drawn_on_the_device_that_trained():
+    """Lightning's teardown leaves the module on the CPU; the harness moves it back to the root device."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from genbench.bench.harness import sampling_device
+
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)))
+    assert sampling_device(trainer) == torch.device("cuda", 1)
+
+
+def test_config_prints_the_effective_config_and_its_hash(capsys):
+    import yaml
+
+    from genbench.bench.harness import effective_config
+    from genbench.config import config_hash
+
+    assert main(["config", "--model", "coopnets", "--preset", "paper", "--n", "50", "--set", "model.lr=0.01"]) == 0
+    out = capsys.readouterr().out
+    printed = yaml.safe_load(out)
+    expected = effective_config("coopnets", "imagenet-scenes-tiny", "paper", 50, 0, ["model.lr=0.01"])
+    assert printed == expected and printed["model"]["lr"] == 0.01 and printed["data"]["n_per_class"] == 50
+    assert out.strip().splitlines()[-1] == f"# config hash: {config_hash(expected)}"
+    assert main(["config", "--set", "bench.num_sample=3"]) == 2
+
+
 def test_console_script_reports_errors_with_nonzero_exit():
     proc = subprocess.run([sys.executable, "-m", "genbench.cli", "bench", "--model", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("genbench: error: unknown model 'nope'")
@@ -106,6 +140,35 @@ def test_console_script_reports_errors_with_nonzero_exit():
 
 def test_presets_compose_in_order():
     cfg = compose("dcgan", "imagenet-scenes-tiny", "paper", ["model.lr=0.5"])
-    assert cfg["bench"]["table"] == "paper" and cfg["data"]["batch_size"] == 64 and cfg["model"]["lr"] == 0.5
+    assert cfg["bench"]["table"] == "paper" and cfg["data"]["batch_size"] == 128 and cfg["model"]["lr"] == 0.5
     smoke = compose("dcgan", "imagenet-scenes-tiny", "smoke")
     assert smoke["model"]["g_width"] == 32 and smoke["trainer"]["max_iterations"] > 0
+
+
+def test_every_shipped_model_shares_its_tables_preprocessing():
+    from genbench.bench.harness import effective_config
+    from genbench.models import MODELS
+
+    for preset in ("smoke", "paper"):
+        seen = set()
+        for model in MODELS.names():
+            cfg = effective_config(model, "imagenet-scenes-tiny", preset, None, 0, None)
+            seen.add(tuple(cfg["data"].get(k) for k in ("image_size", "channels", "resize", "pixel_norm")))
+        assert len(seen) == 1, (preset, seen)
+
+
+def test_a_model_that_changes_its_tables_preprocessing_is_refused(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from genbench.paths import configs_dir
+
+    shutil.copytree(configs_dir(), tmp_path / "configs")
+    (tmp_path / "configs" / "models" / "dcgan.yaml").write_text("presets:\n  smoke:\n    data: {pixel_norm: minmax}\n")
+    monkeypatch.setattr("genbench.config.configs_dir", lambda: tmp_path / "configs")
+    assert main(["bench", "--model", "dcgan"]) == 2
+    err = capsys.readouterr().err
+    assert "model 'dcgan' changes data.pixel_norm to 'minmax' but the 'smoke' table" in err and len(err.splitlines()) == 1
+    from genbench.bench.harness import effective_config
+
+    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "smoke", None, 0, ["bench.table=dcgan-minmax"])
+    assert cfg["data"]["pixel_norm"] == "minmax"  # a table of its own is fine

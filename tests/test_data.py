@@ -53,10 +53,44 @@ def test_minmax_normalisation_spans_full_range_per_image():
 
 
 def test_digits_split_is_seeded_and_disjoint():
-    dm = build_datamodule("digits")
-    dm.setup()
-    assert len(dm.datasets["train"]) + len(dm.datasets["val"]) == 1797
-    assert dm.datasets["train"].images.shape[1:] == (1, 8, 8)
+    def split(seed):
+        dm = build_datamodule("digits", subset_seed=seed)
+        dm.setup()
+        return dm.datasets["train"].images, dm.datasets["val"].images
+
+    train, val = split(0)
+    assert train.shape[0] + val.shape[0] == 1797 and abs(val.shape[0] - 0.2 * 1797) < 10
+    assert train.shape[1:] == (1, 8, 8)
+    again_train, again_val = split(0)
+    assert torch.equal(again_val, val) and torch.equal(again_train, train)  # the same seed, the same split
+    assert not torch.equal(split(1)[1], val)  # another seed, another split
+    train_rows = {bytes(x.numpy()) for x in train}
+    shared = train_rows & {bytes(x.numpy()) for x in val}
+    assert shared <= _duplicates_in_digits()  # only images the dataset itself holds twice appear on both sides
+
+
+def _duplicates_in_digits() -> set[bytes]:
+    """Images that occur more than once among scikit-learn's digits (their copies may fall on both sides)."""
+    from collections import Counter
+
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    images = np.round(load_digits().images * (255.0 / 16.0)).astype(np.uint8)
+    counts = Counter(bytes(a) for a in images)
+    return {k for k, c in counts.items() if c > 1}
+
+
+def test_tests_never_see_the_users_data_roots_or_weights():
+    import os
+
+    from genbench import paths
+
+    for key in ("GENBENCH_DATA", "GENBENCH_INCEPTION_WEIGHTS"):
+        assert key not in os.environ
+    assert paths.DEFAULT_DATA_DIR != paths.Path.home() / "genbench-data"
+    assert paths.cache_dir() != paths.Path.home() / ".cache" / "genbench"
+    assert all(str(paths.Path.home() / "genbench-data") not in str(r) for r in paths.candidate_roots("x", None, []))
 
 
 def test_n_per_class_larger_than_class_fails():
@@ -99,29 +133,24 @@ def test_imagenet_scenes_reads_a_user_tree_by_wnid(tmp_path):
     assert dm.datasets["train"].images.shape[1:] == (3, 64, 64)
 
 
-def test_offline_fallbacks_load():
+@pytest.mark.slow
+def test_offline_fallbacks_load(needs_shared):
+    needs_shared("scene15", "cifar10-subset", "mnist-test")
     for name, kwargs, classes in [("scene15", {"image_size": 32}, 15), ("cifar10", {}, 10), ("mnist", {}, 10)]:
         dm = build_datamodule(name, **kwargs)
-        try:
-            dm.setup()
-        except GenbenchError as exc:  # a clone without ../shared/data
-            pytest.skip(str(exc))
+        dm.setup()
         assert dm.num_classes == classes
 
 
-def test_scene15_drops_byte_identical_files():
+def test_scene15_drops_byte_identical_files(needs_shared):
+    needs_shared("scene15")
     dm = build_datamodule("scene15", image_size=16)
-    try:
-        dm.setup()
-    except GenbenchError as exc:
-        pytest.skip(str(exc))
+    dm.setup()
     assert sum(len(d) for d in dm.datasets.values()) == 4485 - 18
 
 
-def test_texture_unknown_name_lists_known():
-    try:
-        build_datamodule("textures", texture="bricks").setup()
-    except GenbenchError as exc:  # a clone without ../shared/data
-        pytest.skip(str(exc))
+def test_texture_unknown_name_lists_known(needs_shared):
+    needs_shared("textures")
+    build_datamodule("textures", texture="bricks").setup()
     with pytest.raises(GenbenchError, match="texture 'marble' not found.*bricks"):
         build_datamodule("textures", texture="marble").setup()

@@ -11,7 +11,7 @@ from genbench.errors import GenbenchError
 from genbench.models import build_model, model_class
 from genbench.models.descriptor import Descriptor
 
-TOY = dict(arch="mlp", image_size=1, channels=2, ref_std=None, net={"hidden": 64},
+TOY = dict(arch="mlp", image_size=1, channels=2, ref_std=None, net={"hidden": 64}, init_std=1.0, num_chains=None,
            langevin={"n_steps": 20, "step_size": 0.15}, lr=0.01)
 
 
@@ -206,13 +206,10 @@ def test_diverging_ebm_stops_with_one_line_and_keeps_last_checkpoint(tmp_path):
     assert not (tmp_path / "boards").exists()
 
 
-def test_textures_synthesis_runs(tmp_path):
+def test_textures_synthesis_runs(tmp_path, needs_shared):
     from genbench.bench import run_bench
 
-    try:
-        build_datamodule("textures").setup()
-    except GenbenchError as exc:
-        pytest.skip(str(exc))
+    needs_shared("textures")
     result = run_bench("descriptor", "textures", "smoke", None, 0, ["trainer.max_iterations=3", "data.image_size=32"],
                        leaderboards=tmp_path / "boards", runs=tmp_path / "runs")
     assert result.row["n_samples"] == 16 and "pairwise_ssim" in result.row["metrics"]

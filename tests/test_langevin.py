@@ -56,11 +56,19 @@ def test_clipping_and_clamping():
 
 
 def test_sampling_leaves_parameters_untouched():
+    """Langevin differentiates w.r.t. x only: even with the net *not* frozen, no parameter gradient is
+    accumulated or value changed (an implementation calling energy.backward() would fill ``.grad``), and
+    ``frozen`` turns requires_grad off inside and restores it after."""
     net = nn.Linear(4, 1)
-    with frozen(net):
-        x, _ = langevin(torch.randn(8, 4), lambda x: net(x).squeeze(1), LangevinConfig(n_steps=5, step_size=0.1))
-    assert all(p.grad is None and p.requires_grad for p in net.parameters())
+    values = [p.detach().clone() for p in net.parameters()]
+    x, _ = langevin(torch.randn(8, 4), lambda x: net(x).squeeze(1), LangevinConfig(n_steps=5, step_size=0.1))
+    assert all(p.grad is None for p in net.parameters())
+    assert all(torch.equal(p, v) for p, v in zip(net.parameters(), values))
     assert not x.requires_grad and x.grad_fn is None
+    net.weight.requires_grad_(False)  # a caller's own setting survives
+    with frozen(net):
+        assert not any(p.requires_grad for p in net.parameters())
+    assert [p.requires_grad for p in net.parameters()] == [False, True]
 
 
 @pytest.mark.parametrize("options", [{"step_size": 0}, {"step_size": -0.1}, {"n_steps": -1}, {"n_steps": 2.5},

@@ -75,7 +75,7 @@ def test_unreadable_line_is_skipped_not_lost(tmp_path):
 def _writer(args):
     path, worker = args
     for i in range(40):
-        append_row(path, {**_row(f"m{worker}", i, 0, float(i)), "padding": "x" * 5000})
+        append_row(path, {**_row(f"m{worker}", i, 0, float(i)), "padding": "x" * 24_000})  # > PIPE_BUF, > a page
 
 
 def test_concurrent_writers_never_lose_or_interleave_rows(tmp_path):

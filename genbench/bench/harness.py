@@ -26,12 +26,13 @@ from lightning.pytorch.callbacks import Callback
 from genbench.bench.callbacks import PeriodicCheckpoint, SampleGrids, StopAtIteration
 
 from genbench.bench.leaderboard import append_row, render_leaderboards, table_path
+from genbench.bench.settings import bench_settings, logger_settings, validate_sections
 from genbench.bench.sampling import sample_all
 from genbench.bench.tracking import finish_wandb
-from genbench.config import accepted_arguments, compose, config_hash
+from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash
 from genbench.data import build_datamodule
 from genbench.errors import DivergenceError, GenbenchError
-from genbench.metrics import DEFAULT_METRICS, MetricContext, check_metrics, compute_metrics
+from genbench.metrics import MetricContext, check_metrics, compute_metrics
 from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
 
@@ -74,10 +75,13 @@ def device_name() -> str:
 
 
 def effective_config(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
+    """The composed, validated config of one run; a model that would change its table's preprocessing is refused."""
     cfg = compose(model, data, preset, overrides)
+    check_table_preprocessing(model, data, preset, cfg, overrides)
     if n is not None:
         cfg["data"]["n_per_class"] = n
     cfg["run"] = {"model": model, "data": data, "preset": preset, "n": cfg["data"].get("n_per_class"), "seed": seed}
+    validate_sections(cfg)
     return cfg
 
 
@@ -104,7 +108,7 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
     checkpoint_every = int(tcfg.pop("checkpoint_every", 50))
     callbacks = list(callbacks or [])
     callbacks.append(PeriodicCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every))
-    grid_every = int(cfg.get("bench", {}).get("grid_every", 0))
+    grid_every = int(bench_settings(cfg).grid_every)
     if grid_every > 0:
         callbacks.append(SampleGrids(run_dir / "grids", grid_every))
     if max_iterations is not None:
@@ -143,7 +147,7 @@ def save_grid(samples: torch.Tensor, path: Path, count: int = 64) -> None:
 
 def num_samples(cfg: dict, dm) -> int:
     """bench.num_samples: an int, or "train" for as many samples as training images (the papers' protocol)."""
-    value = cfg.get("bench", {}).get("num_samples", "train")
+    value = bench_settings(cfg).num_samples
     if value == "train":
         return dm.num_train
     if not isinstance(value, int) or value < 1:
@@ -218,7 +222,7 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None):
     if is_rank_zero():
         (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
-    wandb_logger = make_wandb_logger(cfg.get("logger", {}), run_dir, run_dir.name, tags, cfg)
+    wandb_logger = make_wandb_logger(logger_settings(cfg), run_dir, run_dir.name, tags, cfg)
     trainer = make_trainer(cfg, run_dir, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
@@ -249,6 +253,19 @@ def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None
         return _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name)
 
 
+def sampling_device(trainer: L.Trainer) -> torch.device:
+    """The device the model trained on (after ``fit`` Lightning's teardown leaves the module on the CPU)."""
+    return trainer.strategy.root_device
+
+
+def training_budget(iterations: int, batch_size: int, world_size: int, n_train: int, wall_seconds: float | None) -> dict:
+    """What a row's model was given: iterations, observed images (iterations × batch × ranks), the epochs
+    they make, and the training wall time (None when resumed: the time of the earlier part is unknown)."""
+    images = iterations * batch_size * world_size
+    return {"iterations": iterations, "images_seen": images, "epochs": round(images / max(1, n_train), 2),
+            "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None}
+
+
 def provenance() -> dict:
     """What every row records about where and how it was produced."""
     return {"git_commit": git_commit(), "versions": package_versions(), "device": device_name(),
@@ -259,10 +276,10 @@ def provenance() -> dict:
 def metric_setup(cfg: dict) -> tuple[list[str], MetricContext]:
     """The metric names of ``cfg`` and their context, checked before any training: an impossible metric
     setting fails here, in one line, with nothing computed yet."""
-    bench_cfg = cfg.get("bench", {})
-    names = list(bench_cfg.get("metrics", DEFAULT_METRICS))
+    settings = bench_settings(cfg)
+    names = list(settings.metrics)
     planned = build_datamodule(cfg["run"]["data"], **cfg["data"])
-    ctx = MetricContext(cfg["run"]["data"], cfg["data"], bench_cfg.get("metric_options", {}), n_samples=num_samples(cfg, planned))
+    ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=num_samples(cfg, planned))
     check_metrics(names, ctx)
     return names, ctx
 
@@ -279,24 +296,29 @@ def score_row(names: list[str], samples: torch.Tensor, ctx: MetricContext) -> di
 def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name):
     cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "bench")
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
-    bench_cfg = cfg.get("bench", {})
+    settings = bench_settings(cfg)
     metric_names, ctx = metric_setup(cfg)
     dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt)
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
     count = ctx.n_samples
+    module.to(sampling_device(trainer))  # Lightning's teardown moved it to the CPU; sample where it trained
     start = time.time()
-    samples = sample_all(module, count, seed + 1, chunk=int(bench_cfg.get("sample_batch_size", 256)))
+    samples = sample_all(module, count, seed + 1, chunk=settings.sample_batch_size)
     sample_seconds = time.time() - start
     if not is_rank_zero():
         return None
-    save_grid(samples, run_dir / "samples.png", int(bench_cfg.get("grid_size", 64)))
+    save_grid(samples, run_dir / "samples.png", settings.grid_size)
 
     row = {
         "model": model, "data": data, "n": cfg["run"]["n"], "seed": seed, "preset": preset, "kind": "model",
         **score_row(metric_names, samples, ctx), "n_train": len(dm.datasets["train"]),
         "iterations": module.iteration, "resumed_from_iteration": iterations_before or None,
+        "budget": training_budget(module.iteration, dm.batch_size, trainer.world_size, len(dm.datasets["train"]),
+                                  train_seconds if not iterations_before else None),
+        "sample_device": str(sampling_device(trainer)), "bn_sampling": module.bn_sampling,
+        "evaluation_chains": getattr(module, "evaluation_chains", None),
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2),
@@ -306,7 +328,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     }
     (run_dir / "result.json").write_text(json.dumps(row, indent=1, default=str))
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})
-    table = table_path(leaderboards or leaderboard_dir(), data, str(bench_cfg.get("table", preset)))
+    table = table_path(leaderboards or leaderboard_dir(), data, settings.table or preset)
     if write_row:
         append_row(table, row)
         with contextlib.suppress(GenbenchError):

@@ -144,6 +144,7 @@ def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
         lines.append("")
         if data:
             lines += published_section(data, metric)
+    lines += budget_section(latest)
     lines += protocol_section(latest)
     if any(r.get("preset") == "smoke" and not is_reference(r) for r in latest.values()):
         lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
@@ -152,6 +153,21 @@ def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
     presets = sorted({str(r.get("preset")) for r in latest.values()})
     lines += [f"Rows: {len(latest)} (latest per model, n, seed); presets: {', '.join(presets)}; devices: {', '.join(devices)}.", ""]
     return "\n".join(lines)
+
+
+def budget_section(latest: dict[tuple, dict]) -> list[str]:
+    """The training budget of each model row: iterations, observed images, epochs and wall time."""
+    rows = sorted((r for r in latest.values() if r.get("budget")), key=lambda r: (r["model"], _n_key(r.get("n")), r.get("seed")))
+    if not rows:
+        return []
+    lines = ["## Training budget", "", "| model | n | seed | iterations | images seen | epochs | wall time (s) | device |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        b = r["budget"]
+        wall = "—" if b.get("wall_seconds") is None else f"{b['wall_seconds']:.0f}"
+        lines.append(f"| {r['model']} | {r.get('n') or 'all'} | {r.get('seed')} | {b['iterations']} | {b['images_seen']} | "
+                     f"{b['epochs']} | {wall} | {r.get('device')} |")
+    return [*lines, ""]
 
 
 def protocol_section(latest: dict[tuple, dict]) -> list[str]:

@@ -16,6 +16,7 @@ import torch
 
 from genbench.bench.harness import effective_config, metric_setup, num_samples, provenance, score_row
 from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path
+from genbench.bench.settings import bench_settings
 from genbench.config import config_hash
 from genbench.data import build_datamodule
 from genbench.paths import leaderboard_dir
@@ -49,12 +50,12 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
     """Score both references for every n of ``ns`` (default: the n of the table's model rows, else the
     preset's own) and append their rows to the preset's table."""
     boards = leaderboards or leaderboard_dir()
-    base = effective_config("reference", data, preset, None, seed, overrides)
-    table = table_path(boards, data, str(base.get("bench", {}).get("table", preset)))
+    base = effective_config(None, data, preset, None, seed, overrides)
+    table = table_path(boards, data, bench_settings(base).table or preset)
     ns = list(ns) if ns else (table_ns(table) or [base["run"]["n"]])
     rows = []
     for n in ns:
-        cfg = effective_config("reference", data, preset, n, seed, overrides)
+        cfg = effective_config(None, data, preset, n, seed, overrides)
         names, ctx = metric_setup(cfg)
         planned = build_datamodule(data, **cfg["data"])
         count = num_samples(cfg, planned)

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.bench.leaderboard import append_row, read_rows, table_path
+from genbench.bench.settings import bench_settings
 from genbench.config import compose, load_yaml
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
@@ -71,7 +72,7 @@ def expand_grid(path: Path) -> list[Job]:
 
 def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
     cfg = compose(job.model, job.data, job.preset, overrides)
-    return table_path(boards, job.data, str(cfg.get("bench", {}).get("table", job.preset)))
+    return table_path(boards, job.data, bench_settings(cfg).table or job.preset)
 
 
 def is_finished(job: Job, table: Path) -> bool:

@@ -27,16 +27,17 @@ def credentials_present() -> bool:
     return any("wandb" in host for host in hosts)
 
 
-def resolve_mode(options: dict) -> str:
-    mode = options.get("mode") or os.environ.get("WANDB_MODE")
+def resolve_mode(options) -> str:
+    mode = options.mode or os.environ.get("WANDB_MODE")
     if mode in ("online", "offline", "disabled"):
         return mode
     return "online" if credentials_present() else "offline"
 
 
-def make_wandb_logger(options: dict, run_dir: Path, name: str, tags: list[str], config: dict):
-    """A WandbLogger (rank 0 initialised eagerly so an unreachable server is detected now), or None."""
-    if not options.get("wandb", False):
+def make_wandb_logger(options, run_dir: Path, name: str, tags: list[str], config: dict):
+    """A WandbLogger from ``LoggerSettings`` (rank 0 initialised eagerly so an unreachable server is detected
+    now), or None."""
+    if not options.wandb:
         return None
     import wandb
     from lightning.pytorch.loggers import WandbLogger
@@ -47,11 +48,11 @@ def make_wandb_logger(options: dict, run_dir: Path, name: str, tags: list[str], 
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def build(offline: bool) -> WandbLogger:
-        settings = wandb.Settings(init_timeout=float(options.get("init_timeout", 60)), silent=True,
+        settings = wandb.Settings(init_timeout=float(options.init_timeout), silent=True,
                                   mode="offline" if offline else "online")
-        return WandbLogger(project=options.get("project", "genbench"), entity=options.get("entity"), name=name,
+        return WandbLogger(project=options.project, entity=options.entity, name=name,
                            tags=tags, save_dir=str(run_dir), offline=offline, log_model=False, config=config,
-                           settings=settings, job_type=options.get("job_type", "bench"), group=options.get("group"))
+                           settings=settings, job_type=options.job_type, group=options.group)
 
     logger = build(offline=mode == "offline")
     status = mode

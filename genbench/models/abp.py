@@ -60,8 +60,9 @@ class ABP(GenerativeModel):
         lr: float = 1e-4,
         beta1: float = 0.5,
         generator_net: dict | None = None,
+        bn_sampling: str = "batch",
     ) -> None:
-        super().__init__(image_size, channels, arch)
+        super().__init__(image_size, channels, arch, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         if sigma <= 0:

@@ -49,10 +49,13 @@ class GenerativeModel(L.LightningModule):
     #: whether sampling needs autograd (Langevin): then the harness samples under no_grad, not inference_mode
     samples_need_grad: bool = False
 
-    def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv") -> None:
+    def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv", bn_sampling: str = "running") -> None:
         super().__init__()
         if arch not in ("conv", "mlp"):
             raise GenbenchError(f"arch must be 'conv' or 'mlp', got {arch!r}")
+        if bn_sampling not in ("batch", "running"):
+            raise GenbenchError(f"bn_sampling must be 'batch' or 'running', got {bn_sampling!r}")
+        self.bn_sampling = bn_sampling
         self.image_size = image_size
         self.channels = channels
         self.arch = arch
@@ -68,10 +71,17 @@ class GenerativeModel(L.LightningModule):
         raise NotImplementedError
 
     def sample(self, n: int, batch_size: int = 256) -> torch.Tensor:
-        """n samples on the CPU, drawn in eval mode (BatchNorm uses running statistics); images (``arch:
-        conv``) are clipped to [-1, 1], low-dimensional ``mlp`` data are returned as they are."""
+        """n samples on the CPU, drawn in eval mode; BatchNorm normalises with its running statistics
+        (``bn_sampling: running``) or with those of each sampling batch (``batch``, the official CoopNets/ABP
+        code), leaving the running statistics untouched. Images (``arch: conv``) are clipped to [-1, 1],
+        low-dimensional ``mlp`` data are returned as they are."""
         was_training = self.training
         self.eval()
+        norms = [m for m in self.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms] if self.bn_sampling == "batch" else []
+        if kept:
+            for m in norms:
+                m.train()
         chunks = []
         try:
             with torch.no_grad():
@@ -79,6 +89,8 @@ class GenerativeModel(L.LightningModule):
                     x = self.generate(min(batch_size, n - start))
                     chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         finally:
+            for m, state in zip(norms, kept):
+                m.load_state_dict(state)
             self.train(was_training)
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
 

@@ -31,6 +31,9 @@ class CoopNets(Descriptor):
         gen_lr, gen_beta1: Adam on α (official 1e-4, 0.5).
         sample_from: what ``sample`` returns: ``revised`` X̃ (scored in the papers) or the ``generator``'s X̂.
         generator_net: options of the generator net.
+        num_chains: chains per iteration (official: 144, a 12×12 grid, against 100 observed images).
+        bn_sampling: ``batch`` — the official code samples with BatchNorm in training mode (statistics of the
+            sampling batch of h ~ N(0, I)); ``running`` uses the running averages.
     """
 
     def __init__(
@@ -43,6 +46,8 @@ class CoopNets(Descriptor):
         sample_from: str = "revised",
         generator_net: dict | None = None,
         chain_init: str = "generator",
+        bn_sampling: str = "batch",
+        num_chains: int | None = 144,
         **kwargs,
     ) -> None:
         if chain_init != "generator":
@@ -51,7 +56,7 @@ class CoopNets(Descriptor):
             raise GenbenchError(f"sample_from must be 'revised' or 'generator', got {sample_from!r}")
         if sigma <= 0:
             raise GenbenchError(f"sigma must be positive, got {sigma}")
-        super().__init__(chain_init=chain_init, **kwargs)
+        super().__init__(chain_init=chain_init, bn_sampling=bn_sampling, num_chains=num_chains, **kwargs)
         self.save_hyperparameters()
         self.latent_config = LangevinConfig.from_dict(latent_langevin or {"n_steps": 0, "step_size": 0.1},
                                                       "model.latent_langevin")

@@ -29,8 +29,9 @@ class DCGAN(GenerativeModel):
         d_width: int = 64,
         lr: float = 2e-4,
         beta1: float = 0.5,
+        bn_sampling: str = "running",
     ) -> None:
-        super().__init__(image_size, channels)
+        super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)

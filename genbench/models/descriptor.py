@@ -55,7 +55,7 @@ class Descriptor(GenerativeModel):
         langevin: dict | None = None,
         sample_langevin: dict | None = None,
         chain_init: ChainInit = "gaussian",
-        init_std: float = 1.0,
+        init_std: float = 0.016,
         num_chains: int | None = None,
         buffer_size: int = 1000,
         reinit_prob: float = 0.05,
@@ -66,8 +66,9 @@ class Descriptor(GenerativeModel):
         data_noise: float = 0.0,
         spectral_norm: bool = False,
         net: dict | None = None,
+        bn_sampling: str = "running",
     ) -> None:
-        super().__init__(image_size, channels, arch)
+        super().__init__(image_size, channels, arch, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         if chain_init not in ("gaussian", "uniform", "persistent", "generator"):
@@ -181,7 +182,9 @@ class PersistentCD(Descriptor):
     """Persistent contrastive divergence: the descriptor with persistent chains in a replay buffer, each
     draw re-initialising ``reinit_prob`` of the chains from noise (the PCD row of the papers' tables)."""
 
-    def __init__(self, chain_init: ChainInit = "persistent", buffer_size: int = 1000, reinit_prob: float = 0.05, **kwargs) -> None:
+    def __init__(self, chain_init: ChainInit = "persistent", buffer_size: int = 10_000, reinit_prob: float = 0.05,
+                 num_chains: int | None = 144, **kwargs) -> None:
         if chain_init != "persistent":
             raise GenbenchError("pcd always uses persistent chains (chain_init: persistent)")
-        super().__init__(chain_init=chain_init, buffer_size=buffer_size, reinit_prob=reinit_prob, **kwargs)
+        super().__init__(chain_init=chain_init, buffer_size=buffer_size, reinit_prob=reinit_prob, num_chains=num_chains,
+                         **kwargs)

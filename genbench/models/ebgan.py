@@ -33,9 +33,9 @@ class EBGAN(GenerativeModel):
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
-                 d_width: int = 64, code_dim: int = 128, margin: float = 1.0, pt_weight: float = 0.0,
-                 lr: float = 2e-4, beta1: float = 0.5) -> None:
-        super().__init__(image_size, channels)
+                 d_width: int = 64, code_dim: int = 128, margin: float = 1.0, pt_weight: float = 0.1,
+                 lr: float = 2e-4, beta1: float = 0.5, bn_sampling: str = "running") -> None:
+        super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)

@@ -26,8 +26,9 @@ class InfoGAN(GenerativeModel):
 
     def __init__(self, image_size: int = 64, channels: int = 3, noise_dim: int = 62, n_categories: int = 10,
                  n_continuous: int = 2, g_width: int = 64, d_width: int = 64, info_weight: float = 1.0,
-                 cont_weight: float = 0.1, lr: float = 2e-4, beta1: float = 0.5) -> None:
-        super().__init__(image_size, channels)
+                 cont_weight: float = 0.1, lr: float = 2e-4, g_lr: float = 1e-3, beta1: float = 0.5,
+                 bn_sampling: str = "running") -> None:
+        super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         latent = noise_dim + n_categories + n_continuous
@@ -72,12 +73,13 @@ class InfoGAN(GenerativeModel):
         gen_logit, cat_logits, cont_pred = self.heads(fake)
         mi_g = self.info_loss(cat_logits, cont_pred, category, cont)
         g_loss = F.binary_cross_entropy_with_logits(gen_logit, torch.ones_like(gen_logit)) + self.hparams.info_weight * mi_g
-        self.update(opt_g, g_loss, "generator loss", "lower model.lr")
+        self.update(opt_g, g_loss, "generator loss", "lower model.g_lr")
         accuracy = (cat_logits.argmax(1) == category).float().mean()
         self.log_diagnostics({"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "mi_loss": mi_g.detach(),
                               "code_accuracy": accuracy.detach()}, prog_bar=("mi_loss",))
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
-        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas),
+        # Chen et al. (2016), appendix: learning rate 1e-3 for G and 2e-4 for D
+        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.g_lr, betas=betas),
                 torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas))

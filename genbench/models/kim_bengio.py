@@ -1,12 +1,18 @@
-"""Deep directed generative models with energy-based probability estimation (Kim & Bengio, 2016).
+"""Deep directed generative models with energy-based probability estimation (Kim & Bengio, 2016,
+arXiv 1606.03439).
 
-An energy model E(x) = −f(x) (the descriptor net) and a generator G trained against it:
+An energy model over bounded deep features φ(x) = tanh(net(x)) in the authors' product-of-experts form,
+
+    E(x) = −Σᵢ softplus(wᵢᵀφ(x) + bᵢ)                        (bounded below since φ is bounded)
+
+and a generator G trained against it:
 
     L_E = mean E(x_data) − mean E(G(h))                      (generator samples are the negatives)
-    L_G = mean E(G(h)) − H(p_G),   H(p_G) ≈ Σ_BN Σ_channels ½ log(2πe σ²_channel)
+    L_G = mean E(G(h)) − H(p_G),   H(p_G) ≈ Σ_BN Σ_channels ½ log(2πe γ²_channel)
 
-the entropy of the generator estimated, as in the paper, from the batch-normalisation statistics of its
-layers (a Gaussian per unit).
+with the generator's entropy estimated, as in the paper, from the scale parameters γ of its batch
+normalisation layers (each unit a Gaussian of std γ after normalisation). An estimate from the variance of
+a BatchNorm layer's *input* would do nothing: BatchNorm normalises that variance away.
 """
 
 from __future__ import annotations
@@ -14,62 +20,68 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genbench.models.base import MODELS, GenerativeModel
 from genbench.models.nets import ConvGenerator, build_energy_net
 
 
-class BatchNormEntropy:
-    """Collects, for each BatchNorm2d of a net, the entropy Σ_c ½ log(2πe σ²_c) of its inputs' batch statistics."""
+def batchnorm_entropy(net: nn.Module, eps: float = 1e-8) -> torch.Tensor:
+    """H ≈ Σ over the BatchNorm layers of ``net`` Σ_c ½ log(2πe γ_c²) (differentiable in γ)."""
+    terms = [0.5 * torch.log(2 * math.pi * math.e * (m.weight.pow(2) + eps)).sum()
+             for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.affine]
+    return torch.stack(terms).sum() if terms else torch.zeros(())
 
-    def __init__(self, net: nn.Module) -> None:
-        self.terms: list[torch.Tensor] = []
-        self.handles = [m.register_forward_hook(self._hook) for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
 
-    def _hook(self, module, inputs, output) -> None:
-        var = inputs[0].transpose(0, 1).flatten(1).var(dim=1, unbiased=False)
-        self.terms.append(0.5 * torch.log(2 * math.pi * math.e * (var + module.eps)).sum())
+class ExpertEnergy(nn.Module):
+    """E(x) = −Σᵢ softplus(wᵢᵀ tanh(net(x)) + bᵢ): ``n_features`` bounded features, ``n_experts`` experts."""
 
-    def pop(self) -> torch.Tensor:
-        total = torch.stack(self.terms).sum() if self.terms else torch.zeros(())
-        self.terms = []
-        return total
+    def __init__(self, features: nn.Module, n_features: int, n_experts: int) -> None:
+        super().__init__()
+        self.features = features
+        self.experts = nn.Linear(n_features, n_experts)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        phi = torch.tanh(self.features.net(x).flatten(1))
+        return -F.softplus(self.experts(phi)).sum(dim=1)
 
 
 @MODELS.register("kim-bengio")
 class KimBengio(GenerativeModel):
-    """Generator trained against a deep energy model, entropy from batch-norm statistics.
+    """Generator trained against a deep energy model, entropy from the batch-norm scales γ.
 
     Args:
         entropy_weight: weight of H(p_G) in the generator loss.
+        n_features: bounded features φ(x) of the energy net; n_experts: experts wᵢ, bᵢ.
         energy_l2: L2 penalty on energies (stabiliser; 0 is off).
         net: options of the energy net (the descriptor net).
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
                  entropy_weight: float = 1.0, energy_l2: float = 0.0, lr: float = 2e-4, beta1: float = 0.5,
-                 net: dict | None = None) -> None:
-        super().__init__(image_size, channels)
+                 net: dict | None = None, n_features: int = 100, n_experts: int = 100, bn_sampling: str = "running") -> None:
+        super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)
-        self.energy_net = build_energy_net("conv", image_size, channels, {"init_std": 0.02, **(net or {})})
-        self.entropy = BatchNormEntropy(self.generator)
+        features = build_energy_net("conv", image_size, channels, {"init_std": 0.02, "n_out": n_features, **(net or {})})
+        self.energy_net = ExpertEnergy(features, features.net[-1].out_channels, n_experts)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
-        return -self.energy_net(x)
+        return self.energy_net(x)
+
+    def entropy(self) -> torch.Tensor:
+        return batchnorm_entropy(self.generator)
 
     def generate(self, n: int) -> torch.Tensor:
-        out = self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
-        self.entropy.pop()
-        return out
+        return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 
     def train_iteration(self, batch) -> None:
         x = batch[0]
         opt_g, opt_e = self.optimizers()
         fake = self.generator(torch.randn(x.shape[0], self.hparams.latent_dim, device=self.device))
-        entropy = self.entropy.pop()
+        entropy = self.entropy()
         e_data, e_fake = self.energy(x), self.energy(fake.detach())
         e_loss = e_data.mean() - e_fake.mean()
         if self.hparams.energy_l2 > 0:

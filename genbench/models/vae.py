@@ -31,8 +31,8 @@ class VAE(GenerativeModel):
     """
 
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, sigma: float = 0.3,
-                 kl_weight: float = 1.0, lr: float = 2e-4, beta1: float = 0.5, width: int = 64) -> None:
-        super().__init__(image_size, channels)
+                 kl_weight: float = 1.0, lr: float = 2e-4, beta1: float = 0.5, width: int = 64, bn_sampling: str = "running") -> None:
+        super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         if sigma <= 0:
