@@ -22,7 +22,8 @@ def _samples_protocol(samples: SampleSet, ctx: MetricContext, space: str) -> str
 
 
 def _real_protocol(ctx: MetricContext, space: str) -> str:
-    return f"vs {ctx.reference(space).describe()} (features cached: {ctx.reference(space).meta['file']})"
+    return (f"{ctx.space(space).pool_layer} features vs {ctx.reference(space).describe()} "
+            f"(features cached: {ctx.reference(space).meta['file']})")
 
 
 def _check_space(space: str):
@@ -52,8 +53,8 @@ def _register_feature_metrics(space: str, names: dict[str, str], label: str) -> 
     def score(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
         splits = ctx.options.splits
         mean, std = inception_style_score(samples.features(ctx, space).logits, splits)
-        protocol = (f"torch-fidelity isc, {splits} splits, shuffle seed 2020, float64, population std over splits; "
-                    f"{_samples_protocol(samples, ctx, space)}")
+        protocol = (f"torch-fidelity isc on {ctx.space(space).logits_layer}, {splits} splits, shuffle seed 2020, float64, "
+                    f"population std over splits; {_samples_protocol(samples, ctx, space)}")
         return {names["score"]: Score(mean, std, protocol)}
 
     def check_score(ctx: MetricContext) -> None:

@@ -53,7 +53,7 @@ class FeatureSpace:
     cache_dir: Path
 
     def describe(self) -> str:
-        return f"{self.identity} ({self.pool_layer} features)"
+        return self.identity
 
 
 @dataclass
