@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-from genbench.bench.harness import effective_config, metric_setup, num_samples, provenance, score_row
+from genbench.bench.harness import effective_config, metric_setup, provenance, score_row
 from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path
 from genbench.bench.settings import bench_settings
 from genbench.config import config_hash
-from genbench.data import build_datamodule
 from genbench.paths import leaderboard_dir
 
 REFERENCES = {
@@ -57,8 +56,7 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
     for n in ns:
         cfg = effective_config(None, data, preset, n, seed, overrides)
         names, ctx = metric_setup(cfg)
-        planned = build_datamodule(data, **cfg["data"])
-        count = num_samples(cfg, planned)
+        count = ctx.n_samples  # the model rows' sample count, planned by metric_setup
         benchmark = ctx.benchmark_data()
         for kind, description in REFERENCES.items():
             images = reference_images(kind, benchmark, count, seed)

@@ -29,21 +29,14 @@ def _real_protocol(ctx: MetricContext, space: str) -> str:
 def _check_space(space: str):
     def check(ctx: MetricContext) -> None:
         if space == "classifier":
-            data = ctx.classifier_data()
-            if data.num_classes < 2:
-                raise_one_class(ctx.dataset, data.num_classes)
+            from genbench.metrics.classifier import require_classes
+
+            require_classes(ctx.dataset, ctx.classifier_data().num_classes)
         else:
             from genbench.metrics.fidelity import resolve_inception_weights
 
             resolve_inception_weights(ctx.options.inception_weights)
     return check
-
-
-def raise_one_class(dataset: str, classes: int):
-    from genbench.errors import GenbenchError
-
-    raise GenbenchError(f"the classifier metrics need a labelled dataset with ≥ 2 classes; {dataset} has {classes} "
-                        f"(drop them: --set 'bench.metrics=[pairwise_ssim]')")
 
 
 def _register_feature_metrics(space: str, names: dict[str, str], label: str) -> None:

@@ -197,6 +197,13 @@ def refusal_threshold(num_classes: int) -> float:
     return min(max(2 * chance, chance + 0.1), chance + 0.5 * (1.0 - chance))
 
 
+def require_classes(dataset: str, classes: int) -> None:
+    """The classifier metrics need a labelled dataset with at least two classes: one clear line otherwise."""
+    if classes < 2:
+        raise GenbenchError(f"the classifier metrics need a labelled dataset with ≥ 2 classes; {dataset} has {classes} "
+                            f"(drop them: --set 'bench.metrics=[pairwise_ssim]')")
+
+
 def get_classifier(datamodule_factory, dataset: str, settings: ClassifierSettings | None = None,
                    directory: Path | None = None) -> OfflineClassifier:
     """The cached classifier for ``dataset`` (trained on all its training images, scored on held-out ones),
@@ -204,9 +211,7 @@ def get_classifier(datamodule_factory, dataset: str, settings: ClassifierSetting
     lists the dataset's files but decodes no image."""
     settings = settings or ClassifierSettings()
     dm = datamodule_factory()
-    if dm.num_classes < 2:
-        raise GenbenchError(f"the offline classifier needs a labelled dataset with ≥ 2 classes; {dataset} has "
-                            f"{dm.num_classes} (drop the classifier metrics: --set 'bench.metrics=[pairwise_ssim]')")
+    require_classes(dataset, dm.num_classes)
     description = {k: v for k, v in dm.describe().items() if k not in ("root", "n_per_class")}
     key = classifier_key(dataset, description, settings)
     directory = directory or cache_dir() / "classifiers"
