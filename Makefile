@@ -47,8 +47,8 @@ leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 list:
 	$(BIN)/genbench list
 
-perf:  ## speed benchmarks (iterations/s, images/s, Langevin steps/s); not part of the tests
-	$(BIN)/python benchmarks/perf.py $(PERF_ARGS)
+perf:  ## speed benchmarks (iterations/s, images/s, Langevin steps/s); PERF_PRESET=cpu: per-model cpu-preset timings
+	$(BIN)/python benchmarks/perf.py $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

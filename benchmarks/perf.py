@@ -3,6 +3,11 @@ Langevin steps/s, on the current device at a fixed batch. Not part of the tests;
 optionally writes JSON (``--out``) with the device and package versions.
 
     python benchmarks/perf.py [--models coopnets dcgan] [--image-size 64] [--batch 64] [--iterations 5]
+    python benchmarks/perf.py --preset cpu [--budget 150]   # each model as the preset configures it
+
+With ``--preset`` every model is built from its effective config for that preset and dataset (nets, Langevin
+steps, batch size, image size) and the table reports the iterations that fill ``--budget`` seconds: the
+numbers the ``cpu`` preset's ``trainer.max_iterations`` come from.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from genbench.models.langevin import LangevinConfig
 EXTRA = {"abp": {"num_train": 10_000}}
 
 
-def time_model(name: str, size: int, batch: int, iterations: int, device: torch.device) -> dict:
-    model = build_model(name, image_size=size, channels=3, **EXTRA.get(name, {})).to(device)
+def time_model(name: str, size: int, batch: int, iterations: int, device: torch.device, options: dict | None = None) -> dict:
+    model = build_model(name, **{"image_size": size, "channels": 3, **EXTRA.get(name, {}), **(options or {})}).to(device)
     model.trainer = None
     optimizers = model.configure_optimizers()
     optimizers = list(optimizers) if isinstance(optimizers, (tuple, list)) else [optimizers]
@@ -40,6 +45,29 @@ def time_model(name: str, size: int, batch: int, iterations: int, device: torch.
         torch.cuda.synchronize()
     seconds = (time.perf_counter() - start) / iterations
     return {"model": name, "seconds_per_iteration": seconds, "images_per_second": batch / seconds}
+
+
+def preset_settings(name: str, data: str, preset: str) -> tuple[dict, int, int, int | None]:
+    """(model options, image size, batch size, configured iterations) of ``name`` under ``preset`` on ``data``."""
+    from genbench.config import compose
+
+    cfg = compose(name, data, preset)
+    size = int(cfg["data"].get("image_size", 64))
+    options = {k: v for k, v in cfg["model"].items()}
+    return options, size, int(cfg["data"].get("batch_size", 64)), cfg["trainer"].get("max_iterations")
+
+
+def time_preset(names: list[str], data: str, preset: str, iterations: int, budget: float, device: torch.device) -> list[dict]:
+    """Seconds per iteration of each model as ``preset`` configures it, and the iterations that fill ``budget``."""
+    rows = []
+    for name in names:
+        options, size, batch, configured = preset_settings(name, data, preset)
+        result = time_model(name, size, batch, iterations, device, options)
+        result.update(image_size=size, batch=batch, configured_iterations=configured,
+                      budget_iterations=int(budget / result["seconds_per_iteration"]),
+                      configured_seconds=configured * result["seconds_per_iteration"] if configured else None)
+        rows.append(result)
+    return rows
 
 
 def time_langevin(size: int, batch: int, steps: int, device: torch.device) -> dict:
@@ -94,8 +122,27 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3)
     parser.add_argument("--score-samples", type=int, default=10_000, help="samples of the scoring benchmark (0: skip)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--preset", default=None, help="time each model as this preset configures it")
+    parser.add_argument("--data", default="imagenet-scenes-tiny", help="dataset whose preset settings apply")
+    parser.add_argument("--budget", type=float, default=150.0, help="training seconds per model (with --preset)")
     args = parser.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if args.preset:
+        rows = time_preset(args.models, args.data, args.preset, args.iterations, args.budget, device)
+        print(f"device: {device_name()}   preset {args.preset} on {args.data}, budget {args.budget:.0f} s per model")
+        print(f"{'model':<12} {'s/iteration':>12} {'images/s':>10} {'budget iters':>13} {'configured':>11} {'≈ seconds':>10}")
+        for r in rows:
+            seconds = f"{r['configured_seconds']:.0f}" if r["configured_seconds"] else "—"
+            print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['images_per_second']:>10.1f} "
+                  f"{r['budget_iterations']:>13} {str(r['configured_iterations']):>11} {seconds:>10}")
+        configured = sum(r["configured_seconds"] or 0 for r in rows)
+        print(f"training time of one column of the table (every model at one n): {configured / 60:.1f} min; "
+              f"three n: {3 * configured / 60:.1f} min, plus sampling and scoring (recorded per row)")
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump({"device": device_name(), "versions": package_versions(), "settings": vars(args),
+                           "threads": torch.get_num_threads(), "models": rows}, fh, indent=1)
+        return
     results = [time_model(m, args.image_size, args.batch, args.iterations, device) for m in args.models]
     langevin = time_langevin(args.image_size, args.batch, 15, device)
     print(f"device: {device_name()}   image size {args.image_size}, batch {args.batch}")

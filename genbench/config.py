@@ -55,7 +55,7 @@ def parse_override(text: str) -> dict:
 
 def compose(model: str | None, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
     """Effective config, later sources winning: presets/<preset>.yaml → models/<model>.yaml →
-    data/<data>.yaml → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
+    data/<data>.yaml → the data file's ``presets.<preset>`` block → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
     (and its ``presets.<preset>`` block) → ``section.key=value`` overrides. ``model=None`` gives the
     table's own config (no model files): what reference rows and the preprocessing check use."""
     root = root or configs_dir()
@@ -73,7 +73,10 @@ def compose(model: str | None, data: str, preset: str, overrides: list[str] | No
         presets = model_yaml.pop("presets", {}) or {}
         cfg = deep_merge(cfg, model_yaml)
     if data_cfg.is_file():
-        cfg = deep_merge(cfg, load_yaml(data_cfg))
+        data_yaml = load_yaml(data_cfg)
+        data_presets = data_yaml.pop("presets", {}) or {}
+        cfg = deep_merge(cfg, data_yaml)
+        cfg = deep_merge(cfg, data_presets.get(preset, {}) or {})  # the table's own settings (e.g. cpu: 32×32)
     cfg = deep_merge(cfg, presets.get(preset, {}) or {})
     experiment = root / "experiments" / f"{model}-{data}.yaml" if model else root / "experiments" / ".none"
     if experiment.is_file():

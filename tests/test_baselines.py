@@ -207,3 +207,39 @@ def test_model_yaml_holds_only_preset_changes_so_every_path_builds_the_papers_mo
     assert model.hparams.num_chains == 144 and model.hparams.ref_std == 0.016 and model.langevin_config.n_steps == 15
     pcd = build_model("pcd")
     assert (pcd.hparams.buffer_size, pcd.hparams.num_chains, pcd.hparams.init_std) == (10_000, 144, 0.016)
+
+
+def _feature_maps(net: nn.Module, x: torch.Tensor, kinds: tuple[type, ...]) -> list[tuple[int, int]]:
+    """(channels, side) after each layer of the given kinds."""
+    shapes = []
+    hooks = [m.register_forward_hook(lambda m, i, o: shapes.append((o.shape[1], o.shape[-1])))
+             for m in net.modules() if isinstance(m, kinds)]
+    net(x)
+    for h in hooks:
+        h.remove()
+    return shapes
+
+
+def test_28px_nets_are_the_official_mnist_nets():
+    """jianwen-xie/CoopNets mnist nets: generator 4×4×512 → 7×7×256 → 14×14×128 → 28×28×1 (kernel 4);
+    descriptor 4×4/2 convs 64, 128, 256 with "SAME" padding (28 → 14 → 7 → 4), then a full 4×4 conv → 100."""
+    coop = build_model("coopnets", image_size=28, channels=1)
+    assert _feature_maps(coop.generator, torch.randn(2, 100), (nn.ConvTranspose2d,)) == \
+        [(512, 4), (256, 7), (128, 14), (1, 28)]
+    assert {m.kernel_size for m in coop.generator.modules() if isinstance(m, nn.ConvTranspose2d)} == {(4, 4)}
+    convs = [m for m in coop.energy_net.modules() if isinstance(m, nn.Conv2d)]
+    assert _feature_maps(coop.energy_net, torch.randn(2, 1, 28, 28), (nn.Conv2d,)) == \
+        [(64, 14), (128, 7), (256, 4), (100, 1)]
+    assert [(m.kernel_size, m.stride) for m in convs] == [((4, 4), (2, 2))] * 3 + [((4, 4), (1, 1))]
+    # TF "SAME" on the 7-pixel map pads 1 before and 2 after (pad_total = (4−1)·2 + 4 − 7 = 3): output i sees
+    # input rows 2i−1 … 2i+2, so input row 0 reaches output 0 only and input row 6 outputs 2 and 3
+    third = nn.Sequential(*list(coop.energy_net.net)[4:6])
+    for pixel, reached in ((0, {0}), (6, {2, 3})):
+        x = torch.zeros(1, 128, 7, 7)
+        x[..., pixel, pixel] = 1.0
+        response = third(x)[0].abs().sum(0)
+        assert response.shape == (4, 4)
+        assert {i for i in range(4) if response[i, i] > 0} == reached and set(response.nonzero()[:, 0].tolist()) == reached
+    scene = build_model("coopnets")  # the scene nets are unchanged: 5×5/2, 3×3/2, 3×3/1 and kernel-5 generator
+    assert [m.kernel_size for m in scene.energy_net.modules() if isinstance(m, nn.Conv2d)][:3] == [(5, 5), (3, 3), (3, 3)]
+    assert _feature_maps(scene.generator, torch.randn(2, 100), (nn.ConvTranspose2d,))[0] == (512, 4)

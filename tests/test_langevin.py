@@ -120,7 +120,8 @@ def test_replay_buffer_reinitialises_a_fraction_and_stores():
     assert len(set(index.tolist())) == 500
     fresh = (states == 7.0).all(dim=1).float().mean().item()
     assert 0.15 < fresh < 0.25
-    buf.store(index, torch.ones(500, 2))
-    assert buf.states[index].eq(1).all() and "states" in buf.state_dict()
+    buf.store(index, torch.ones(500, 2), steps=3)
+    assert buf.states[index].eq(1).all() and "states" in buf.state_dict() and "chain_steps" in buf.state_dict()
+    assert buf.chain_steps[index].eq(3).all() and buf.chain_steps.sum() == 3 * 500
     with pytest.raises(GenbenchError, match="raise buffer_size"):
         buf.draw(1001)

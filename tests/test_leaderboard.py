@@ -95,3 +95,37 @@ def test_published_numbers_are_shown_beside_ours_for_imagenet_scenes():
     assert "| coopnets | 2.500 ± 0.100 |" in text
     assert "Published (Xie et al." in text and "| coopnets | 2.66±.13 | 3.04±.13 |" in text
     assert "Published" not in render_table([row], "t", "imagenet-scenes-tiny")
+
+
+def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from genbench.bench.leaderboard import render_gallery, write_sample_sheet
+
+    table = tmp_path / "scenes" / "cpu.jsonl"
+    rows = []
+    colours = {"dcgan": -0.5, "coopnets": 0.5, "real images": 1.0, "noise": -1.0}
+    for model, level in colours.items():
+        for n in (50, 500):
+            samples = torch.full((40, 3, 8, 8), level if n == 500 else 0.0)  # the n=500 sheets have the model's colour
+            kind = "reference" if model in ("real images", "noise") else "model"
+            rows.append({"model": model, "kind": kind, "n": n, "seed": 0, "metrics": {},
+                         "samples_png": write_sample_sheet(table, model, n, 0, samples)})
+    rows.append({"model": "vae", "kind": "model", "n": 500, "seed": 0, "metrics": {}})  # no sheet: no block
+    for row in rows:
+        append_row(table, row)
+    out, labels = render_gallery(table, rows)
+    assert out == tmp_path / "scenes" / "cpu-gallery.png"
+    assert labels == ["*real images* (reference)", "coopnets", "dcgan"]  # references first; noise is left out
+    image = np.asarray(Image.open(out).convert("L")).astype(float)
+    # each block pastes its model's n=500 sheet: the grey level of the sheet's interior appears in the mosaic
+    for level in (1.0, 0.5, -0.5):
+        grey = round((level + 1) / 2 * 255)
+        assert (np.abs(image - grey) < 1).sum() > 36 * 8 * 8, level
+    assert (image == 128).sum() < 36 * 8 * 8 / 4  # the n=50 sheets (grey 128) are not used (a few text pixels may be)
+    markdown = render_leaderboards(tmp_path, "scenes")
+    text = (tmp_path / "scenes" / "cpu.md").read_text()
+    assert "[cpu-gallery.png](cpu-gallery.png)" in text and "![samples](cpu-gallery.png)" in text
+    assert out in markdown

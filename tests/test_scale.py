@@ -37,8 +37,6 @@ def test_resume_gives_the_same_final_weights(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known bug (issue 10): after a mid-epoch resume the batches differ from the "
-                   "uninterrupted run's (RNG states are restored; the data order is not)")
 def test_mid_epoch_resume_of_a_two_optimizer_model_gives_the_same_final_weights(tmp_path):
     """What a sweep does after a crash: resume from the last.ckpt written mid-epoch (iteration 5 of 12)."""
     common = ["trainer.deterministic=true", "data.batch_size=128", "trainer.checkpoint_every=1",

@@ -1,4 +1,5 @@
-"""Lightning callbacks of the harness: stop by iterations, periodic atomic checkpoints, sample grids."""
+"""Lightning callbacks of the harness: stop by iterations, periodic atomic checkpoints, resuming inside an epoch,
+sample grids."""
 
 from __future__ import annotations
 
@@ -14,25 +15,45 @@ class StopAtIteration(Callback):
     def __init__(self, max_iterations: int) -> None:
         self.max_iterations = max_iterations
 
+    def on_train_start(self, trainer, pl_module) -> None:  # a resumed run that already reached it trains no more
+        if pl_module.iteration >= self.max_iterations:
+            trainer.should_stop = True
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.iteration >= self.max_iterations:
             trainer.should_stop = True
 
 
+class ResumeWithinEpoch(Callback):
+    """Resuming from a checkpoint written inside an epoch continues that epoch where it stopped: the training
+    loader skips the batches already trained on (read from Lightning's batch progress in the checkpoint), so a
+    resumed run sees the batches of the uninterrupted one."""
+
+    def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
+        done = int(progress.get("current", {}).get("processed", 0))
+        datamodule = trainer.datamodule
+        if done and datamodule is not None and hasattr(datamodule, "resume_batches"):
+            datamodule.resume_batches = done
+
+
 class PeriodicCheckpoint(Callback):
-    """Write ``last.ckpt`` atomically every ``every`` iterations, at each epoch end and at the end of
-    training, so an interrupted or diverging run keeps its last good state."""
+    """Write ``last.ckpt`` atomically every ``every`` iterations, at the iteration training stops at and at each
+    completed epoch's end, so an interrupted or diverging run keeps its last good state. An epoch cut short by
+    ``max_iterations`` is not saved as ended (Lightning would resume at the next epoch): its checkpoint is the
+    one of its last iteration, from which a longer run continues the same epoch."""
 
     def __init__(self, path: Path, every: int) -> None:
         self.path = path
         self.every = max(1, every)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.iteration % self.every == 0:
+        if pl_module.iteration % self.every == 0 or trainer.should_stop:
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        self.save(trainer)
+        if trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches:
+            self.save(trainer)
 
     def save(self, trainer) -> None:
         tmp = self.path.with_suffix(".tmp")

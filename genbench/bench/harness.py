@@ -23,9 +23,9 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
-from genbench.bench.callbacks import PeriodicCheckpoint, SampleGrids, StopAtIteration
+from genbench.bench.callbacks import PeriodicCheckpoint, ResumeWithinEpoch, SampleGrids, StopAtIteration
 
-from genbench.bench.leaderboard import append_row, render_leaderboards, table_path
+from genbench.bench.leaderboard import append_row, render_leaderboards, table_path, write_sample_sheet
 from genbench.bench.settings import bench_settings, logger_settings, validate_sections
 from genbench.bench.sampling import sample_all
 from genbench.bench.tracking import finish_wandb
@@ -107,13 +107,14 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
     max_iterations = tcfg.pop("max_iterations", None)
     checkpoint_every = int(tcfg.pop("checkpoint_every", 50))
     callbacks = list(callbacks or [])
+    if max_iterations is not None:  # before the checkpoint, which saves the iteration it stops at
+        callbacks.append(StopAtIteration(int(max_iterations)))
+        tcfg.setdefault("max_epochs", -1)
     callbacks.append(PeriodicCheckpoint(run_dir / "checkpoints" / "last.ckpt", checkpoint_every))
+    callbacks.append(ResumeWithinEpoch())
     grid_every = int(bench_settings(cfg).grid_every)
     if grid_every > 0:
         callbacks.append(SampleGrids(run_dir / "grids", grid_every))
-    if max_iterations is not None:
-        callbacks.append(StopAtIteration(int(max_iterations)))
-        tcfg.setdefault("max_epochs", -1)
     interactive = sys.stdout.isatty()
     if interactive:
         from lightning.pytorch.callbacks import RichProgressBar
@@ -212,13 +213,16 @@ def prepare_run(model: str, data: str, preset: str, n: int | None, seed: int, ov
     return cfg, run_dir, ckpt
 
 
-def train(cfg: dict, run_dir: Path, ckpt: Path | None):
-    """Fit the configured model; a divergence becomes one line naming the last good checkpoint."""
+def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None):
+    """Fit the configured model; a divergence becomes one line naming the last good checkpoint. With
+    ``num_samples``, an evaluation the model cannot draw is refused before training."""
     from genbench.bench.tracking import make_wandb_logger
 
     run = cfg["run"]
     L.seed_everything(run["seed"], workers=True, verbose=False)
     dm, module = build(cfg)
+    if num_samples is not None:
+        module.check_evaluation(num_samples)
     if is_rank_zero():
         (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
@@ -269,6 +273,7 @@ def training_budget(iterations: int, batch_size: int, world_size: int, n_train: 
 def provenance() -> dict:
     """What every row records about where and how it was produced."""
     return {"git_commit": git_commit(), "versions": package_versions(), "device": device_name(),
+            "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
             "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "command": " ".join(["genbench", *sys.argv[1:]]) if sys.argv else ""}
 
@@ -298,7 +303,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
     settings = bench_settings(cfg)
     metric_names, ctx = metric_setup(cfg)
-    dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt)
+    dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt, ctx.n_samples)
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
@@ -318,7 +323,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "budget": training_budget(module.iteration, dm.batch_size, trainer.world_size, len(dm.datasets["train"]),
                                   train_seconds if not iterations_before else None),
         "sample_device": str(sampling_device(trainer)), "bn_sampling": module.bn_sampling,
-        "evaluation_chains": getattr(module, "evaluation_chains", None),
+        "evaluation_chains": module.evaluation_chains,
         "train_seconds": round(train_seconds, 2),
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2),
@@ -330,6 +335,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})
     table = table_path(leaderboards or leaderboard_dir(), data, settings.table or preset)
     if write_row:
+        row["samples_png"] = write_sample_sheet(table, model, cfg["run"]["n"], seed, samples)
         append_row(table, row)
         with contextlib.suppress(GenbenchError):
             render_leaderboards(leaderboards or leaderboard_dir(), data)

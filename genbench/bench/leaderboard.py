@@ -45,6 +45,63 @@ def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Pat
     return root / data / f"{table}{suffix}"
 
 
+SHEET_SAMPLES = 36  # samples per sheet: a 6×6 grid
+
+
+def sample_sheet_path(table: Path, model: str, n, seed) -> Path:
+    """Where a row's sample sheet lives: ``<data>/samples/<table>-<model>-n<n>-s<seed>.png`` beside the table."""
+    slug = model.replace(" ", "-")
+    return table.parent / "samples" / f"{table.stem}-{slug}-n{n or 'all'}-s{seed}.png"
+
+
+def write_sample_sheet(table: Path, model: str, n, seed, samples) -> str:
+    """Save the first ``SHEET_SAMPLES`` samples of a row as a 6×6 grid; returns the path relative to the table."""
+    import torchvision.utils as vutils
+
+    path = sample_sheet_path(table, model, n, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = min(SHEET_SAMPLES, samples.shape[0])
+    vutils.save_image((samples[:count].float().clamp(-1, 1) + 1) / 2, path, nrow=6, padding=1)
+    return str(path.relative_to(table.parent))
+
+
+def render_gallery(table: Path, rows: list[dict]) -> tuple[Path | None, list[str]]:
+    """One PNG beside ``table``: a labelled block of samples per model (after the real-images reference) at the
+    table's largest n, from the rows' sample sheets. Returns (path or None, the labels drawn in order)."""
+    from PIL import Image, ImageDraw
+
+    latest = latest_rows(rows)
+    ns = [n for (_m, n, _s), r in latest.items() if not is_reference(r)]
+    if not ns:
+        return None, []
+    n = max(ns, key=_n_key)
+    chosen: dict[str, dict] = {}
+    for (_model, row_n, seed), row in sorted(latest.items(), key=lambda kv: str(kv[0][2])):
+        if row_n == n and row.get("samples_png") and (table.parent / row["samples_png"]).is_file():
+            chosen.setdefault(row_label(row), row)
+    labels = [label for label in ordered_labels(latest) if label in chosen and "noise" not in label]
+    if not labels:
+        return None, []
+    sheets = [Image.open(table.parent / chosen[label]["samples_png"]).convert("RGB") for label in labels]
+    width, height = max(s.width for s in sheets), max(s.height for s in sheets)
+    scale = max(1, 160 // width)  # small images are enlarged (nearest) so a 32×32 grid stays readable
+    cell_w, cell_h, label_h, columns = width * scale + 8, height * scale + 8, 16, min(4, len(sheets))
+    rows_n = -(-len(sheets) // columns)
+    title_h = 18
+    canvas = Image.new("RGB", (columns * cell_w, title_h + rows_n * (cell_h + label_h)), "white")
+    draw = ImageDraw.Draw(canvas)
+    draw.text((4, 3), f"{table.stem}: samples at n = {n or 'all'} per category (seed {chosen[labels[0]].get('seed')})",
+              fill="black")
+    for index, (label, sheet) in enumerate(zip(labels, sheets)):
+        x = (index % columns) * cell_w + 4
+        y = title_h + (index // columns) * (cell_h + label_h)
+        draw.text((x, y + 2), label.replace("*", ""), fill="black")
+        canvas.paste(sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST), (x, y + label_h))
+    out = table.with_name(f"{table.stem}-gallery.png")
+    canvas.save(out)
+    return out, labels
+
+
 def append_row(path: Path, row: dict) -> None:
     """Append one row atomically: exclusive lock, one write of the whole line, fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,7 +169,7 @@ def published_section(data: str, metric: str) -> list[str]:
     return [*lines, ""]
 
 
-def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
+def render_table(rows: list[dict], title: str, data: str | None = None, gallery: str | None = None) -> str:
     """Markdown: one section per score (labels and directions from the metric registry), reference rows
     first, then models × n; latest row per (model, n, seed)."""
     from genbench.metrics import score_specs
@@ -127,6 +184,9 @@ def render_table(rows: list[dict], title: str, data: str | None = None) -> str:
     else:
         lines += ["No reference rows yet: `make reference DATA=<data> PRESET=<preset>` adds the real-images ceiling "
                   "and the noise floor.", ""]
+    if gallery:
+        lines += [f"Samples of every model at the largest n, beside real images: [{gallery}]({gallery})", "",
+                  f"![samples]({gallery})", ""]
     for metric, spec in score_specs().items():
         cells: dict[tuple, list[dict]] = defaultdict(list)
         for (_model, n, _seed), row in latest.items():
@@ -160,14 +220,30 @@ def budget_section(latest: dict[tuple, dict]) -> list[str]:
     rows = sorted((r for r in latest.values() if r.get("budget")), key=lambda r: (r["model"], _n_key(r.get("n")), r.get("seed")))
     if not rows:
         return []
-    lines = ["## Training budget", "", "| model | n | seed | iterations | images seen | epochs | wall time (s) | device |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["## Training budget and sampling", "",
+             "| model | n | seed | iterations | images seen | epochs | wall time (s) | device | evaluation samples |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b = r["budget"]
         wall = "—" if b.get("wall_seconds") is None else f"{b['wall_seconds']:.0f}"
         lines.append(f"| {r['model']} | {r.get('n') or 'all'} | {r.get('seed')} | {b['iterations']} | {b['images_seen']} | "
-                     f"{b['epochs']} | {wall} | {r.get('device')} |")
+                     f"{b['epochs']} | {wall} | {r.get('device')} | {sampling_summary(r)} |")
     return [*lines, ""]
+
+
+def sampling_summary(row: dict) -> str:
+    """How a row's evaluation samples were drawn: the chains (see ``prepare_evaluation``) and BatchNorm mode."""
+    chains = row.get("evaluation_chains") or {}
+    kind = chains.get("chains")
+    if kind == "buffer":
+        text = f"{chains['distinct_states']} distinct buffer states + {chains['extra_steps']} steps"
+    elif kind == "generator drafts":
+        text = f"generator drafts + {chains['revision_steps']} Langevin steps"
+    elif kind:
+        text = f"{kind} chains, {chains['steps']} Langevin steps"
+    else:
+        text = "ancestral"
+    return f"{text}; BN {row['bn_sampling']}" if row.get("bn_sampling") else text
 
 
 def protocol_section(latest: dict[tuple, dict]) -> list[str]:
@@ -206,7 +282,8 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             rows, bad = read_rows(jsonl)
             if not rows:
                 continue
-            text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name)
+            gallery, _ = render_gallery(jsonl, rows)
+            text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name, gallery.name if gallery else None)
             if bad:
                 text += f"\n{bad} unreadable line(s) in {jsonl.name} were skipped.\n"
             out = jsonl.with_suffix(".md")
@@ -214,6 +291,8 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             tmp.write_text(text)
             tmp.replace(out)
             written.append(out)
+            if gallery:
+                written.append(gallery)
             written.extend(plot_table(rows, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))
     return written
 

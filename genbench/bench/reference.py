@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from genbench.bench.harness import effective_config, metric_setup, provenance, score_row
-from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path
+from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path, write_sample_sheet
 from genbench.bench.settings import bench_settings
 from genbench.config import config_hash
 from genbench.paths import leaderboard_dir
@@ -64,7 +64,7 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
                    "preset": preset, **score_row(names, images, ctx), "requested_samples": count,
                    "heldout_split": benchmark.heldout_split if kind == "real images" else None,
                    "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": benchmark.fingerprint(),
-                   **provenance()}
+                   **provenance(), "samples_png": write_sample_sheet(table, kind, n, seed, images)}
             append_row(table, row)
             rows.append(row)
             log(f"{kind} (n={n}): " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in row["metrics"].items()))

@@ -50,7 +50,8 @@ class Job:
 
 
 def expand_grid(path: Path) -> list[Job]:
-    """The jobs of a W&B-style grid: ``parameters.<key>.value`` or ``.values``."""
+    """The jobs of a W&B-style grid (``parameters.<key>.value`` or ``.values``), n by n in the listed order with
+    the models innermost."""
     if not path.is_file():
         raise GenbenchError(f"sweep file {path} does not exist")
     spec = load_yaml(path)
@@ -58,7 +59,7 @@ def expand_grid(path: Path) -> list[Job]:
     unknown = sorted(set(params) - set(GRID_KEYS))
     if unknown:
         raise GenbenchError(f"sweep {path} has unknown parameters {unknown}; known: {', '.join(GRID_KEYS)}")
-    axes = []
+    axes = {}
     for key in GRID_KEYS:
         entry = params.get(key, {})
         values = entry.get("values", [entry["value"]] if "value" in entry else None)
@@ -66,8 +67,10 @@ def expand_grid(path: Path) -> list[Job]:
             values = {"n": [None], "seed": [0], "preset": ["smoke"]}.get(key)
         if values is None:
             raise GenbenchError(f"sweep {path} must give parameters.{key}")
-        axes.append(values)
-    return [Job(*combo) for combo in itertools.product(*axes)]
+        axes[key] = values
+    # column by column: every model at the first n before the next n, so an interrupted sweep leaves whole columns
+    order = ("data", "preset", "n", "seed", "model")
+    return [Job(**dict(zip(order, combo))) for combo in itertools.product(*(axes[k] for k in order))]
 
 
 def job_table(job: Job, overrides: list[str], boards: Path) -> Path:

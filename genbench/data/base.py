@@ -8,6 +8,8 @@ image). Training images can be subsampled to ``n_per_class`` per category with a
 
 from __future__ import annotations
 
+import itertools
+
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -70,6 +72,37 @@ class EpochShuffleSampler(torch.utils.data.Sampler):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
         return iter(torch.randperm(self.size, generator=generator).tolist())
+
+
+class _SkipFirstBatches:
+    """A batch sampler whose first iteration starts after ``skip`` batches (their indices are drawn, no image is
+    loaded); later iterations (epochs) are whole. Its length is the whole epoch's, as Lightning counts it."""
+
+    def __init__(self, batch_sampler, skip: int) -> None:
+        self.batch_sampler = batch_sampler
+        self.skip = skip
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+    def __iter__(self):
+        skip, self.skip = self.skip, 0
+        return itertools.islice(iter(self.batch_sampler), skip, None)
+
+
+class ResumableDataLoader(DataLoader):
+    """A DataLoader that can resume inside an epoch: with ``skip_batches`` = k its first epoch yields batches
+    k, k+1, … of that epoch's order — the batches an interrupted run had not trained on. (Lightning alone
+    restarts a resumed epoch at its first batch.) A skip of a whole epoch or more is ignored."""
+
+    def __init__(self, *args, skip_batches: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        whole = self.batch_sampler is not None and 0 < skip_batches < len(self.batch_sampler)
+        self._skipping = _SkipFirstBatches(self.batch_sampler, skip_batches) if whole else None
+
+    @property
+    def _index_sampler(self):
+        return self._skipping if self._skipping is not None else super()._index_sampler
 
 
 def to_unit_range(images: torch.Tensor, pixel_norm: str = "fixed") -> torch.Tensor:
@@ -186,6 +219,7 @@ class ImageDataModule(L.LightningDataModule):
         self.pixel_norm = pixel_norm
         self.download = download
         self.shuffle_seed = shuffle_seed
+        self.resume_batches = 0  # batches of the current epoch a resumed run already trained on (ResumeWithinEpoch)
         self.datasets: dict[str, ImageTensorDataset] = {}
         self.class_names: list[str] = []
         self.file_lists: dict[str, list[str]] = {}
@@ -319,8 +353,10 @@ class ImageDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         self.setup()
         dataset = self.datasets[split]
-        return DataLoader(
+        skip, self.resume_batches = (self.resume_batches, 0) if shuffle else (0, self.resume_batches)
+        return ResumableDataLoader(
             dataset,
+            skip_batches=skip,
             batch_size=self.batch_size,
             sampler=EpochShuffleSampler(len(dataset), self.shuffle_seed) if shuffle else None,
             # the loader's own generator: creating an iterator must not draw from the global RNG

@@ -61,6 +61,8 @@ class GenerativeModel(L.LightningModule):
         self.arch = arch
         self.iteration = 0
         self.resumed_from_iteration = 0  # set when a checkpoint is loaded
+        self.sample_position = 0  # index of the next evaluation sample (see ``sample``)
+        self.evaluation_chains: dict | None = None
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -70,11 +72,21 @@ class GenerativeModel(L.LightningModule):
         """n samples (no clipping, current mode)."""
         raise NotImplementedError
 
-    def sample(self, n: int, batch_size: int = 256) -> torch.Tensor:
+    def check_evaluation(self, n: int) -> None:
+        """Refuse, before training, an evaluation of n samples the model cannot draw (default: any n)."""
+
+    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
+        """Called once before the n evaluation samples are drawn (identically on every rank); returns what the
+        row records about the chains the samples come from (None: plain ancestral sampling)."""
+        self.evaluation_chains = None
+        return None
+
+    def sample(self, n: int, batch_size: int = 256, first: int = 0) -> torch.Tensor:
         """n samples on the CPU, drawn in eval mode; BatchNorm normalises with its running statistics
         (``bn_sampling: running``) or with those of each sampling batch (``batch``, the official CoopNets/ABP
         code), leaving the running statistics untouched. Images (``arch: conv``) are clipped to [-1, 1],
-        low-dimensional ``mlp`` data are returned as they are."""
+        low-dimensional ``mlp`` data are returned as they are. ``first`` is the position of the first of these
+        samples in the whole evaluation set (``sample_position`` while ``generate`` runs)."""
         was_training = self.training
         self.eval()
         norms = [m for m in self.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
@@ -86,6 +98,7 @@ class GenerativeModel(L.LightningModule):
         try:
             with torch.no_grad():
                 for start in range(0, n, batch_size):
+                    self.sample_position = first + start
                     x = self.generate(min(batch_size, n - start))
                     chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         finally:

@@ -90,6 +90,11 @@ class CoopNets(Descriptor):
         return (torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, self.hparams.beta2)),
                 torch.optim.Adam(self.generator.parameters(), lr=self.hparams.gen_lr, betas=(self.hparams.gen_beta1, 0.999)))
 
+    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
+        revised = 0 if self.hparams.sample_from == "generator" else self.sample_langevin_config.n_steps
+        self.evaluation_chains = {"chains": "generator drafts", "revision_steps": revised}
+        return self.evaluation_chains
+
     def generate(self, n: int) -> torch.Tensor:
         _, x_draft = self.draft(n)
         if self.hparams.sample_from == "generator":

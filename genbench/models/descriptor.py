@@ -12,6 +12,7 @@ a persistent replay buffer (the PCD baseline, ``pcd``), or a generator (CoopNets
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Literal
 
 import torch
@@ -37,6 +38,12 @@ class Descriptor(GenerativeModel):
         init_std: std of the Gaussian chain initialisation.
         num_chains: synthesized chains per iteration (default: the data batch size; official 144).
         buffer_size, reinit_prob: replay buffer of persistent chains.
+        eval_chains: how persistent models draw evaluation samples — ``fresh``: new noise chains run for
+            ``eval_steps`` Langevin steps (default: the trained sampler's length, the mean steps accumulated by
+            the buffer's revised chains); ``buffer``: as many *distinct* buffer states as samples (refused before
+            training when the buffer is smaller), each revised once more by ``sample_langevin``. Either way no
+            buffer state is scored twice; the choice and chain lengths are recorded in the row.
+        eval_steps: Langevin steps of fresh evaluation chains (None: the trained chain length).
         lr, beta1, beta2: Adam on θ (official 0.007, 0.5, 0.999).
         energy_l2: weight of the L2 penalty mean(f(X)² + f(X̃)²) (IGEBM); 0 is off.
         data_noise: std of Gaussian noise added to each data batch (short-run MCMC: 0.03); 0 is off.
@@ -59,6 +66,8 @@ class Descriptor(GenerativeModel):
         num_chains: int | None = None,
         buffer_size: int = 1000,
         reinit_prob: float = 0.05,
+        eval_chains: str = "fresh",
+        eval_steps: int | None = None,
         lr: float = 0.007,
         beta1: float = 0.5,
         beta2: float = 0.999,
@@ -73,6 +82,10 @@ class Descriptor(GenerativeModel):
         self.automatic_optimization = False
         if chain_init not in ("gaussian", "uniform", "persistent", "generator"):
             raise GenbenchError(f"chain_init must be gaussian, uniform, persistent or generator, got {chain_init!r}")
+        if eval_chains not in ("fresh", "buffer"):
+            raise GenbenchError(f"eval_chains must be 'fresh' or 'buffer', got {eval_chains!r}")
+        if eval_steps is not None and (not isinstance(eval_steps, int) or eval_steps < 1):
+            raise GenbenchError(f"eval_steps must be a positive integer or null, got {eval_steps!r}")
         if ref_std is not None and ref_std <= 0:
             raise GenbenchError(f"ref_std must be positive or null, got {ref_std}")
         if lr <= 0:
@@ -121,7 +134,7 @@ class Descriptor(GenerativeModel):
         index, x0 = self.initial_chains(n)
         x_synth, diag = self.revise(x0, trace=trace)
         if index is not None:
-            self.buffer.store(index, x_synth)
+            self.buffer.store(index, x_synth, self.langevin_config.n_steps)
         return x_synth, diag
 
     # -- learning -------------------------------------------------------------------------------
@@ -160,13 +173,55 @@ class Descriptor(GenerativeModel):
         return torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr,
                                 betas=(self.hparams.beta1, self.hparams.beta2))
 
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        super().on_load_checkpoint(checkpoint)
+        state = checkpoint.get("state_dict", {})
+        if "buffer.states" in state and "buffer.chain_steps" not in state:  # written before chain lengths were kept
+            state["buffer.chain_steps"] = torch.zeros(state["buffer.states"].shape[0], dtype=torch.long)
+
     # -- sampling for evaluation --------------------------------------------------------------
+    def check_evaluation(self, n: int) -> None:
+        if self.buffer is not None and self.hparams.eval_chains == "buffer" and n > len(self.buffer):
+            raise GenbenchError(f"{n} evaluation samples need {n} distinct buffer states but the replay buffer holds "
+                                f"{len(self.buffer)}; raise model.buffer_size or set model.eval_chains: fresh")
+
+    def evaluation_langevin(self) -> LangevinConfig:
+        """Langevin settings of evaluation chains: ``sample_langevin``; fresh chains of a persistent model run
+        ``eval_steps`` steps (default: the trained chain length, at least ``sample_langevin``'s)."""
+        config = self.sample_langevin_config
+        if self.buffer is None or self.hparams.eval_chains == "buffer":
+            return config
+        steps = self.hparams.eval_steps or max(self.buffer.trained_chain_length(), config.n_steps)
+        return dataclasses.replace(config, n_steps=steps)
+
+    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
+        """Fix the chains of the n evaluation samples (the same on every rank) and return their record."""
+        self.evaluation_order = None
+        steps = self.evaluation_langevin().n_steps
+        if self.buffer is None:
+            record = {"chains": self.hparams.chain_init, "steps": steps}
+        elif self.hparams.eval_chains == "buffer":
+            self.check_evaluation(n)
+            self.evaluation_order = torch.randperm(len(self.buffer), generator=torch.Generator().manual_seed(seed))[:n]
+            drawn = self.buffer.chain_steps[self.evaluation_order.to(self.buffer.chain_steps.device)]
+            record = {"chains": "buffer", "distinct_states": n, "buffer_size": len(self.buffer), "extra_steps": steps,
+                      "accumulated_steps_mean": round(drawn.float().mean().item(), 1),
+                      "never_revised": int((drawn == 0).sum())}
+        else:
+            record = {"chains": "fresh", "init": "gaussian", "steps": steps,
+                      "trained_chain_length": self.buffer.trained_chain_length()}
+        self.evaluation_chains = record
+        return record
+
     def generate(self, n: int) -> torch.Tensor:
-        if self.buffer is not None:
-            x0 = self.buffer.states[torch.randint(0, len(self.buffer), (n,), device=self.buffer.states.device)]
+        """Evaluation samples: distinct buffer states in the prepared order (``eval_chains: buffer``), otherwise
+        new chains from the initialisation, revised by ``evaluation_langevin``."""
+        if self.buffer is not None and getattr(self, "evaluation_order", None) is not None:
+            index = self.evaluation_order[self.sample_position:self.sample_position + n]
+            x0 = self.buffer.states[index.to(self.buffer.states.device)]
         else:
             x0 = self.noise_chains(n)
-        return self.revise(x0, self.sample_langevin_config)[0]
+        return self.revise(x0, self.evaluation_langevin())[0]
 
 
 def langevin_stats(diag, prefix: str) -> dict:

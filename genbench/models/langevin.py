@@ -180,8 +180,9 @@ def check_finite(value: torch.Tensor, step: int | str, quantity: str, hint: str)
 
 class ReplayBuffer(torch.nn.Module):
     """Persistent chains (PCD / IGEBM replay buffer): ``size`` stored states; each draw re-initialises a
-    fraction ``reinit_prob`` of the drawn chains from ``init_fn``. The states are a registered buffer, so
-    they are saved in and restored from checkpoints."""
+    fraction ``reinit_prob`` of the drawn chains from ``init_fn``. ``chain_steps`` counts the Langevin steps
+    each stored state has accumulated since its (re-)initialisation — the length of the trained sampler.
+    Both are registered buffers, so they are saved in and restored from checkpoints."""
 
     def __init__(self, size: int, shape: tuple[int, ...], reinit_prob: float, init_fn: Callable[[int], torch.Tensor]) -> None:
         super().__init__()
@@ -192,6 +193,7 @@ class ReplayBuffer(torch.nn.Module):
         self.reinit_prob = reinit_prob
         self.init_fn = init_fn
         self.register_buffer("states", init_fn(size).reshape(size, *shape))
+        self.register_buffer("chain_steps", torch.zeros(size, dtype=torch.long))
 
     def __len__(self) -> int:
         return self.states.shape[0]
@@ -206,7 +208,15 @@ class ReplayBuffer(torch.nn.Module):
         fresh = torch.rand(n, device=states.device) < self.reinit_prob
         if fresh.any():
             states[fresh] = self.init_fn(int(fresh.sum())).to(states)
+            self.chain_steps[index[fresh]] = 0
         return index, states
 
-    def store(self, index: torch.Tensor, states: torch.Tensor) -> None:
+    def store(self, index: torch.Tensor, states: torch.Tensor, steps: int) -> None:
+        """Write revised states back; each has run ``steps`` more Langevin steps."""
         self.states[index] = states.detach().to(self.states)
+        self.chain_steps[index] += steps
+
+    def trained_chain_length(self) -> int:
+        """Mean Langevin steps of the stored states that have been revised at least once (0 before training)."""
+        revised = self.chain_steps[self.chain_steps > 0]
+        return int(revised.float().mean().round().item()) if revised.numel() else 0

@@ -2,7 +2,10 @@
 VAE encoder / critic body), the CoopNets descriptor f(X; θ), and small MLPs for low-dimensional tests.
 
 Sizes: a side s is written s = b·2^k with 4 ≤ b < 8 (64 = 4·2⁴, 32 = 4·2³, 28 = 7·2², 8 = 4·2¹); the
-generator starts at b×b and doubles k times, the discriminator halves k times.
+generator starts at b×b and doubles k times, the discriminator halves k times. 28×28 generators and
+descriptors follow the official MNIST code instead (jianwen-xie/CoopNets, model.py, the mnist nets):
+generator 4×4×512 → 7×7×256 → 14×14×128 → 28×28, kernel 4; descriptor three 4×4 stride-2 convs 64/128/256
+with TensorFlow "SAME" padding (28 → 14 → 7 → 4), then a full 4×4 conv.
 """
 
 from __future__ import annotations
@@ -78,13 +81,20 @@ class ConvGenerator(nn.Module):
         super().__init__()
         if kernel_size not in (4, 5):
             raise GenbenchError(f"generator kernel_size must be 4 or 5, got {kernel_size}")
-        base, k = size_ladder(image_size)
         self.latent_dim = latent_dim
         self.out_shape = (channels, image_size, image_size)
-        width = base_width * 2 ** max(k - 1, 0)
+        if image_size == 28:  # the official MNIST generator: 4 → 7 → 14 → 28, kernel 4, 8·64 = 512 wide at 4×4
+            base, k, kernel_size = 4, 3, 4
+            width = base_width * 8
+            # (padding, output_padding): 4→7, 7→14, 14→28. TF's "SAME" 4→7 trims 1 pixel before and 2 after;
+            # PyTorch's (2, 1) trims 2 before and 1 after: the same map, shifted by one pixel.
+            paddings = [(2, 1), (1, 0), (1, 0)]
+        else:
+            base, k = size_ladder(image_size)
+            width = base_width * 2 ** max(k - 1, 0)
+            paddings = [(2, 1) if kernel_size == 5 else (1, 0)] * k
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=not batch_norm)]
-        pad, out_pad = (2, 1) if kernel_size == 5 else (1, 0)
-        for i in range(k):
+        for i, (pad, out_pad) in enumerate(paddings):
             layers += [nn.BatchNorm2d(width) if batch_norm else nn.Identity(), activation(act)]
             last = i == k - 1
             out = channels if last else width // 2
@@ -139,9 +149,27 @@ class ConvDiscriminator(nn.Module):
         return self.net(x).flatten(1)
 
 
+def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
+    """TensorFlow "SAME" padding (before, after) of one side: output ceil(size/stride), the odd pixel after."""
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+def same_conv(width_in: int, width: int, kernel: int, stride: int, size: int, wrap=lambda m: m) -> list[nn.Module]:
+    """A conv whose output side is ceil(size/stride) ("SAME"): symmetric padding (k−1)//2 where that gives it,
+    TensorFlow's asymmetric padding (odd pixel after) where it does not (4×4/2 on 7 → 4, not 3)."""
+    pad = (kernel - 1) // 2
+    if (size + 2 * pad - kernel) // stride + 1 == -(-size // stride):
+        return [wrap(nn.Conv2d(width_in, width, kernel, stride, pad))]
+    before, after = same_padding(size, kernel, stride)
+    return [nn.ZeroPad2d((before, after, before, after)), wrap(nn.Conv2d(width_in, width, kernel, stride))]
+
+
 class DescriptorNet(nn.Module):
-    """f(X; θ) of the CoopNets descriptor: convs (official scene: 5×5/2 → 64, 3×3/2 → 128, 3×3/1 → 256,
-    leaky ReLU 0.2, no BN) then a conv whose kernel covers the whole map → ``n_out`` outputs, summed:
+    """f(X; θ) of the CoopNets descriptor: convs (official scene: 5×5/2 → 64, 3×3/2 → 128, 3×3/1 → 256;
+    official MNIST, the default at 28×28: three 4×4/2 → 64, 128, 256; leaky ReLU 0.2, no BN, "SAME"
+    padding) then a conv whose kernel covers the whole map → ``n_out`` outputs, summed:
     f(X) = Σ_k f_k(X). ``stationary=True`` (textures) uses a 1×1 last conv and sums over positions too,
     so f is translation invariant as in the descriptor paper's texture model.
     """
@@ -151,8 +179,8 @@ class DescriptorNet(nn.Module):
         image_size: int = 64,
         channels: int = 3,
         widths: tuple[int, ...] = (64, 128, 256),
-        kernels: tuple[int, ...] = (5, 3, 3),
-        strides: tuple[int, ...] = (2, 2, 1),
+        kernels: tuple[int, ...] | None = None,
+        strides: tuple[int, ...] | None = None,
         n_out: int = 100,
         act: Activation = "lrelu",
         spectral_norm: bool = False,
@@ -160,15 +188,17 @@ class DescriptorNet(nn.Module):
         init_std: float | None = 0.01,
     ) -> None:
         super().__init__()
+        mnist = image_size == 28
+        kernels = kernels or ((4, 4, 4) if mnist else (5, 3, 3))
+        strides = strides or ((2, 2, 2) if mnist else (2, 2, 1))
         if not len(widths) == len(kernels) == len(strides):
             raise GenbenchError("descriptor widths, kernels and strides must have the same length")
         sn = _spectral_norm if spectral_norm else (lambda m: m)
         layers: list[nn.Module] = []
         width_in, size = channels, image_size
         for width, kernel, stride in zip(widths, kernels, strides):
-            pad = (kernel - 1) // 2
-            layers += [sn(nn.Conv2d(width_in, width, kernel, stride, pad)), activation(act)]
-            size = (size + 2 * pad - kernel) // stride + 1
+            layers += [*same_conv(width_in, width, kernel, stride, size, sn), activation(act)]
+            size = -(-size // stride)
             width_in = width
         if size < 1:
             raise GenbenchError(f"descriptor layers shrink a {image_size}px image below 1px")
