@@ -172,3 +172,24 @@ def test_a_model_that_changes_its_tables_preprocessing_is_refused(tmp_path, monk
 
     cfg = effective_config("dcgan", "imagenet-scenes-tiny", "smoke", None, 0, ["bench.table=dcgan-minmax"])
     assert cfg["data"]["pixel_norm"] == "minmax"  # a table of its own is fine
+
+
+@pytest.mark.slow
+def test_a_cpu_preset_model_beats_the_noise_reference_by_a_margin(tmp_path):
+    """The cpu tier end to end on a subset: DCGAN with its cpu settings (32×32, half-width nets) for 600 of its
+    2,030 iterations on n = 50 per class, scored on 300 samples; its classifier FID is far below the noise row's
+    and above the real-images row's. A quick offline classifier (3 epochs) keeps the test to a few minutes."""
+    boards = tmp_path / "boards"
+    quick = ["trainer.max_iterations=600", "bench.num_samples=300", "bench.metric_options.classifier.epochs=3",
+             "bench.metric_options.classifier.max_train=2000", "bench.metric_options.ssim_samples=20"]
+    sets = sum((["--set", item] for item in quick), [])
+    assert main(["bench", "--model", "dcgan", "--data", "imagenet-scenes-tiny", "--preset", "cpu", "--n", "50",
+                 "--leaderboards", str(boards), *sets]) == 0
+    assert main(["reference", "--data", "imagenet-scenes-tiny", "--preset", "cpu", "--leaderboards", str(boards),
+                 *sets]) == 0
+    rows, _ = read_rows(boards / "imagenet-scenes-tiny" / "cpu.jsonl")
+    fid = {r["model"]: r["metrics"]["classifier_fid"]["mean"] for r in rows}
+    assert rows[0]["config"]["data"]["image_size"] == 32 and rows[0]["iterations"] == 600
+    assert fid["real images"] < fid["dcgan"] < 0.6 * fid["noise"], fid
+    gallery = boards / "imagenet-scenes-tiny" / "cpu-gallery.png"
+    assert gallery.is_file() and "cpu-gallery.png" in (boards / "imagenet-scenes-tiny" / "cpu.md").read_text()

@@ -125,7 +125,9 @@ def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
         grey = round((level + 1) / 2 * 255)
         assert (np.abs(image - grey) < 1).sum() > 36 * 8 * 8, level
     assert (image == 128).sum() < 36 * 8 * 8 / 4  # the n=50 sheets (grey 128) are not used (a few text pixels may be)
+    (tmp_path / "scenes" / "cpu.notes.md").write_text("PCD samples look like noise: see the evaluation chains.\n")
     markdown = render_leaderboards(tmp_path, "scenes")
     text = (tmp_path / "scenes" / "cpu.md").read_text()
+    assert text.rstrip().endswith("## Notes\n\nPCD samples look like noise: see the evaluation chains.")
     assert "[cpu-gallery.png](cpu-gallery.png)" in text and "![samples](cpu-gallery.png)" in text
     assert out in markdown

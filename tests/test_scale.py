@@ -166,3 +166,15 @@ def test_resumed_bench_records_where_it_resumed(tmp_path):
     result = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=4"], resume=str(fitted),
                        leaderboards=tmp_path / "boards")
     assert result.row["resumed_from_iteration"] == 2 and result.row["iterations"] == 4
+
+
+def test_sweep_runs_column_by_column_in_the_listed_order(tmp_path):
+    """Every model at the first listed n before the next n: an interrupted sweep leaves whole columns."""
+    from genbench.bench.sweep import expand_grid
+
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("method: grid\nparameters:\n  model: {values: [vae, dcgan]}\n  data: {value: digits}\n"
+                    "  n: {values: [500, 50]}\n  preset: {value: cpu}\n")
+    jobs = [(j.n, j.model) for j in expand_grid(grid)]
+    assert jobs == [(500, "vae"), (500, "dcgan"), (50, "vae"), (50, "dcgan")]
+    assert {j.preset for j in expand_grid(grid)} == {"cpu"}

@@ -284,6 +284,9 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
                 continue
             gallery, _ = render_gallery(jsonl, rows)
             text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name, gallery.name if gallery else None)
+            notes = jsonl.with_suffix(".notes.md")  # the table's notes, written by people (no numbers: rows carry them)
+            if notes.is_file():
+                text += "\n## Notes\n\n" + notes.read_text().strip() + "\n"
             if bad:
                 text += f"\n{bad} unreadable line(s) in {jsonl.name} were skipped.\n"
             out = jsonl.with_suffix(".md")
