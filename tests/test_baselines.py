@@ -240,6 +240,11 @@ def test_28px_nets_are_the_official_mnist_nets():
         response = third(x)[0].abs().sum(0)
         assert response.shape == (4, 4)
         assert {i for i in range(4) if response[i, i] > 0} == reached and set(response.nonzero()[:, 0].tolist()) == reached
+    dcgan = build_model("dcgan", image_size=28, channels=1)  # every conv generator at 28×28 is the MNIST one
+    assert _feature_maps(dcgan.generator, torch.randn(2, 100), (nn.ConvTranspose2d,)) == \
+        [(512, 4), (256, 7), (128, 14), (1, 28)]
     scene = build_model("coopnets")  # the scene nets are unchanged: 5×5/2, 3×3/2, 3×3/1 and kernel-5 generator
-    assert [m.kernel_size for m in scene.energy_net.modules() if isinstance(m, nn.Conv2d)][:3] == [(5, 5), (3, 3), (3, 3)]
-    assert _feature_maps(scene.generator, torch.randn(2, 100), (nn.ConvTranspose2d,))[0] == (512, 4)
+    assert [(m.kernel_size, m.stride) for m in scene.energy_net.modules() if isinstance(m, nn.Conv2d)] == \
+        [((5, 5), (2, 2)), ((3, 3), (2, 2)), ((3, 3), (1, 1)), ((16, 16), (1, 1))]
+    assert _feature_maps(scene.generator, torch.randn(2, 100), (nn.ConvTranspose2d,)) == \
+        [(512, 4), (256, 8), (128, 16), (64, 32), (3, 64)]

@@ -61,12 +61,13 @@ def test_fresh_evaluation_chains_run_the_trained_chain_length():
         return original(x0, config, trace)
 
     model.revise = spy
-    record = model.prepare_evaluation(5, seed=0)
-    model.sample(5)
+    model.buffer.states.fill_(0.5)  # if the chains came from the buffer, they would start at 0.5
+    record = model.prepare_evaluation(400, seed=0)
+    model.sample(400)
     assert record == {"chains": "fresh", "init": "gaussian", "steps": 21, "trained_chain_length": 21}
     x0, steps = seen[0]
     assert steps == 21
-    assert not any(torch.allclose(x, s) for x in x0 for s in model.buffer.states)  # not buffer states
+    assert abs(x0.mean().item()) < 0.01 and abs(x0.std().item() - 0.016) < 0.001  # N(0, init_std²) noise
     assert build_model("pcd", **SMALL, eval_steps=5).evaluation_langevin().n_steps == 5
 
 
@@ -87,3 +88,24 @@ def test_an_impossible_buffer_evaluation_fails_before_training(tmp_path):
                   overrides=["model.eval_chains=buffer", "model.buffer_size=40", "bench.num_samples=61",
                              "bench.metrics=[pairwise_ssim]", "bench.metric_options.ssim_samples=10"])
     assert not list((tmp_path / "runs").rglob("*.ckpt"))
+
+
+def test_a_checkpoint_without_chain_lengths_asks_for_eval_steps():
+    """A buffer restored from a checkpoint written before lengths were counted has no trained chain length:
+    fresh evaluation refuses to guess (it would silently run short chains)."""
+    model = build_model("pcd", **SMALL, buffer_size=16, num_chains=16, ref_std=1.0)
+    state = {k: v for k, v in model.state_dict().items() if k != "buffer.chain_steps"}
+    checkpoint = {"state_dict": state, "genbench_iteration": 50}
+    model.on_load_checkpoint(checkpoint)
+    model.load_state_dict(checkpoint["state_dict"])
+    with pytest.raises(GenbenchError, match="predates chain-length tracking.*set model.eval_steps"):
+        model.prepare_evaluation(8, seed=0)
+    model.synthesize(16)  # training on keeps the lengths unknown rather than wrong
+    assert model.buffer.trained_chain_length() is None
+
+
+def test_evaluation_options_that_would_be_ignored_are_refused():
+    with pytest.raises(GenbenchError, match="eval_chains: buffer needs chain_init: persistent"):
+        build_model("descriptor", **SMALL, eval_chains="buffer")
+    with pytest.raises(GenbenchError, match="coopnets evaluates generator drafts"):
+        build_model("coopnets", **SMALL, eval_steps=30)

@@ -37,21 +37,40 @@ def test_resume_gives_the_same_final_weights(tmp_path):
 
 
 @pytest.mark.slow
-def test_mid_epoch_resume_of_a_two_optimizer_model_gives_the_same_final_weights(tmp_path):
-    """What a sweep does after a crash: resume from the last.ckpt written mid-epoch (iteration 5 of 12)."""
-    common = ["trainer.deterministic=true", "data.batch_size=128", "trainer.checkpoint_every=1",
-              "model.g_width=8", "model.d_width=8"]
-    full = run_fit("dcgan", "digits", "smoke", None, 0, [*common, "trainer.max_iterations=9"], runs=tmp_path / "a")
-    half = run_fit("dcgan", "digits", "smoke", None, 0, [*common, "trainer.max_iterations=5"], runs=tmp_path / "b")
-    assert _state(half)["genbench_iteration"] == 5
-    resumed = run_fit("dcgan", "digits", "smoke", None, 0, ["trainer.max_iterations=9"], resume=str(half))
+@pytest.mark.parametrize("stop, total, extra", [
+    (5, 9, []),                                  # inside the first epoch (iteration 5 of 12)
+    (14, 17, []),                                # inside the second epoch
+    (6, 8, ["trainer.limit_train_batches=3"]),   # exactly at an epoch's end, epochs cut to 3 batches
+])
+def test_mid_epoch_resume_of_a_two_optimizer_model_gives_the_same_final_weights(tmp_path, stop, total, extra):
+    """What a sweep does after a crash: resume from the last.ckpt written where the run stopped."""
+    common = ["trainer.deterministic=true", "data.batch_size=128", "trainer.checkpoint_every=100",
+              "model.g_width=8", "model.d_width=8", *extra]
+    full = run_fit("dcgan", "digits", "smoke", None, 0, [*common, f"trainer.max_iterations={total}"], runs=tmp_path / "a")
+    half = run_fit("dcgan", "digits", "smoke", None, 0, [*common, f"trainer.max_iterations={stop}"], runs=tmp_path / "b")
+    assert _state(half)["genbench_iteration"] == stop
+    resumed = run_fit("dcgan", "digits", "smoke", None, 0, [f"trainer.max_iterations={total}"], resume=str(half))
     a, b = _state(full), _state(resumed)
-    assert a["genbench_iteration"] == b["genbench_iteration"] == 9
+    assert a["genbench_iteration"] == b["genbench_iteration"] == total
     for key in a["state_dict"]:
         assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"]):  # both Adams, moments included
         for k, state in opt_a["state"].items():
             assert torch.equal(state["exp_avg"], opt_b["state"][k]["exp_avg"])
+
+
+def test_a_resumable_loader_skips_batches_once_with_worker_processes_too():
+    from torch.utils.data import TensorDataset
+
+    from genbench.data.base import ResumableDataLoader
+
+    data = TensorDataset(torch.arange(10))
+    for workers in (0, 1):
+        loader = ResumableDataLoader(data, batch_size=2, skip_batches=2, num_workers=workers,
+                                     persistent_workers=workers > 0)
+        assert len(loader) == 5  # Lightning counts the whole epoch
+        assert [b[0].tolist() for b in loader] == [[4, 5], [6, 7], [8, 9]], workers
+        assert [b[0].tolist() for b in loader][0] == [0, 1]  # the next epoch is whole
 
 
 def _ddp_sampling_worker(rank, world, port, out):

@@ -25,13 +25,19 @@ class StopAtIteration(Callback):
 
 
 class ResumeWithinEpoch(Callback):
-    """Resuming from a checkpoint written inside an epoch continues that epoch where it stopped: the training
-    loader skips the batches already trained on (read from Lightning's batch progress in the checkpoint), so a
-    resumed run sees the batches of the uninterrupted one."""
+    """Resuming from a checkpoint written inside an epoch continues that epoch where it stopped: each checkpoint
+    records how many batches of its unfinished epoch were trained on (0 at an epoch's end, also under
+    ``limit_train_batches``), and on resume the training loader skips them, so a resumed run sees the batches of
+    the uninterrupted one. Checkpoints without the record (older ones) resume as Lightning does."""
+
+    KEY = "genbench_batches_into_epoch"
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
+        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
+        checkpoint[self.KEY] = int(done) if done < trainer.num_training_batches else 0
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        progress = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.batch_progress", {})
-        done = int(progress.get("current", {}).get("processed", 0))
+        done = int(checkpoint.get(self.KEY, 0))
         datamodule = trainer.datamodule
         if done and datamodule is not None and hasattr(datamodule, "resume_batches"):
             datamodule.resume_batches = done
@@ -78,6 +84,7 @@ class SampleGrids(Callback):
         from genbench.bench.harness import save_grid
 
         state = torch.get_rng_state()
+        pl_module.prepare_evaluation(self.count, seed=pl_module.iteration)  # the chains the evaluation will use
         samples = pl_module.sample(self.count)
         torch.set_rng_state(state)  # sampling for a picture must not change the training run
         path = self.folder / f"iteration-{pl_module.iteration:07d}.png"

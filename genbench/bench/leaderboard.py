@@ -239,10 +239,12 @@ def sampling_summary(row: dict) -> str:
         text = f"{chains['distinct_states']} distinct buffer states + {chains['extra_steps']} steps"
     elif kind == "generator drafts":
         text = f"generator drafts + {chains['revision_steps']} Langevin steps"
+    elif kind == "ancestral" or (kind is None and "load_average" in row):  # rows of 5e680a8 left ancestral as null
+        text = "ancestral"
     elif kind:
         text = f"{kind} chains, {chains['steps']} Langevin steps"
     else:
-        text = "ancestral"
+        text = "not recorded"
     return f"{text}; BN {row['bn_sampling']}" if row.get("bn_sampling") else text
 
 

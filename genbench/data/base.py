@@ -86,8 +86,12 @@ class _SkipFirstBatches:
         return len(self.batch_sampler)
 
     def __iter__(self):
-        skip, self.skip = self.skip, 0
-        return itertools.islice(iter(self.batch_sampler), skip, None)
+        # lazily, at the first batch: a multi-worker DataLoader creates (and drops) one iterator before the one it uses
+        def batches():
+            skip, self.skip = self.skip, 0
+            yield from itertools.islice(iter(self.batch_sampler), skip, None)
+
+        return batches()
 
 
 class ResumableDataLoader(DataLoader):

@@ -75,11 +75,11 @@ class GenerativeModel(L.LightningModule):
     def check_evaluation(self, n: int) -> None:
         """Refuse, before training, an evaluation of n samples the model cannot draw (default: any n)."""
 
-    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
-        """Called once before the n evaluation samples are drawn (identically on every rank); returns what the
-        row records about the chains the samples come from (None: plain ancestral sampling)."""
-        self.evaluation_chains = None
-        return None
+    def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
+        """Called before the n evaluation samples are drawn (by every rank, with ``sync``, in ``sample_all``);
+        returns what the row records about where the samples come from (here: ancestral sampling)."""
+        self.evaluation_chains = {"chains": "ancestral"}
+        return self.evaluation_chains
 
     def sample(self, n: int, batch_size: int = 256, first: int = 0) -> torch.Tensor:
         """n samples on the CPU, drawn in eval mode; BatchNorm normalises with its running statistics

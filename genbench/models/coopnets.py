@@ -56,6 +56,9 @@ class CoopNets(Descriptor):
             raise GenbenchError(f"sample_from must be 'revised' or 'generator', got {sample_from!r}")
         if sigma <= 0:
             raise GenbenchError(f"sigma must be positive, got {sigma}")
+        if kwargs.get("eval_steps") is not None or kwargs.get("eval_chains", "fresh") != "fresh":
+            raise GenbenchError("coopnets evaluates generator drafts revised by sample_langevin; set "
+                                "model.sample_langevin.n_steps instead of eval_chains / eval_steps")
         super().__init__(chain_init=chain_init, bn_sampling=bn_sampling, num_chains=num_chains, **kwargs)
         self.save_hyperparameters()
         self.latent_config = LangevinConfig.from_dict(latent_langevin or {"n_steps": 0, "step_size": 0.1},
@@ -90,7 +93,7 @@ class CoopNets(Descriptor):
         return (torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, self.hparams.beta2)),
                 torch.optim.Adam(self.generator.parameters(), lr=self.hparams.gen_lr, betas=(self.hparams.gen_beta1, 0.999)))
 
-    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
+    def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
         revised = 0 if self.hparams.sample_from == "generator" else self.sample_langevin_config.n_steps
         self.evaluation_chains = {"chains": "generator drafts", "revision_steps": revised}
         return self.evaluation_chains

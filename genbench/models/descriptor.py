@@ -86,6 +86,9 @@ class Descriptor(GenerativeModel):
             raise GenbenchError(f"eval_chains must be 'fresh' or 'buffer', got {eval_chains!r}")
         if eval_steps is not None and (not isinstance(eval_steps, int) or eval_steps < 1):
             raise GenbenchError(f"eval_steps must be a positive integer or null, got {eval_steps!r}")
+        if eval_chains == "buffer" and (chain_init != "persistent" or eval_steps is not None):
+            raise GenbenchError("eval_chains: buffer needs chain_init: persistent, and its states are revised by "
+                                "sample_langevin (eval_steps applies to fresh chains only)")
         if ref_std is not None and ref_std <= 0:
             raise GenbenchError(f"ref_std must be positive or null, got {ref_std}")
         if lr <= 0:
@@ -176,8 +179,8 @@ class Descriptor(GenerativeModel):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
-        if "buffer.states" in state and "buffer.chain_steps" not in state:  # written before chain lengths were kept
-            state["buffer.chain_steps"] = torch.zeros(state["buffer.states"].shape[0], dtype=torch.long)
+        if "buffer.states" in state and "buffer.chain_steps" not in state:  # written before chain lengths were kept:
+            state["buffer.chain_steps"] = torch.full((state["buffer.states"].shape[0],), -1, dtype=torch.long)  # unknown
 
     # -- sampling for evaluation --------------------------------------------------------------
     def check_evaluation(self, n: int) -> None:
@@ -185,19 +188,31 @@ class Descriptor(GenerativeModel):
             raise GenbenchError(f"{n} evaluation samples need {n} distinct buffer states but the replay buffer holds "
                                 f"{len(self.buffer)}; raise model.buffer_size or set model.eval_chains: fresh")
 
-    def evaluation_langevin(self) -> LangevinConfig:
-        """Langevin settings of evaluation chains: ``sample_langevin``; fresh chains of a persistent model run
-        ``eval_steps`` steps (default: the trained chain length, at least ``sample_langevin``'s)."""
+    def evaluation_langevin(self, trained: int | None = None) -> LangevinConfig:
+        """Langevin settings of evaluation chains: ``sample_langevin``, run for ``eval_steps`` steps if set; fresh
+        chains of a persistent model default to the trained chain length ``trained`` (at least
+        ``sample_langevin``'s steps)."""
         config = self.sample_langevin_config
-        if self.buffer is None or self.hparams.eval_chains == "buffer":
-            return config
-        steps = self.hparams.eval_steps or max(self.buffer.trained_chain_length(), config.n_steps)
-        return dataclasses.replace(config, n_steps=steps)
+        steps = self.hparams.eval_steps
+        if steps is None and self.buffer is not None and self.hparams.eval_chains == "fresh":
+            trained = self.buffer.trained_chain_length() if trained is None else trained
+            if trained is None:
+                raise GenbenchError("this checkpoint predates chain-length tracking, so the trained chain length is "
+                                    "unknown; set model.eval_steps (or model.eval_chains: buffer)")
+            steps = max(trained, config.n_steps)
+        return config if steps is None or steps == config.n_steps else dataclasses.replace(config, n_steps=steps)
 
-    def prepare_evaluation(self, n: int, seed: int) -> dict | None:
-        """Fix the chains of the n evaluation samples (the same on every rank) and return their record."""
+    def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
+        """Fix the chains of the n evaluation samples and return their record. With ``sync`` (all ranks call it)
+        the trained chain length is averaged over DDP ranks, whose buffers differ, so every rank runs the same."""
         self.evaluation_order = None
-        steps = self.evaluation_langevin().n_steps
+        trained = self.buffer.trained_chain_length() if self.buffer is not None else None
+        if sync and trained is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+            total = torch.tensor([float(trained)], device=self.buffer.chain_steps.device)
+            torch.distributed.all_reduce(total)
+            trained = int(round(total.item() / torch.distributed.get_world_size()))
+        self.evaluation_config = self.evaluation_langevin(trained)
+        steps = self.evaluation_config.n_steps
         if self.buffer is None:
             record = {"chains": self.hparams.chain_init, "steps": steps}
         elif self.hparams.eval_chains == "buffer":
@@ -208,8 +223,7 @@ class Descriptor(GenerativeModel):
                       "accumulated_steps_mean": round(drawn.float().mean().item(), 1),
                       "never_revised": int((drawn == 0).sum())}
         else:
-            record = {"chains": "fresh", "init": "gaussian", "steps": steps,
-                      "trained_chain_length": self.buffer.trained_chain_length()}
+            record = {"chains": "fresh", "init": "gaussian", "steps": steps, "trained_chain_length": trained}
         self.evaluation_chains = record
         return record
 
@@ -221,7 +235,7 @@ class Descriptor(GenerativeModel):
             x0 = self.buffer.states[index.to(self.buffer.states.device)]
         else:
             x0 = self.noise_chains(n)
-        return self.revise(x0, self.evaluation_langevin())[0]
+        return self.revise(x0, getattr(self, "evaluation_config", None) or self.evaluation_langevin())[0]
 
 
 def langevin_stats(diag, prefix: str) -> dict:

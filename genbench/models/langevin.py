@@ -214,9 +214,13 @@ class ReplayBuffer(torch.nn.Module):
     def store(self, index: torch.Tensor, states: torch.Tensor, steps: int) -> None:
         """Write revised states back; each has run ``steps`` more Langevin steps."""
         self.states[index] = states.detach().to(self.states)
-        self.chain_steps[index] += steps
+        lengths = self.chain_steps[index]
+        self.chain_steps[index] = torch.where(lengths < 0, lengths, lengths + steps)  # −1: unknown (old checkpoint)
 
-    def trained_chain_length(self) -> int:
-        """Mean Langevin steps of the stored states that have been revised at least once (0 before training)."""
+    def trained_chain_length(self) -> int | None:
+        """Mean Langevin steps of the stored states that have been revised at least once (0 before training;
+        None when unknown: a buffer restored from a checkpoint written before the lengths were counted)."""
+        if (self.chain_steps < 0).any():
+            return None
         revised = self.chain_steps[self.chain_steps > 0]
         return int(revised.float().mean().round().item()) if revised.numel() else 0
