@@ -4,6 +4,8 @@ logging of diagnostics."""
 
 from __future__ import annotations
 
+import contextlib
+
 import random
 
 import lightning as L
@@ -81,30 +83,34 @@ class GenerativeModel(L.LightningModule):
         self.evaluation_chains = {"chains": "ancestral"}
         return self.evaluation_chains
 
-    def sample(self, n: int, batch_size: int = 256, first: int = 0) -> torch.Tensor:
-        """n samples on the CPU, drawn in eval mode; BatchNorm normalises with its running statistics
-        (``bn_sampling: running``) or with those of each sampling batch (``batch``, the official CoopNets/ABP
-        code), leaving the running statistics untouched. Images (``arch: conv``) are clipped to [-1, 1],
-        low-dimensional ``mlp`` data are returned as they are. ``first`` is the position of the first of these
-        samples in the whole evaluation set (``sample_position`` while ``generate`` runs)."""
+    @contextlib.contextmanager
+    def sampling_mode(self):
+        """Eval mode for drawing from the model; BatchNorm normalises with its running statistics
+        (``bn_sampling: running``) or with those of each batch (``batch``, the official CoopNets/ABP code), and
+        the running statistics are left untouched either way. Restores the previous mode afterwards."""
         was_training = self.training
         self.eval()
         norms = [m for m in self.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
         kept = [{k: v.clone() for k, v in m.state_dict().items()} for m in norms] if self.bn_sampling == "batch" else []
-        if kept:
-            for m in norms:
-                m.train()
-        chunks = []
+        for m in norms if kept else []:
+            m.train()
         try:
-            with torch.no_grad():
-                for start in range(0, n, batch_size):
-                    self.sample_position = first + start
-                    x = self.generate(min(batch_size, n - start))
-                    chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
+            yield
         finally:
             for m, state in zip(norms, kept):
                 m.load_state_dict(state)
             self.train(was_training)
+
+    def sample(self, n: int, batch_size: int = 256, first: int = 0) -> torch.Tensor:
+        """n samples on the CPU, drawn in ``sampling_mode``. Images (``arch: conv``) are clipped to [-1, 1],
+        low-dimensional ``mlp`` data are returned as they are. ``first`` is the position of the first of these
+        samples in the whole evaluation set (``sample_position`` while ``generate`` runs)."""
+        chunks = []
+        with self.sampling_mode(), torch.no_grad():
+            for start in range(0, n, batch_size):
+                self.sample_position = first + start
+                x = self.generate(min(batch_size, n - start))
+                chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
 
     def update(self, optimizer, loss: torch.Tensor, quantity: str, hint: str, check_grads: bool = False) -> None:

@@ -1,0 +1,106 @@
+"""Learned completers of the completion table: a trained model fills the missing pixels of an image from its
+observed ones (``holes``: (n, 1, H, W), True where a pixel is missing; images in [-1, 1]).
+
+- ABP: h from the masked posterior, −log p(h | X_obs) = ‖h‖²/2 + ‖M ⊙ (X − g(h))‖²/(2σ²) (Langevin, the model's
+  latent step size), then g(h) fills the hole;
+- CoopNets: the same inference through its generator, the draft g(h), then descriptor Langevin on the missing
+  pixels only (the observed ones stay clamped) — the CoopNets paper's completion;
+- DCGAN (and the other GANs): h minimising the masked reconstruction ‖M ⊙ (X − G(h))‖² + ½‖h‖² by Adam (latent
+  optimisation, the papers' DCGAN column), then G(h) fills the hole.
+
+Observed pixels are returned unchanged by every completer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.models.abp import infer_latent
+from genbench.models.langevin import LangevinConfig, frozen, langevin
+
+
+@dataclass
+class CompletionSettings:
+    """How learned completers infer: ``latent_steps`` Langevin steps on h of ``latent_step_size`` (ABP,
+    CoopNets), ``revision_steps`` descriptor Langevin steps on the hole (CoopNets; its own step size),
+    ``optimisation_steps`` Adam steps of ``optimisation_lr`` on h (GANs)."""
+
+    latent_steps: int = 100
+    latent_step_size: float = 0.1
+    revision_steps: int = 15
+    optimisation_steps: int = 300
+    optimisation_lr: float = 0.05
+
+    def record(self) -> dict:
+        return dict(self.__dict__)
+
+
+def fill(images: torch.Tensor, holes: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
+    """Observed pixels from ``images``, missing ones from ``proposal``."""
+    return torch.where(holes.expand_as(images), proposal.clamp(-1, 1), images)
+
+
+def masked_latent(generator, images: torch.Tensor, holes: torch.Tensor, latent_dim: int, sigma: float,
+                  settings: CompletionSettings) -> torch.Tensor:
+    """h ~ p(h | observed pixels) by Langevin from h = 0; the missing pixels do not enter the energy."""
+    observed = (~holes).to(images.dtype)
+    h0 = torch.zeros(images.shape[0], latent_dim, device=images.device)
+    config = LangevinConfig(n_steps=settings.latent_steps, step_size=settings.latent_step_size)
+    h, _ = infer_latent(generator, h0, images * observed, sigma, config, mask=observed)
+    return h
+
+
+def complete_abp(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
+    with model.sampling_mode():
+        h = masked_latent(model.generator, images, holes, model.hparams.latent_dim, model.hparams.sigma, settings)
+        with torch.no_grad():
+            return fill(images, holes, model.generator(h))
+
+
+def complete_coopnets(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
+    with model.sampling_mode():
+        h = masked_latent(model.generator, images, holes, model.hparams.latent_dim, model.hparams.sigma, settings)
+        with torch.no_grad():
+            draft = fill(images, holes, model.generator(h))
+        hole = holes.expand_as(images).to(images.dtype)
+        energy = model.energy
+
+        def clamped_energy(x: torch.Tensor) -> torch.Tensor:  # only the missing pixels move
+            return energy(images * (1 - hole) + x * hole)
+
+        config = LangevinConfig(**{**model.sample_langevin_config.to_dict(), "n_steps": settings.revision_steps})
+        with frozen(model.energy_net):
+            revised, _ = langevin(draft, clamped_energy, config, what="completion")
+        return fill(images, holes, revised)
+
+
+def complete_gan(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
+    observed = (~holes).to(images.dtype)
+    generator = model.generator
+    with model.sampling_mode(), frozen(generator):
+        h = torch.zeros(images.shape[0], getattr(generator, "latent_dim", model.hparams.get("latent_dim", 100)),
+                        device=images.device, requires_grad=True)
+        optimizer = torch.optim.Adam([h], lr=settings.optimisation_lr)
+        for _ in range(settings.optimisation_steps):
+            optimizer.zero_grad()
+            residual = (images - generator(h)) * observed
+            loss = residual.flatten(1).pow(2).sum(dim=1).sum() + 0.5 * h.pow(2).sum()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            return fill(images, holes, generator(h))
+
+
+LEARNED = {"abp": complete_abp, "coopnets": complete_coopnets, "dcgan": complete_gan, "wgan": complete_gan,
+           "wgan-gp": complete_gan, "ebgan": complete_gan, "kim-bengio": complete_gan}
+
+
+def complete_with_model(name: str, model, images: torch.Tensor, holes: torch.Tensor,
+                        settings: CompletionSettings | None = None) -> torch.Tensor:
+    """Fill ``holes`` of ``images`` with the trained ``model`` registered as ``name``."""
+    if name not in LEARNED:
+        raise GenbenchError(f"no learned completer for {name!r}; known: {', '.join(LEARNED)}")
+    return LEARNED[name](model, images, holes, settings or CompletionSettings())
