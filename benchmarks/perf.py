@@ -53,8 +53,7 @@ def preset_settings(name: str, data: str, preset: str) -> tuple[dict, int, int, 
 
     cfg = compose(name, data, preset)
     size = int(cfg["data"].get("image_size", 64))
-    options = {k: v for k, v in cfg["model"].items()}
-    return options, size, int(cfg["data"].get("batch_size", 64)), cfg["trainer"].get("max_iterations")
+    return dict(cfg["model"]), size, int(cfg["data"].get("batch_size", 64)), cfg["trainer"].get("max_iterations")
 
 
 def time_preset(names: list[str], data: str, preset: str, iterations: int, budget: float, device: torch.device) -> list[dict]:

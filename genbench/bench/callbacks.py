@@ -24,6 +24,13 @@ class StopAtIteration(Callback):
             trainer.should_stop = True
 
 
+def batches_into_epoch(trainer) -> int:
+    """Batches of the current epoch trained on so far; 0 once the epoch's batches (``limit_train_batches``
+    included) are all done."""
+    done = int(trainer.fit_loop.epoch_loop.batch_progress.current.processed)
+    return done if done < trainer.num_training_batches else 0
+
+
 class ResumeWithinEpoch(Callback):
     """Resuming from a checkpoint written inside an epoch continues that epoch where it stopped: each checkpoint
     records how many batches of its unfinished epoch were trained on (0 at an epoch's end, also under
@@ -33,8 +40,7 @@ class ResumeWithinEpoch(Callback):
     KEY = "genbench_batches_into_epoch"
 
     def on_save_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
-        done = trainer.fit_loop.epoch_loop.batch_progress.current.processed
-        checkpoint[self.KEY] = int(done) if done < trainer.num_training_batches else 0
+        checkpoint[self.KEY] = batches_into_epoch(trainer)
 
     def on_load_checkpoint(self, trainer, pl_module, checkpoint: dict) -> None:
         done = int(checkpoint.get(self.KEY, 0))
@@ -58,7 +64,7 @@ class PeriodicCheckpoint(Callback):
             self.save(trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
-        if trainer.fit_loop.epoch_loop.batch_progress.current.ready >= trainer.num_training_batches:
+        if batches_into_epoch(trainer) == 0:
             self.save(trainer)
 
     def save(self, trainer) -> None:
@@ -81,7 +87,7 @@ class SampleGrids(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every <= 0 or pl_module.iteration % self.every != 0 or not trainer.is_global_zero:
             return
-        from genbench.bench.harness import save_grid
+        from genbench.bench.leaderboard import save_grid
 
         state = torch.get_rng_state()
         pl_module.prepare_evaluation(self.count, seed=pl_module.iteration)  # the chains the evaluation will use

@@ -25,7 +25,7 @@ from lightning.pytorch.callbacks import Callback
 
 from genbench.bench.callbacks import PeriodicCheckpoint, ResumeWithinEpoch, SampleGrids, StopAtIteration
 
-from genbench.bench.leaderboard import append_row, render_leaderboards, table_path, write_sample_sheet
+from genbench.bench.leaderboard import append_row, render_leaderboards, save_grid, table_path, write_sample_sheet
 from genbench.bench.settings import bench_settings, logger_settings, validate_sections
 from genbench.bench.sampling import sample_all
 from genbench.bench.tracking import finish_wandb
@@ -137,13 +137,6 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
         log_every_n_steps=max(1, int(tcfg.pop("log_every_n_steps", 10))),
         **tcfg,
     )
-
-
-def save_grid(samples: torch.Tensor, path: Path, count: int = 64) -> None:
-    import torchvision.utils as vutils
-
-    count = min(count, samples.shape[0])
-    vutils.save_image((samples[:count] + 1) / 2, path, nrow=int(count ** 0.5) or 1)
 
 
 def num_samples(cfg: dict, dm) -> int:

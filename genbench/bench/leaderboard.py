@@ -48,6 +48,14 @@ def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Pat
 SHEET_SAMPLES = 36  # samples per sheet: a 6×6 grid
 
 
+def save_grid(samples, path: Path, count: int = 64, padding: int = 2) -> None:
+    """The first ``count`` samples (in [-1, 1]) as one square-ish PNG grid."""
+    import torchvision.utils as vutils
+
+    count = min(count, samples.shape[0])
+    vutils.save_image((samples[:count].float().clamp(-1, 1) + 1) / 2, path, nrow=int(count ** 0.5) or 1, padding=padding)
+
+
 def sample_sheet_path(table: Path, model: str, n, seed) -> Path:
     """Where a row's sample sheet lives: ``<data>/samples/<table>-<model>-n<n>-s<seed>.png`` beside the table."""
     slug = model.replace(" ", "-")
@@ -56,12 +64,9 @@ def sample_sheet_path(table: Path, model: str, n, seed) -> Path:
 
 def write_sample_sheet(table: Path, model: str, n, seed, samples) -> str:
     """Save the first ``SHEET_SAMPLES`` samples of a row as a 6×6 grid; returns the path relative to the table."""
-    import torchvision.utils as vutils
-
     path = sample_sheet_path(table, model, n, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
-    count = min(SHEET_SAMPLES, samples.shape[0])
-    vutils.save_image((samples[:count].float().clamp(-1, 1) + 1) / 2, path, nrow=6, padding=1)
+    save_grid(samples, path, SHEET_SAMPLES, padding=1)
     return str(path.relative_to(table.parent))
 
 
@@ -239,7 +244,7 @@ def sampling_summary(row: dict) -> str:
         text = f"{chains['distinct_states']} distinct buffer states + {chains['extra_steps']} steps"
     elif kind == "generator drafts":
         text = f"generator drafts + {chains['revision_steps']} Langevin steps"
-    elif kind == "ancestral" or (kind is None and "load_average" in row):  # rows of 5e680a8 left ancestral as null
+    elif kind == "ancestral":
         text = "ancestral"
     elif kind:
         text = f"{kind} chains, {chains['steps']} Langevin steps"

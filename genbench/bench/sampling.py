@@ -34,8 +34,7 @@ def draw_chunks(model, n: int, seed: int, chunks: list[int], chunk: int) -> dict
 def sample_all(model, n: int, seed: int, chunk: int = 64) -> torch.Tensor:
     """n samples in [-1, 1], identical whether drawn by one process or gathered from all DDP ranks; the model's
     evaluation chains are fixed first (``prepare_evaluation``), so no persistent state is drawn twice."""
-    if hasattr(model, "prepare_evaluation"):
-        model.prepare_evaluation(n, seed, sync=True)
+    model.prepare_evaluation(n, seed, sync=True)
     num_chunks = (n + chunk - 1) // chunk
     if dist.is_available() and dist.is_initialized():
         rank, world = dist.get_rank(), dist.get_world_size()

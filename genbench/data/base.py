@@ -8,9 +8,8 @@ image). Training images can be subsampled to ``n_per_class`` per category with a
 
 from __future__ import annotations
 
-import itertools
-
 import hashlib
+import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field

@@ -5,7 +5,6 @@ logging of diagnostics."""
 from __future__ import annotations
 
 import contextlib
-
 import random
 
 import lightning as L

@@ -102,6 +102,8 @@ class Descriptor(GenerativeModel):
         self.energy_net = build_energy_net(arch, image_size, channels, net_options)
         self.buffer = ReplayBuffer(buffer_size, self.data_shape, reinit_prob, self.noise_chains) \
             if chain_init == "persistent" else None
+        self.evaluation_order: torch.Tensor | None = None  # buffer states of the evaluation samples (prepare_evaluation)
+        self.evaluation_config: LangevinConfig | None = None
 
     # -- the model's equations ----------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
@@ -230,12 +232,12 @@ class Descriptor(GenerativeModel):
     def generate(self, n: int) -> torch.Tensor:
         """Evaluation samples: distinct buffer states in the prepared order (``eval_chains: buffer``), otherwise
         new chains from the initialisation, revised by ``evaluation_langevin``."""
-        if self.buffer is not None and getattr(self, "evaluation_order", None) is not None:
+        if self.evaluation_order is not None:
             index = self.evaluation_order[self.sample_position:self.sample_position + n]
             x0 = self.buffer.states[index.to(self.buffer.states.device)]
         else:
             x0 = self.noise_chains(n)
-        return self.revise(x0, getattr(self, "evaluation_config", None) or self.evaluation_langevin())[0]
+        return self.revise(x0, self.evaluation_config or self.evaluation_langevin())[0]
 
 
 def langevin_stats(diag, prefix: str) -> dict:

@@ -81,8 +81,7 @@ def complete_gan(model, images: torch.Tensor, holes: torch.Tensor, settings: Com
     observed = (~holes).to(images.dtype)
     generator = model.generator
     with model.sampling_mode(), frozen(generator):
-        h = torch.zeros(images.shape[0], getattr(generator, "latent_dim", model.hparams.get("latent_dim", 100)),
-                        device=images.device, requires_grad=True)
+        h = torch.zeros(images.shape[0], generator.latent_dim, device=images.device, requires_grad=True)
         optimizer = torch.optim.Adam([h], lr=settings.optimisation_lr)
         for _ in range(settings.optimisation_steps):
             optimizer.zero_grad()
