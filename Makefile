@@ -14,12 +14,14 @@ NODES  ?=
 WANDB  ?=
 RESUME ?=
 SWEEP  ?= configs/sweeps/is-vs-n.yaml
+TABLE  ?= completion
+TABLE_PRESET = $(if $(filter command line,$(origin PRESET)),$(PRESET))
 RUN_ARGS = --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n $(N)) \
 	$(if $(DEVICES),--devices $(DEVICES)) $(if $(NODES),--nodes $(NODES)) $(if $(WANDB),--wandb) \
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit reference sweep leaderboard list perf clean
+.PHONY: install test bench fit reference sweep table leaderboard list perf clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +42,10 @@ reference:  ## score the reference rows (real images, noise) into PRESET's table
 
 sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
 	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))
+
+table:  ## one of the papers' other tables: TABLE=completion|recovery|reconstruction|is-vs-n [DATA=…] [PRESET=cpu|paper]
+	$(BIN)/genbench table --table $(TABLE) --preset $(or $(TABLE_PRESET),cpu) \
+	$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(foreach s,$(SET),--set $(s))
 
 leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 	$(BIN)/genbench leaderboard

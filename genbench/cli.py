@@ -1,4 +1,4 @@
-"""``genbench fit | bench | reference | config | leaderboard | sweep | show | list`` — one CLI over the YAML configs in ``configs/``.
+"""``genbench fit | bench | reference | config | leaderboard | sweep | table | show | list`` — one CLI over the YAML configs in ``configs/``.
 
 Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
 file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
@@ -76,6 +76,15 @@ def build_parser() -> ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("sweep", sweep)
+    table = ArgumentParser(description="Produce one of the papers' other tables (completion, recovery, reconstruction, "
+                                       "is-vs-n): train what is missing, evaluate, append rows, render Markdown + PNG.")
+    table.add_argument("--table", required=True, help="completion | recovery | reconstruction | is-vs-n")
+    table.add_argument("--data", type=str | None, default=None, help="dataset (default: the table preset's)")
+    table.add_argument("--preset", default="cpu", help="the table's preset: cpu (under 30 min on 2 cores), paper, smoke")
+    table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a table setting, e.g. images=50 or corruptions=[M20] (repeatable)")
+    table.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("table", table)
     return parser
 
 
@@ -129,6 +138,12 @@ def dispatch(command: str, args) -> None:
 
         run_reference(args.data, args.preset, args.n, args.seed, args.set,
                       Path(args.leaderboards) if args.leaderboards else None)
+    elif command == "table":
+        from genbench.tasks.tables import run_table
+
+        for path in run_table(args.table, args.preset, args.data, args.set,
+                              Path(args.leaderboards) if args.leaderboards else None):
+            print(path)
     elif command == "show":
         from genbench.bench.show import describe_run
 

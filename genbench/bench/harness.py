@@ -88,6 +88,9 @@ def effective_config(model: str, data: str, preset: str, n: int | None, seed: in
 def build(cfg: dict):
     """Datamodule and model from an effective config (the model takes image size/channels from the data)."""
     run = cfg["run"]
+    if cfg["data"].get("corruption") and not model_class(run["model"]).learns_from_corrupted_data:
+        raise GenbenchError(f"model {run['model']!r} cannot learn from corrupted images (data.corruption); "
+                            f"abp can (the recovery table)")
     dm = build_datamodule(run["data"], **{"shuffle_seed": run["seed"], **cfg["data"]})
     dm.setup()
     model_opts = dict(cfg["model"])
@@ -335,11 +338,20 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     return BenchResult(row, run_dir, table)
 
 
+#: written into a run folder when its training has finished (``bench`` writes ``result.json``)
+FIT_RECORD = "fit.json"
+
+
 def run_fit(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
-            overrides: list[str] | None = None, runs: Path | None = None, resume: str | None = None) -> Path:
-    """Train only; returns the run folder (checkpoints/last.ckpt holds the weights)."""
+            overrides: list[str] | None = None, runs: Path | None = None, resume: str | None = None,
+            run_name: str | None = None) -> Path:
+    """Train only; returns the run folder (checkpoints/last.ckpt holds the weights, ``fit.json`` says it finished)."""
     with shared_run_dir():
-        cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, None, resume, "fit")
-        _, _, _, wandb_logger, _ = train(cfg, run_dir, ckpt)
+        cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "fit")
+        _, module, trainer, wandb_logger, seconds = train(cfg, run_dir, ckpt)
         finish_wandb(wandb_logger, {})
+        if is_rank_zero():
+            record = {"iterations": module.iteration, "train_seconds": round(seconds, 2),
+                      "config_hash": config_hash(cfg), **provenance()}
+            (run_dir / FIT_RECORD).write_text(json.dumps(record, indent=1))
         return run_dir

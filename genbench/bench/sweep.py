@@ -87,9 +87,15 @@ def is_finished(job: Job, table: Path) -> bool:
 def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
               log=print) -> dict[str, list[Job]]:
     """Run every unfinished job of the grid; returns the jobs by outcome (done, skipped, failed)."""
+    return run_jobs(expand_grid(path), f"sweep {path.name}", str(path), overrides, devices, leaderboards, log)
+
+
+def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | None = None, devices: int = 1,
+             leaderboards: Path | None = None, log=print) -> dict[str, list[Job]]:
+    """Run the unfinished ``jobs`` (one ``genbench bench`` process each, ``devices`` at a time); failures are
+    recorded beside their table and the rest go on. Returns the jobs by outcome (done, skipped, failed)."""
     overrides = list(overrides or [])
     boards = leaderboards or leaderboard_dir()
-    jobs = expand_grid(path)
     outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
     todo = []
     for job in jobs:
@@ -97,7 +103,7 @@ def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, 
             outcome["skipped"].append(job)
         else:
             todo.append(job)
-    log(f"sweep {path.name}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(todo)} to run")
+    log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(todo)} to run")
     free: queue.Queue[int] = queue.Queue()
     for device in range(max(1, devices)):
         free.put(device)
@@ -125,9 +131,9 @@ def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, 
             reason = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit {code}")
             log(f"  FAILED  {job.model} {job.data} n={job.n} seed={job.seed}: {reason}")
             failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
-                       "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": str(path),
+                       "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": source,
                        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             table = job_table(job, overrides, boards)
             append_row(table.with_name(table.stem + ".failures.jsonl"), failure)
-    log(f"sweep {path.name}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
+    log(f"{label}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
     return outcome

@@ -53,6 +53,25 @@ class ImageTensorDataset(Dataset):
         return to_unit_range(self.images[index], self.pixel_norm), self.labels[index], index
 
 
+class CorruptedImageDataset(Dataset):
+    """Training images seen through a fixed corruption (the ABP recovery table): batches are
+    ``(corrupted x, label, index, observed)`` with ``observed`` (1, H, W) = 1 where a pixel is intact.
+    ``images`` keeps the clean uint8 images (the ground truth of the recovery error)."""
+
+    def __init__(self, clean: ImageTensorDataset, corrupted: torch.Tensor, masks: torch.Tensor) -> None:
+        self.images = clean.images
+        self.labels = clean.labels
+        self.pixel_norm = clean.pixel_norm
+        self.corrupted = corrupted
+        self.masks = masks
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int):
+        return self.corrupted[index], self.labels[index], index, (~self.masks[index]).to(self.corrupted.dtype)
+
+
 class EpochShuffleSampler(torch.utils.data.Sampler):
     """A random order that is a function of (seed, epoch) only — not of the global RNG — so a resumed run
     sees the same batches as an uninterrupted one. Lightning calls ``set_epoch`` at every epoch start."""
@@ -178,6 +197,9 @@ class ImageDataModule(L.LightningDataModule):
         pixel_norm: ``fixed`` (x/127.5 − 1) or ``minmax`` (official per-image min–max to [-1, 1]).
         download: let torchvision download the dataset when the user asks for it.
         shuffle_seed: seed of the training order (epoch e uses seed·100003 + e; the harness passes the run seed).
+        corruption: corrupt the training images once, e.g. ``P.5`` (salt-and-pepper on half the pixels) or ``M20``
+            (a 20×20 occluding square): batches then carry the mask of intact pixels (ABP recovery table).
+        corruption_seed: seed of the corruption masks (recorded with the table rows).
     """
 
     name: str = "base"
@@ -196,6 +218,8 @@ class ImageDataModule(L.LightningDataModule):
         pixel_norm: Literal["fixed", "minmax"] = "fixed",
         download: bool = False,
         shuffle_seed: int = 0,
+        corruption: str | None = None,
+        corruption_seed: int = 0,
     ) -> None:
         super().__init__()
         if image_size < 4:
@@ -222,6 +246,12 @@ class ImageDataModule(L.LightningDataModule):
         self.pixel_norm = pixel_norm
         self.download = download
         self.shuffle_seed = shuffle_seed
+        if corruption is not None:
+            from genbench.tasks.corruption import parse_corruption
+
+            parse_corruption(corruption)  # a bad name or fraction fails here, in one line
+        self.corruption = corruption
+        self.corruption_seed = corruption_seed
         self.resume_batches = 0  # batches of the current epoch a resumed run already trained on (ResumeWithinEpoch)
         self.datasets: dict[str, ImageTensorDataset] = {}
         self.class_names: list[str] = []
@@ -286,6 +316,13 @@ class ImageDataModule(L.LightningDataModule):
             return
         for split, items in self.plan().items():
             self.datasets[split] = self._load(items)
+        if self.corruption is not None:
+            from genbench.tasks.corruption import parse_corruption
+
+            clean = self.datasets["train"]
+            corrupted, masks = parse_corruption(self.corruption).apply(to_unit_range(clean.images, self.pixel_norm),
+                                                                       self.corruption_seed)
+            self.datasets["train"] = CorruptedImageDataset(clean, corrupted, masks)
 
     def _split_off(self, items, fraction):
         rng = np.random.default_rng(self.subset_seed)
@@ -338,6 +375,8 @@ class ImageDataModule(L.LightningDataModule):
         self.plan()
         h = hashlib.sha256()
         h.update(f"{self.name}|{self.image_size}|{self.channels}|{self.resize}|{self.pixel_norm}".encode())
+        if self.corruption is not None:
+            h.update(f"|{self.corruption}|{self.corruption_seed}".encode())
         for path in self.file_lists["train"]:
             h.update("/".join(Path(path).parts[-2:]).encode())
         return h.hexdigest()[:16]
@@ -391,6 +430,7 @@ class ImageDataModule(L.LightningDataModule):
             "channels": self.channels,
             "resize": self.resize,
             "pixel_norm": self.pixel_norm,
+            "corruption": self.corruption and {"name": self.corruption, "seed": self.corruption_seed},
             "fingerprint": self.fingerprint(),
         }
 

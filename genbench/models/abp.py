@@ -28,14 +28,20 @@ def infer_latent(generator: nn.Module, h0: torch.Tensor, x: torch.Tensor, sigma:
                         hint=LATENT_HINT)
 
 
-def reconstruction_loss(generator: nn.Module, h: torch.Tensor, target: torch.Tensor, sigma: float) -> torch.Tensor:
-    """mean over examples of ‖X − g(h)‖²/(2σ²) (summed over pixels): the generator's learning objective."""
-    return (target - generator(h)).flatten(1).pow(2).sum(dim=1).mean() / (2.0 * sigma**2)
+def reconstruction_loss(generator: nn.Module, h: torch.Tensor, target: torch.Tensor, sigma: float,
+                        mask: torch.Tensor | None = None) -> torch.Tensor:
+    """mean over examples of ‖M ⊙ (X − g(h))‖²/(2σ²) (summed over pixels; M = 1 without a mask): the generator's
+    learning objective, on the observed pixels only when the training images are corrupted."""
+    residual = target - generator(h)
+    if mask is not None:
+        residual = residual * mask
+    return residual.flatten(1).pow(2).sum(dim=1).mean() / (2.0 * sigma**2)
 
 
 @MODELS.register("abp")
 class ABP(GenerativeModel):
-    """The ABP generator ("Algorithm G" of the scene table) as a LightningModule.
+    """The ABP generator ("Algorithm G" of the scene table) as a LightningModule. It also learns from corrupted
+    images (``data.corruption``, the recovery table): inference and learning then see the intact pixels only.
 
     Args:
         latent_dim: d (official 100).
@@ -74,22 +80,26 @@ class ABP(GenerativeModel):
         self.generator = build_generator(arch, latent_dim, image_size, channels, generator_net)
         self.register_buffer("latents", torch.randn(num_train if persistent_latents else 0, latent_dim))
 
+    learns_from_corrupted_data = True
+
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 
     def train_iteration(self, batch) -> None:
-        x, _, index = batch
+        x, _, index, *observed = batch  # corrupted training images come with their mask of intact pixels
+        mask = observed[0] if observed else None
         optimizer = self.optimizers()
         if self.hparams.persistent_latents:
             h0 = self.latents[index]
         else:
             h0 = torch.randn(x.shape[0], self.hparams.latent_dim, device=self.device)
-        h, diag = infer_latent(self.generator, h0, x, self.hparams.sigma, self.latent_config, trace=True)
+        h, diag = infer_latent(self.generator, h0, x, self.hparams.sigma, self.latent_config, trace=True, mask=mask)
         if self.hparams.persistent_latents:
             self.latents[index] = h
-        loss = reconstruction_loss(self.generator, h, x, self.hparams.sigma)
+        loss = reconstruction_loss(self.generator, h, x, self.hparams.sigma, mask)
         self.update(optimizer, loss, "generator reconstruction loss", "lower model.lr")
-        mse = loss.detach() * 2 * self.hparams.sigma**2 / x[0].numel()
+        pixels = x[0].numel() if mask is None else mask.expand_as(x).flatten(1).sum(dim=1).mean()
+        mse = loss.detach() * 2 * self.hparams.sigma**2 / pixels
         self.log_diagnostics({"recon_loss": loss.detach(), "recon_mse": mse,
                               "latent_energy_end": diag.energy[-1] if diag.energy else float("nan"),
                               "latent_grad_norm": sum(diag.grad_norm) / max(1, len(diag.grad_norm))},

@@ -49,6 +49,8 @@ class GenerativeModel(L.LightningModule):
 
     #: whether sampling needs autograd (Langevin): then the harness samples under no_grad, not inference_mode
     samples_need_grad: bool = False
+    #: whether training accepts corrupted images with a mask of intact pixels (``data.corruption``; ABP)
+    learns_from_corrupted_data: bool = False
 
     def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv", bn_sampling: str = "running") -> None:
         super().__init__()

@@ -44,18 +44,21 @@ def fill(images: torch.Tensor, holes: torch.Tensor, proposal: torch.Tensor) -> t
 
 
 def masked_latent(generator, images: torch.Tensor, holes: torch.Tensor, latent_dim: int, sigma: float,
-                  settings: CompletionSettings) -> torch.Tensor:
-    """h ~ p(h | observed pixels) by Langevin from h = 0; the missing pixels do not enter the energy."""
+                  settings: CompletionSettings, h0: torch.Tensor | None = None) -> torch.Tensor:
+    """h ~ p(h | observed pixels) by Langevin from ``h0`` (default h = 0); the missing pixels do not enter the
+    energy."""
     observed = (~holes).to(images.dtype)
-    h0 = torch.zeros(images.shape[0], latent_dim, device=images.device)
+    if h0 is None:
+        h0 = torch.zeros(images.shape[0], latent_dim, device=images.device)
     config = LangevinConfig(n_steps=settings.latent_steps, step_size=settings.latent_step_size)
     h, _ = infer_latent(generator, h0, images * observed, sigma, config, mask=observed)
     return h
 
 
-def complete_abp(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
+def complete_abp(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings,
+                 h0: torch.Tensor | None = None) -> torch.Tensor:
     with model.sampling_mode():
-        h = masked_latent(model.generator, images, holes, model.hparams.latent_dim, model.hparams.sigma, settings)
+        h = masked_latent(model.generator, images, holes, model.hparams.latent_dim, model.hparams.sigma, settings, h0)
         with torch.no_grad():
             return fill(images, holes, model.generator(h))
 

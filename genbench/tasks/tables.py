@@ -1,0 +1,540 @@
+"""The papers' tables beyond sampling, one command each: ``genbench table --table <name> --data <d> --preset <p>``.
+
+- ``completion`` (CoopNets): occluded held-out images completed by trained models and non-learned inpainting;
+  error and PSNR over the occluded pixels (whole-image scores recorded too).
+- ``recovery`` (ABP): ABP learned from corrupted training images (posterior over the intact pixels), error of
+  its recovery of the corrupted pixels, beside non-learned inpainting of the same pixels.
+- ``reconstruction`` (ABP): held-out images reconstructed from d numbers, ABP (h inferred, g(h)) vs PCA.
+- ``is-vs-n``: every model × n as a sweep over the bench harness (the scene table of the papers).
+
+A table's settings are its dataclass's defaults (the papers' protocol) changed by the ``presets:`` block of
+``configs/tables/<name>.yaml`` and ``--set key=value``. Trained models come from finished runs of the same
+config or are trained once (``genbench.tasks.runs``). Rows go to
+``leaderboards/<data>/tasks/<table>-<preset>.jsonl``; a row already there (same method, corruption, seed,
+counts and model config) is not recomputed. Markdown and a PNG of examples are rendered beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from genbench.config import configs_dir, deep_merge, load_yaml, parse_override
+from genbench.errors import GenbenchError
+from genbench.tasks.completion import CompletionSettings, LEARNED, complete_abp, complete_with_model, masked_latent
+from genbench.tasks.corruption import parse_corruption
+from genbench.tasks.inpaint import completer
+from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
+from genbench.tasks.report import comparison_figure, models_section, pivot, provenance_lines, published_block
+from genbench.tasks.runs import TrainedModel, trained_model
+from genbench.tasks.scores import region_error, region_psnr
+
+DEFAULT_BASELINES = ["harmonic", "total-variation", "biharmonic", "telea", "navier-stokes", "masked-input"]
+
+
+@dataclass
+class CompletionTable:
+    """Pattern completion (CoopNets, TPAMI 2018): M30/M40/M50 squares on 64×64 held-out images.
+
+    Args:
+        data: dataset (the paper used Places205 scenes; not offline, so the shipped scenes by default).
+        model_preset: the preset the learned completers are trained with; n, seed: their training images and seed.
+        models: learned completers (trained models); baselines: non-learned completers.
+        corruptions: occlusions ``M<k>``; mask_seed: seed of the square positions (the mask set is fixed by it).
+        images: held-out images completed (None: the whole held-out split); region: ``mask`` (the papers' reading)
+            or ``image`` for the table (both are recorded in every row).
+        inference: ``CompletionSettings`` of the learned completers; batch_size: images completed per batch.
+        examples: images per corruption in the PNG; overrides: config overrides for the models' runs.
+    """
+
+    data: str = "imagenet-scenes"
+    model_preset: str = "paper"
+    n: int | None = None
+    seed: int = 0
+    models: list[str] = field(default_factory=lambda: ["coopnets", "dcgan", "abp"])
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
+    corruptions: list[str] = field(default_factory=lambda: ["M30", "M40", "M50"])
+    mask_seed: int = 0
+    images: int | None = None
+    region: str = "mask"
+    inference: dict = field(default_factory=dict)
+    batch_size: int = 100
+    examples: int = 2
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RecoveryTable:
+    """Recovery of corrupted training images (ABP, AAAI 2017): ABP learns from the corrupted images themselves.
+
+    Args:
+        data, model, model_preset, n, seed: what is trained (CelebA faces and ABP in the paper).
+        corruptions: ``P.<x>`` salt-and-pepper fractions and ``M<k>`` occlusions; one ABP per corruption.
+        mask_seed: seed of the corruptions of the training images.
+        images: training images whose recovery is scored (None: all); baselines: non-learned inpainting of the
+            same pixels (the mask is known to every method).
+        inference: masked-posterior Langevin after learning, warm-started from each image's learned latent vector.
+    """
+
+    data: str = "celeba"
+    model: str = "abp"
+    model_preset: str = "paper"
+    n: int | None = None
+    seed: int = 0
+    corruptions: list[str] = field(default_factory=lambda: ["P.5", "P.7", "P.9", "M20", "M30"])
+    mask_seed: int = 0
+    images: int | None = None
+    region: str = "mask"
+    baselines: list[str] = field(default_factory=lambda: ["harmonic", "biharmonic", "telea", "masked-input"])
+    inference: dict = field(default_factory=dict)
+    batch_size: int = 100
+    examples: int = 2
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ReconstructionTable:
+    """Reconstruction of held-out images from d numbers (ABP, AAAI 2017): ABP with latent dimension d vs PCA
+    with d components fitted on the same training images.
+
+    Args:
+        dims: the latent dimensions / numbers of components d.
+        images: held-out images reconstructed (None: the whole held-out split).
+        inference: Langevin on h for each held-out image, from h = 0 (all pixels observed).
+    """
+
+    data: str = "celeba"
+    model: str = "abp"
+    model_preset: str = "paper"
+    n: int | None = None
+    seed: int = 0
+    dims: list[int] = field(default_factory=lambda: [20, 60, 100, 200])
+    images: int | None = None
+    inference: dict = field(default_factory=lambda: {"latent_steps": 300})
+    batch_size: int = 100
+    examples: int = 4
+    overrides: list[str] = field(default_factory=list)
+
+
+@dataclass
+class IsVsNTable:
+    """Score vs number of training images per category (the scene table): every model × n, through the bench
+    harness and the sweep machinery (``n`` values beyond what the dataset holds are dropped, and said so).
+
+    Args:
+        models, ns, seeds: the grid; model_preset: the bench preset (its table is the leaderboard table).
+        devices: jobs in parallel, one per device.
+    """
+
+    data: str = "imagenet-scenes"
+    model_preset: str = "paper"
+    models: list[str] = field(default_factory=lambda: ["coopnets", "dcgan", "ebgan", "wgan", "vae", "infogan",
+                                                       "kim-bengio", "abp", "pcd"])
+    ns: list[int] = field(default_factory=lambda: [50, 100, 300, 500, 700, 900, 1100])
+    seeds: list[int] = field(default_factory=lambda: [0])
+    devices: int = 1
+    overrides: list[str] = field(default_factory=list)
+
+
+TABLES: dict[str, type] = {"completion": CompletionTable, "recovery": RecoveryTable,
+                           "reconstruction": ReconstructionTable, "is-vs-n": IsVsNTable}
+
+
+def table_file(name: str) -> Path:
+    return configs_dir() / "tables" / f"{name}.yaml"
+
+
+def table_settings(name: str, preset: str, overrides: list[str] | None = None, data: str | None = None):
+    """The settings of table ``name`` under ``preset`` (the YAML's ``presets.<preset>`` block; ``paper`` is the
+    dataclass defaults) with ``key=value`` overrides and ``data``."""
+    if name not in TABLES:
+        raise GenbenchError(f"unknown table {name!r}; known: {', '.join(TABLES)}")
+    spec = load_yaml(table_file(name)) if table_file(name).is_file() else {}
+    presets = spec.get("presets") or {}
+    if preset != "paper" and preset not in presets:
+        raise GenbenchError(f"table {name!r} has no preset {preset!r}; known: {', '.join(['paper', *presets])}")
+    values = dict(presets.get(preset) or {})
+    for text in overrides or []:
+        values = deep_merge(values, parse_override(text))
+    if data:
+        values["data"] = data
+    cls = TABLES[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise GenbenchError(f"unknown {name} table option(s) {unknown}; accepted: {', '.join(sorted(known))}")
+    settings = cls(**values)
+    check_settings(name, settings)
+    return settings
+
+
+def check_settings(name: str, s) -> None:
+    """Bad values a user can give, refused before anything runs."""
+    for corruption in getattr(s, "corruptions", []):
+        parsed = parse_corruption(corruption)
+        if name == "completion" and parsed.kind != "occlusion":
+            raise GenbenchError(f"the completion table takes occlusions M<k>, got {corruption!r}")
+    for baseline in getattr(s, "baselines", []):
+        completer(baseline)
+    for model in getattr(s, "models", []) if name == "completion" else []:
+        if model not in LEARNED:
+            raise GenbenchError(f"no learned completer for {model!r}; known: {', '.join(LEARNED)}")
+    if getattr(s, "region", "mask") not in ("mask", "image"):
+        raise GenbenchError(f"region must be 'mask' or 'image', got {s.region!r}")
+    if getattr(s, "images", None) is not None and s.images < 1:
+        raise GenbenchError(f"images must be a positive count or null (all), got {s.images}")
+    for d in getattr(s, "dims", []):
+        if not isinstance(d, int) or d < 1:
+            raise GenbenchError(f"dims must be positive integers, got {d!r}")
+    CompletionSettings(**getattr(s, "inference", {}))
+
+
+def published(name: str) -> dict | None:
+    return (load_yaml(table_file(name)) if table_file(name).is_file() else {}).get("published")
+
+
+# -- shared pieces -----------------------------------------------------------------------------------------------
+
+def pick(total: int, count: int | None, seed: int) -> torch.Tensor:
+    """``count`` distinct indices of ``total`` (sorted; all when None), fixed by ``seed``."""
+    if count is None or count >= total:
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:count].sort().values
+
+
+def in_batches(fn, batch_size: int, *tensors: torch.Tensor) -> torch.Tensor:
+    return torch.cat([fn(*(t[i:i + batch_size] for t in tensors)) for i in range(0, tensors[0].shape[0], batch_size)])
+
+
+def region_scores(completed: torch.Tensor, target: torch.Tensor, holes: torch.Tensor) -> dict:
+    """Error and PSNR over the corrupted pixels (``mask``) and over the whole image (``image``)."""
+    return {"mask": {"error": region_error(completed, target, holes), "psnr": region_psnr(completed, target, holes)},
+            "image": {"error": region_error(completed, target), "psnr": region_psnr(completed, target)}}
+
+
+def settings_hash(record: dict) -> str:
+    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class TableRows:
+    """The JSONL of one task table: rows already there are looked up by key and not recomputed."""
+
+    def __init__(self, path: Path) -> None:
+        from genbench.bench.leaderboard import read_rows
+
+        self.path = path
+        self.rows, _ = read_rows(path)
+
+    def find(self, key: str) -> dict | None:
+        return next((r for r in reversed(self.rows) if r.get("key") == key), None)
+
+    def add(self, row: dict) -> dict:
+        from genbench.bench.harness import provenance
+        from genbench.bench.leaderboard import append_row
+
+        row = {**row, **provenance()}
+        append_row(self.path, row)
+        self.rows.append(row)
+        return row
+
+
+def model_for(cache: dict, name: str, data: str, s, overrides: list[str], runs: Path | None, log) -> TrainedModel:
+    key = (name, tuple(overrides))
+    if key not in cache:
+        cache[key] = trained_model(name, data, s.model_preset, s.n, s.seed, overrides, runs, log)
+    return cache[key]
+
+
+def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.Tensor, object]:
+    """The held-out real images of ``data`` under the preprocessing of ``preset``'s table, and the datamodule."""
+    from genbench.config import compose
+    from genbench.data import build_datamodule
+
+    cfg = compose(None, data, preset, overrides)
+    dm = build_datamodule(data, **cfg["data"])
+    return dm.images(dm.heldout_split), dm
+
+
+# -- completion ---------------------------------------------------------------------------------------------------
+
+def check_fits(corruptions: list[str], side: int) -> None:
+    """Every occluding square fits the table's images (checked before any training)."""
+    for name in corruptions:
+        corruption = parse_corruption(name)
+        if corruption.kind == "occlusion" and corruption.size > side:
+            raise GenbenchError(f"{name}: an occluding square of {corruption.size}×{corruption.size} does not fit in "
+                                f"the table's {side}×{side} images")
+
+
+def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
+    images_all, dm = heldout_images(s.data, s.model_preset, s.overrides)
+    check_fits(s.corruptions, int(images_all.shape[-1]))
+    chosen = pick(images_all.shape[0], s.images, s.mask_seed)
+    images = images_all[chosen]
+    inference = CompletionSettings(**s.inference)
+    trained: dict = {}
+    figure: dict = {"columns": {}, "labels": []}
+    out = []
+    for name in s.corruptions:
+        corruption = parse_corruption(name)
+        corrupted, holes = corruption.apply(images, s.mask_seed)  # too large a square fails here, in one line
+        figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(images)))]
+        figure["columns"].setdefault("original", []).append(images[:s.examples])
+        figure["columns"].setdefault("input", []).append(corrupted[:s.examples])
+        for method in [*s.models, *s.baselines]:
+            learned = method in s.models
+            model = model_for(trained, method, s.data, s, s.overrides, runs, log) if learned else None
+            base = {"table": "completion", "method": method, "kind": "learned" if learned else "baseline",
+                    **corruption.record(s.mask_seed), "n_images": len(images), "split": dm.heldout_split,
+                    "image_size": int(images.shape[-1]), "data": s.data,
+                    "model_run": model.record() if model else None,
+                    "inference": inference.record() if learned else None}
+            key = settings_hash({k: base[k] for k in ("method", "corruption", "mask_seed", "n_images", "split",
+                                                      "image_size", "data", "inference")}
+                                | {"model": base["model_run"]["config_hash"] if model else None})
+
+            def complete(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+                if model is None:
+                    return completer(method)(x, m)
+                torch.manual_seed(s.mask_seed)
+                return in_batches(lambda a, b: complete_with_model(method, model.module, a, b, inference), s.batch_size, x, m)
+
+            row = rows.find(key)
+            if row is None:
+                start = time.time()
+                completed = complete(corrupted, holes)
+                row = rows.add({**base, "key": key, "scores": region_scores(completed, images, holes),
+                                "seconds": round(time.time() - start, 2)})
+                log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}, "
+                    f"PSNR {row['scores'][s.region]['psnr']:.2f} dB")
+            out.append(row)
+            figure["columns"].setdefault(method, []).append(complete(corrupted[:s.examples], holes[:s.examples]))
+    return out, figure
+
+
+# -- recovery -----------------------------------------------------------------------------------------------------
+
+def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
+    from genbench.data.base import to_unit_range
+
+    from genbench.config import compose
+
+    check_fits(s.corruptions, int(compose(s.model, s.data, s.model_preset, s.overrides)["data"].get("image_size", 64)))
+    inference = CompletionSettings(**s.inference)
+    trained: dict = {}
+    figure: dict = {"columns": {}, "labels": []}
+    out = []
+    for name in s.corruptions:
+        corruption = parse_corruption(name)
+        overrides = [*s.overrides, f"data.corruption={name}", f"data.corruption_seed={s.mask_seed}"]
+        model = model_for(trained, s.model, s.data, s, overrides, runs, log)
+        dataset = model.datamodule.datasets["train"]
+        chosen = pick(len(dataset), s.images, s.mask_seed)
+        clean = to_unit_range(dataset.images[chosen], dataset.pixel_norm)
+        corrupted, holes = dataset.corrupted[chosen], dataset.masks[chosen]
+        latents = getattr(model.module, "latents", None)
+        warm = latents[chosen] if latents is not None and latents.shape[0] == len(dataset) else None
+        figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(clean)))]
+        figure["columns"].setdefault("original", []).append(clean[:s.examples])
+        figure["columns"].setdefault("corrupted", []).append(corrupted[:s.examples])
+
+        def recover_learned(x, m, h0):
+            torch.manual_seed(s.mask_seed)
+            return in_batches(lambda a, b, c: complete_abp(model.module, a, b, inference, c), s.batch_size, x, m, h0)
+
+        if warm is None:
+            warm = torch.zeros(len(clean), model.module.hparams.latent_dim)
+        for method in [s.model, *s.baselines]:
+            learned = method == s.model
+            base = {"table": "recovery", "method": method, "kind": "learned" if learned else "baseline",
+                    **corruption.record(s.mask_seed), "n_images": len(clean), "split": "train",
+                    "n_train": len(dataset), "image_size": int(clean.shape[-1]), "data": s.data,
+                    "model_run": model.record(), "inference": inference.record() if learned else None,
+                    "corrupted_fraction": float(holes.float().mean())}
+            key = settings_hash({k: base[k] for k in ("method", "corruption", "mask_seed", "n_images", "image_size",
+                                                      "data", "inference")} | {"model": model.record()["config_hash"]})
+            recover = (lambda x, m, h0: recover_learned(x, m, h0)) if learned else (lambda x, m, h0: completer(method)(x, m))
+            row = rows.find(key)
+            if row is None:
+                start = time.time()
+                recovered = recover(corrupted, holes, warm)
+                row = rows.add({**base, "key": key, "scores": region_scores(recovered, clean, holes),
+                                "seconds": round(time.time() - start, 2)})
+                log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}")
+            out.append(row)
+            figure["columns"].setdefault(method, []).append(recover(corrupted[:s.examples], holes[:s.examples], warm[:s.examples]))
+    return out, figure
+
+
+# -- reconstruction -----------------------------------------------------------------------------------------------
+
+def run_reconstruction(s: ReconstructionTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
+    from genbench.bench.harness import effective_config
+    from genbench.data import build_datamodule
+
+    planned_cfg = effective_config(s.model, s.data, s.model_preset, s.n, s.seed, s.overrides)
+    planned = build_datamodule(s.data, **planned_cfg["data"])
+    pixels = planned.channels * planned.image_size ** 2
+    for d in s.dims:  # before any training
+        if d > min(planned.num_train, pixels):
+            raise GenbenchError(f"d = {d} exceeds the {planned.num_train} training images or the {pixels} pixels per "
+                                f"image of {s.data}; PCA and the comparison need d ≤ {min(planned.num_train, pixels)}")
+    inference = CompletionSettings(**s.inference)
+    figure: dict = {"columns": {}, "labels": []}
+    out = []
+    trained: dict = {}
+    for d in s.dims:
+        model = model_for(trained, s.model, s.data, s, [*s.overrides, f"model.latent_dim={d}"], runs, log)
+        dm = model.datamodule
+        held_all = dm.images(dm.heldout_split)
+        chosen = pick(held_all.shape[0], s.images, s.seed)
+        held, train = held_all[chosen], dm.images("train")
+        if not figure["labels"]:
+            figure["labels"] = [f"#{i + 1}" for i in range(min(s.examples, len(held)))]
+            figure["columns"]["original"] = [held[:s.examples]]
+        no_holes = torch.zeros(held.shape[0], 1, *held.shape[-2:], dtype=torch.bool)
+
+        def abp_reconstruct(x: torch.Tensor) -> torch.Tensor:
+            torch.manual_seed(s.seed)
+            module = model.module
+
+            def one(a, b):
+                with module.sampling_mode():
+                    h = masked_latent(module.generator, a, b, module.hparams.latent_dim, module.hparams.sigma, inference)
+                    with torch.no_grad():
+                        return module.generator(h).clamp(-1, 1)
+
+            return in_batches(one, s.batch_size, x, no_holes[:x.shape[0]])
+
+        for method in (s.model, "pca"):
+            learned = method == s.model
+            base = {"table": "reconstruction", "method": method, "kind": "learned" if learned else "baseline", "d": d,
+                    "n_images": len(held), "split": dm.heldout_split, "n_train": int(train.shape[0]),
+                    "image_size": int(held.shape[-1]), "data": s.data, "model_run": model.record(),
+                    "inference": inference.record() if learned else None}
+            key = settings_hash({k: base[k] for k in ("method", "d", "n_images", "split", "n_train", "image_size",
+                                                      "data", "inference")} | {"model": model.record()["config_hash"]})
+            reconstruct = abp_reconstruct if learned else (lambda x: pca_reconstruct(train, x, d, s.seed))
+            row = rows.find(key)
+            if row is None:
+                start = time.time()
+                errors = reconstruction_errors(held, reconstruct(held))
+                row = rows.add({**base, "key": key, "errors": errors, "seconds": round(time.time() - start, 2)})
+                log(f"  d={d} {method}: mean abs error {errors['mae']:.4f}, mse {errors['mse']:.5f}")
+            out.append(row)
+            figure["columns"][f"{method} d={d}"] = [reconstruct(held[:s.examples])]
+    return out, figure
+
+
+# -- is-vs-n ------------------------------------------------------------------------------------------------------
+
+def run_is_vs_n(s: IsVsNTable, boards: Path, log) -> list[Path]:
+    """The grid through ``genbench bench`` jobs (finished rows skipped), then the reference rows of every n
+    that lacks them, then the leaderboard."""
+    from genbench.bench.harness import effective_config
+    from genbench.bench.leaderboard import read_rows, render_leaderboards, table_path
+    from genbench.bench.reference import run_reference
+    from genbench.bench.settings import bench_settings
+    from genbench.bench.sweep import Job, run_jobs
+    from genbench.data import build_datamodule
+
+    cfg = effective_config(None, s.data, s.model_preset, None, 0, s.overrides)
+    planned = build_datamodule(s.data, **cfg["data"])
+    counts = torch.bincount(torch.tensor([label for _, label in planned.plan()["train"]]))
+    capacity = int(counts.min())
+    ns = [n for n in s.ns if n <= capacity]
+    if len(ns) < len(s.ns):
+        log(f"is-vs-n: {s.data} holds {capacity} training images per category; dropping n = "
+            f"{', '.join(str(n) for n in s.ns if n > capacity)}")
+    if not ns:
+        raise GenbenchError(f"no n of {s.ns} fits {s.data} ({capacity} training images per category)")
+    jobs = [Job(model, s.data, n, seed, s.model_preset) for n in ns for seed in s.seeds for model in s.models]
+    outcome = run_jobs(jobs, "is-vs-n", "genbench table --table is-vs-n", s.overrides, s.devices, boards, log)
+    table = table_path(boards, s.data, bench_settings(cfg).table or s.model_preset)
+    existing, _ = read_rows(table)
+    for seed in s.seeds:
+        missing = [n for n in ns if not any(r.get("kind") == "reference" and r.get("n") == n and r.get("seed") == seed
+                                            for r in existing)]
+        if missing:
+            run_reference(s.data, s.model_preset, missing, seed, s.overrides, boards, log)
+    written = render_leaderboards(boards, s.data)
+    if outcome["failed"]:
+        raise GenbenchError(f"{len(outcome['failed'])} is-vs-n job(s) failed; see the .failures.jsonl beside {table}")
+    return written
+
+
+# -- rendering ----------------------------------------------------------------------------------------------------
+
+TITLES = {"completion": "Pattern completion", "recovery": "Recovery of corrupted training images",
+          "reconstruction": "Reconstruction of held-out images: ABP vs PCA"}
+
+
+def render_task_table(name: str, s, preset: str, rows: list[dict], figure: dict, path: Path) -> list[Path]:
+    """``<table>-<preset>.md`` and ``<table>-<preset>.png`` beside the JSONL."""
+    figure_path = path.with_suffix(".png")
+    columns = [(label, torch.cat(parts)) for label, parts in figure["columns"].items()]
+    size = int(columns[0][1].shape[-1]) if columns else "?"
+    title = f"{TITLES[name]}: {s.data}, {preset} preset ({size}x{size})"
+    if columns:
+        comparison_figure(figure_path, columns, figure["labels"], title)
+    lines = [f"# {title}", "", f"Rendered by `genbench table --table {name} --data {s.data} --preset {preset}` from the "
+             f"rows in `{path.name}`.", ""]
+    first = rows[0] if rows else {}
+    if name in ("completion", "recovery"):
+        region = "the corrupted pixels" if s.region == "mask" else "the whole image"
+        where = (f"{first.get('n_images')} held-out images ({first.get('split')} split)" if name == "completion" else
+                 f"{first.get('n_images')} of the {first.get('n_train')} corrupted training images")
+        lines += [f"Setup: {where}, {size}×{size}; corruptions {', '.join(s.corruptions)} (mask seed {s.mask_seed}); "
+                  f"scores over {region}, pixel values in [0, 1]. Learned rows: models of the `{s.model_preset}` preset "
+                  f"(see Models); baselines are non-learned inpainting given the same mask.", ""]
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        lines += [f"## Error: mean |x̂ − x| over {region} (lower is better)", ""]
+        lines += pivot(rows, lambda r: r["corruption"], lambda r: r["method"], lambda r: r["scores"][s.region]["error"],
+                       4, s.corruptions, methods)
+        lines += [f"## PSNR (dB) over {region} (higher is better)", ""]
+        lines += pivot(rows, lambda r: r["corruption"], lambda r: r["method"], lambda r: r["scores"][s.region]["psnr"],
+                       2, s.corruptions, methods)
+    else:
+        lines += [f"Setup: {first.get('n_images')} held-out images ({first.get('split')} split), {size}×{size}; "
+                  f"PCA fitted on the {first.get('n_train')} training images the ABP models learned from; errors on "
+                  "pixel values in [0, 1].", ""]
+        for metric, label in (("mae", "mean absolute error"), ("mse", "mean squared error")):
+            lines += [f"## Reconstruction {label} (lower is better)", ""]
+            lines += pivot(rows, lambda r: r["method"], lambda r: f"d={r['d']}", lambda r, m=metric: r["errors"][m], 4,
+                           [s.model, "pca"], [f"d={d}" for d in s.dims])
+    lines += published_block(published(name))
+    shown = "original, then each method's reconstruction" if name == "reconstruction" else \
+        "original, corrupted input, then each method's result"
+    lines += [f"Examples ({shown}): [{figure_path.name}]({figure_path.name})", "",
+              f"![examples]({figure_path.name})", ""]
+    lines += models_section(rows)
+    lines += ["## Settings", "", "```json", json.dumps(asdict(s), indent=1), "```", ""]
+    lines += provenance_lines(rows)
+    path.with_suffix(".md").write_text("\n".join(lines))
+    return [path.with_suffix(".md"), figure_path]
+
+
+RUNNERS = {"completion": run_completion, "recovery": run_recovery, "reconstruction": run_reconstruction}
+
+
+def run_table(name: str, preset: str = "cpu", data: str | None = None, overrides: list[str] | None = None,
+              leaderboards: Path | None = None, runs: Path | None = None, log=print) -> list[Path]:
+    """Train what is missing, evaluate, append rows, render Markdown + PNG; returns the files written."""
+    from genbench.paths import leaderboard_dir
+
+    settings = table_settings(name, preset, overrides, data)
+    boards = leaderboards or leaderboard_dir()
+    if name == "is-vs-n":
+        return run_is_vs_n(settings, boards, log)
+    path = boards / settings.data / "tasks" / f"{name}-{preset}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = TableRows(path)
+    log(f"table {name} ({preset}) on {settings.data} → {path}")
+    produced, figure = RUNNERS[name](settings, rows, runs, log)
+    return render_task_table(name, settings, preset, produced, figure, path)

@@ -1,0 +1,207 @@
+"""The task tables (completion, recovery, reconstruction, is-vs-n): one command each, end to end on the 8×8
+digits (offline, from scikit-learn), their bad inputs, and ABP learning from corrupted images."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.tasks.tables import run_table, table_settings
+
+
+def _rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture()
+def places(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    return tmp_path / "boards", tmp_path / "runs"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("nope", "cpu"), "unknown table 'nope'; known: completion, recovery, reconstruction, is-vs-n"),
+    (("completion", "nope"), "has no preset 'nope'"),
+    (("completion", "smoke", ["baselines=[blur]"]), "unknown completer 'blur'; known: harmonic"),
+    (("completion", "smoke", ["models=[vae]"]), "no learned completer for 'vae'"),
+    (("completion", "smoke", ["corruptions=[P.5]"]), "takes occlusions"),
+    (("recovery", "smoke", ["corruptions=[P1.5]"]), "unknown corruption 'P1.5'"),
+    (("recovery", "smoke", ["corruptions=[P.0]"]), "fraction must be in (0, 1)"),
+    (("completion", "smoke", ["imgs=3"]), "unknown completion table option(s) ['imgs']"),
+])
+def test_bad_table_settings_are_one_line_each(args, message):
+    with pytest.raises(GenbenchError, match=None) as info:
+        table_settings(*args)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("table, setting, message", [
+    ("completion", "corruptions=[M3,M9]", "M9: an occluding square of 9×9 does not fit in the table's 8×8 images"),
+    ("recovery", "corruptions=[P.5,M12]", "M12: an occluding square of 12×12 does not fit"),
+    ("reconstruction", "dims=[4,65]", "d = 65 exceeds"),
+])
+def test_impossible_sizes_fail_before_any_training(places, table, setting, message):
+    boards, runs = places
+    with pytest.raises(GenbenchError) as info:
+        run_table(table, "smoke", overrides=[setting], leaderboards=boards, runs=runs, log=lambda *_: None)
+    assert message in str(info.value)
+    assert not runs.exists() or not any(runs.rglob("last.ckpt"))  # nothing was trained
+
+
+def test_completion_table_end_to_end_and_rerun_reuses_runs_and_rows(places):
+    boards, runs = places
+    logs: list[str] = []
+    written = run_table("completion", "smoke", leaderboards=boards, runs=runs, log=logs.append)
+    jsonl = boards / "digits" / "tasks" / "completion-smoke.jsonl"
+    rows = _rows(jsonl)
+    assert {(r["method"], r["corruption"]) for r in rows} == {(m, c) for m in ("abp", "harmonic", "masked-input")
+                                                               for c in ("M3", "M4")}
+    for r in rows:
+        assert r["mask_seed"] == 0 and r["n_images"] == 24 and r["split"] and r["git_commit"]
+        assert set(r["scores"]) == {"mask", "image"}
+    by = {(r["method"], r["corruption"]): r["scores"]["mask"]["error"] for r in rows}
+    for c in ("M3", "M4"):  # filling the hole with anything sensible beats leaving the occluder in place
+        assert by[("harmonic", c)] < by[("masked-input", c)]
+        assert by[("abp", c)] < by[("masked-input", c)]
+    learned = next(r for r in rows if r["method"] == "abp")
+    assert learned["model_run"]["iterations"] == 60 and not learned["model_run"]["reused_run"]
+    md = jsonl.with_suffix(".md").read_text()
+    assert "| M3 |" in md and "Published (" in md and ".115" in md and "completion-smoke.png" in md
+    assert jsonl.with_suffix(".png").is_file() and jsonl.with_suffix(".md") in written
+    # a second command trains nothing and recomputes no row
+    logs.clear()
+    run_table("completion", "smoke", leaderboards=boards, runs=runs, log=logs.append)
+    assert len(_rows(jsonl)) == len(rows)
+    assert any("reusing" in line for line in logs) and not any("training" in line for line in logs)
+
+
+def test_recovery_table_learns_from_the_corrupted_images(places):
+    boards, runs = places
+    run_table("recovery", "smoke", leaderboards=boards, runs=runs, log=lambda *_: None)
+    rows = _rows(boards / "digits" / "tasks" / "recovery-smoke.jsonl")
+    by = {(r["method"], r["corruption"]): r for r in rows}
+    assert abs(by[("abp", "P.5")]["corrupted_fraction"] - 0.5) < 0.01
+    assert by[("abp", "M3")]["corrupted_fraction"] == pytest.approx(9 / 64)
+    for c in ("P.5", "M3"):
+        assert by[("abp", c)]["scores"]["mask"]["error"] < by[("masked-input", c)]["scores"]["mask"]["error"]
+        assert by[("abp", c)]["model_run"]["config_hash"] != by[("abp", "P.5" if c == "M3" else "M3")]["model_run"]["config_hash"]
+    config = json.loads((boards / "digits" / "tasks" / "recovery-smoke.jsonl").read_text().splitlines()[0])
+    assert config["split"] == "train"
+
+
+def test_reconstruction_table_rows_and_pca_closed_form(places):
+    from genbench.bench.harness import effective_config
+    from genbench.data import build_datamodule
+    from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
+
+    boards, runs = places
+    run_table("reconstruction", "smoke", leaderboards=boards, runs=runs, log=lambda *_: None)
+    rows = _rows(boards / "digits" / "tasks" / "reconstruction-smoke.jsonl")
+    assert {(r["method"], r["d"]) for r in rows} == {("abp", 4), ("abp", 8), ("pca", 4), ("pca", 8)}
+    pca = {r["d"]: r["errors"]["mse"] for r in rows if r["method"] == "pca"}
+    assert pca[8] < pca[4]  # more components, smaller error
+    # the PCA row equals an independent recomputation on the same split
+    cfg = effective_config("abp", "digits", "smoke", None, 0, ["trainer.max_iterations=60"])
+    dm = build_datamodule("digits", **cfg["data"])
+    held = dm.images(dm.heldout_split)
+    from genbench.tasks.tables import pick
+
+    held = held[pick(held.shape[0], 40, 0)]
+    assert reconstruction_errors(held, pca_reconstruct(dm.images("train"), held, 4))["mse"] == pytest.approx(pca[4])
+    md = (boards / "digits" / "tasks" / "reconstruction-smoke.md").read_text()
+    assert "| abp |" in md and "| pca |" in md and ".1038" in md
+
+
+def test_a_trained_generator_beats_pca_on_a_curved_low_dimensional_data_set():
+    """x = W·(z1, z2, z1² − 1, z2² − 1, z1·z2): a 2-d manifold that no 2-d linear subspace holds. ABP with d = 2
+    (learned by alternating back-propagation) reconstructs held-out points better than PCA with d = 2."""
+    from genbench.models.abp import infer_latent, reconstruction_loss
+    from genbench.models.langevin import LangevinConfig
+    from genbench.models.nets import build_generator
+    from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
+
+    torch.manual_seed(0)
+    dims, d = 64, 2
+    directions = torch.linalg.qr(torch.randn(dims, 5))[0].T * 4
+
+    def make(n: int, generator: torch.Generator) -> torch.Tensor:
+        z = torch.randn(n, d, generator=generator)
+        features = torch.stack([z[:, 0], z[:, 1], z[:, 0] ** 2 - 1, z[:, 1] ** 2 - 1, z[:, 0] * z[:, 1]], dim=1)
+        return (features @ directions).view(n, 1, 8, 8)
+
+    source = torch.Generator().manual_seed(1)
+    train, test = make(2000, source), make(200, source)
+    net = build_generator("mlp", d, 8, 1, {"hidden": 128, "depth": 2})
+    optimizer = torch.optim.Adam(net.parameters(), lr=3e-3)
+    sigma, latents = 0.3, torch.zeros(2000, d)
+    for _ in range(500):
+        index = torch.randint(0, 2000, (100,))
+        h, _ = infer_latent(net, latents[index], train[index], sigma, LangevinConfig(n_steps=20, step_size=0.05))
+        latents[index] = h
+        optimizer.zero_grad()
+        reconstruction_loss(net, h, train[index], sigma).backward()
+        optimizer.step()
+    h, _ = infer_latent(net, torch.zeros(200, d), test, sigma, LangevinConfig(n_steps=300, step_size=0.05))
+    abp = reconstruction_errors(test, net(h).detach())["mae"]
+    pca = reconstruction_errors(test, pca_reconstruct(train, test, d))["mae"]
+    assert abp < 0.85 * pca, (abp, pca)
+
+
+def test_abp_learning_from_corrupted_images_ignores_the_corrupted_pixels():
+    """Batches of a corrupted datamodule carry the mask of intact pixels, and an ABP iteration (inference and
+    learning) gives the same weights whatever values the corrupted pixels hold."""
+    from genbench.data import build_datamodule
+    from genbench.models import build_model
+
+    dm = build_datamodule("digits", image_size=8, channels=1, batch_size=16, corruption="P.3", corruption_seed=5)
+    dm.setup()
+    x, _, index, observed = next(iter(dm.train_dataloader()))
+    assert observed.shape == (16, 1, 8, 8) and abs(float(1 - observed.mean()) - 0.3) < 0.02
+    clean = dm.images("train")[index]
+    assert torch.equal(x * observed, clean * observed)  # intact pixels are the clean ones
+
+    def one_iteration(images):
+        torch.manual_seed(0)
+        model = build_model("abp", image_size=8, channels=1, latent_dim=4, num_train=dm.num_train,
+                            latent_langevin={"n_steps": 5, "step_size": 0.1}, generator_net={"base_width": 8})
+        model.optimizers = lambda: torch.optim.SGD(model.generator.parameters(), lr=0.1)
+        model.log_diagnostics = lambda *a, **k: None
+        model.update = lambda opt, loss, *a: (opt.zero_grad(), loss.backward(), opt.step())
+        model.train_iteration((images, None, index, observed))
+        return torch.cat([p.detach().flatten() for p in model.generator.parameters()]), model.latents[index]
+
+    weights_a, latents_a = one_iteration(x)
+    weights_b, latents_b = one_iteration(torch.where(observed.bool(), x, torch.rand_like(x) * 2 - 1))
+    assert torch.equal(latents_a, latents_b) and torch.equal(weights_a, weights_b)
+    weights_c, _ = one_iteration(torch.rand_like(x))  # changing intact pixels does change them
+    assert not torch.equal(weights_a, weights_c)
+
+
+def test_only_models_that_learn_from_corrupted_images_accept_them(places):
+    from genbench.bench import run_fit
+
+    with pytest.raises(GenbenchError, match="cannot learn from corrupted images"):
+        run_fit("dcgan", "digits", "smoke", overrides=["data.corruption=P.5"], runs=places[1])
+    with pytest.raises(GenbenchError, match="fraction must be in"):
+        run_fit("abp", "digits", "smoke", overrides=["data.corruption=P.0"], runs=places[1])
+
+
+def test_is_vs_n_drops_what_the_data_cannot_hold_and_adds_missing_references(places, monkeypatch):
+    import genbench.bench.reference as reference
+    import genbench.bench.sweep as sweep
+
+    boards, _ = places
+    calls = {}
+    monkeypatch.setattr(sweep, "run_jobs", lambda jobs, *a, **k: calls.setdefault("jobs", jobs) and
+                        {"done": jobs, "skipped": [], "failed": []})
+    monkeypatch.setattr(reference, "run_reference", lambda data, preset, ns, seed, *a, **k: calls.setdefault("refs", (data, preset, ns, seed)))
+    monkeypatch.setattr("genbench.bench.leaderboard.render_leaderboards", lambda *a, **k: [])
+    logs: list[str] = []
+    run_table("is-vs-n", "paper", data="digits", overrides=["models=[dcgan,abp]", "ns=[50,100000]", "model_preset=smoke"],
+              leaderboards=boards, log=logs.append)
+    assert [(j.model, j.n) for j in calls["jobs"]] == [("dcgan", 50), ("abp", 50)]
+    assert calls["refs"] == ("digits", "smoke", [50], 0)
+    assert any("dropping n = 100000" in line for line in logs)
