@@ -37,8 +37,8 @@ bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
 fit:  ## train only (checkpoint under runs/)
 	$(BIN)/genbench fit $(RUN_ARGS)
 
-reference:  ## score the reference rows (real images, noise) into PRESET's table of DATA (N: one n; default: the table's)
-	$(BIN)/genbench reference --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n $(N)) $(foreach s,$(SET),--set $(s))
+reference:  ## score the reference rows (real images, noise) into PRESET's table of DATA (N=100,50: these n; default: the table's)
+	$(BIN)/genbench reference --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n [$(N)]) $(foreach s,$(SET),--set $(s))
 
 sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
 	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))

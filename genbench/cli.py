@@ -64,8 +64,8 @@ def build_parser() -> ArgumentParser:
                                            "into a preset's table.")
     reference.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
     reference.add_argument("--preset", default="smoke", help="the preset whose table (and sample count) to use")
-    reference.add_argument("--n", type=list[int] | None, default=None, nargs="+",
-                           help="n values (default: those of the table's model rows, else the preset's)")
+    reference.add_argument("--n", type=list[int] | None, default=None,
+                           help="n values, e.g. [100,50] (default: those of the table's model rows, else the preset's)")
     reference.add_argument("--seed", type=int, default=0, help="seed of the real-image subset and of the noise")
     reference.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     reference.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
