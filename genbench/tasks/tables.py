@@ -212,6 +212,15 @@ def in_batches(fn, batch_size: int, *tensors: torch.Tensor) -> torch.Tensor:
     return torch.cat([fn(*(t[i:i + batch_size] for t in tensors)) for i in range(0, tensors[0].shape[0], batch_size)])
 
 
+def first_examples(result: torch.Tensor | None, method, s, *inputs: torch.Tensor) -> torch.Tensor:
+    """The figure's examples: the first ``s.examples`` results of the evaluation itself, or (for a row reused from
+    the JSONL) of the method run on the evaluation's first batch — never on the examples alone, since a BatchNorm
+    that normalises with batch statistics would then see another batch than the scored one."""
+    if result is None:
+        result = method(*(x[:s.batch_size] for x in inputs))
+    return result[:s.examples]
+
+
 def region_scores(completed: torch.Tensor, target: torch.Tensor, holes: torch.Tensor) -> dict:
     """Error and PSNR over the corrupted pixels (``mask``) and over the whole image (``image``)."""
     return {"mask": {"error": region_error(completed, target, holes), "psnr": region_psnr(completed, target, holes)},
@@ -305,7 +314,7 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
                 torch.manual_seed(s.mask_seed)
                 return in_batches(lambda a, b: complete_with_model(method, model.module, a, b, inference), s.batch_size, x, m)
 
-            row = rows.find(key)
+            row, completed = rows.find(key), None
             if row is None:
                 start = time.time()
                 completed = complete(corrupted, holes)
@@ -314,7 +323,8 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
                 log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}, "
                     f"PSNR {row['scores'][s.region]['psnr']:.2f} dB")
             out.append(row)
-            figure["columns"].setdefault(method, []).append(complete(corrupted[:s.examples], holes[:s.examples]))
+            figure["columns"].setdefault(method, []).append(
+                first_examples(completed, complete, s, corrupted, holes))
     return out, figure
 
 
@@ -360,7 +370,7 @@ def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> t
             key = settings_hash({k: base[k] for k in ("method", "corruption", "mask_seed", "n_images", "image_size",
                                                       "data", "inference")} | {"model": model.record()["config_hash"]})
             recover = (lambda x, m, h0: recover_learned(x, m, h0)) if learned else (lambda x, m, h0: completer(method)(x, m))
-            row = rows.find(key)
+            row, recovered = rows.find(key), None
             if row is None:
                 start = time.time()
                 recovered = recover(corrupted, holes, warm)
@@ -368,7 +378,8 @@ def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> t
                                 "seconds": round(time.time() - start, 2)})
                 log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}")
             out.append(row)
-            figure["columns"].setdefault(method, []).append(recover(corrupted[:s.examples], holes[:s.examples], warm[:s.examples]))
+            figure["columns"].setdefault(method, []).append(
+                first_examples(recovered, recover, s, corrupted, holes, warm))
     return out, figure
 
 
@@ -421,14 +432,15 @@ def run_reconstruction(s: ReconstructionTable, rows: TableRows, runs: Path | Non
             key = settings_hash({k: base[k] for k in ("method", "d", "n_images", "split", "n_train", "image_size",
                                                       "data", "inference")} | {"model": model.record()["config_hash"]})
             reconstruct = abp_reconstruct if learned else (lambda x: pca_reconstruct(train, x, d, s.seed))
-            row = rows.find(key)
+            row, reconstructed = rows.find(key), None
             if row is None:
                 start = time.time()
-                errors = reconstruction_errors(held, reconstruct(held))
+                reconstructed = reconstruct(held)
+                errors = reconstruction_errors(held, reconstructed)
                 row = rows.add({**base, "key": key, "errors": errors, "seconds": round(time.time() - start, 2)})
                 log(f"  d={d} {method}: mean abs error {errors['mae']:.4f}, mse {errors['mse']:.5f}")
             out.append(row)
-            figure["columns"][f"{method} d={d}"] = [reconstruct(held[:s.examples])]
+            figure["columns"][f"{method} d={d}"] = [first_examples(reconstructed, reconstruct, s, held)]
     return out, figure
 
 
