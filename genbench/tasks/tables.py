@@ -528,6 +528,9 @@ def render_task_table(name: str, s, preset: str, rows: list[dict], figure: dict,
     lines += models_section(rows)
     lines += ["## Settings", "", "```json", json.dumps(asdict(s), indent=1), "```", ""]
     lines += provenance_lines(rows)
+    notes = path.with_suffix(".notes.md")  # written by people, beside the rows (the rows carry the numbers)
+    if notes.is_file():
+        lines += ["## Notes", "", notes.read_text().strip(), ""]
     path.with_suffix(".md").write_text("\n".join(lines))
     return [path.with_suffix(".md"), figure_path]
 
