@@ -246,10 +246,11 @@ class ImageDataModule(L.LightningDataModule):
         self.pixel_norm = pixel_norm
         self.download = download
         self.shuffle_seed = shuffle_seed
+        self.corruption_spec = None  # parsed here, so a bad name or fraction fails at construction, in one line
         if corruption is not None:
             from genbench.tasks.corruption import parse_corruption
 
-            parse_corruption(corruption)  # a bad name or fraction fails here, in one line
+            self.corruption_spec = parse_corruption(corruption)
         self.corruption = corruption
         self.corruption_seed = corruption_seed
         self.resume_batches = 0  # batches of the current epoch a resumed run already trained on (ResumeWithinEpoch)
@@ -316,12 +317,9 @@ class ImageDataModule(L.LightningDataModule):
             return
         for split, items in self.plan().items():
             self.datasets[split] = self._load(items)
-        if self.corruption is not None:
-            from genbench.tasks.corruption import parse_corruption
-
+        if self.corruption_spec is not None:
             clean = self.datasets["train"]
-            corrupted, masks = parse_corruption(self.corruption).apply(to_unit_range(clean.images, self.pixel_norm),
-                                                                       self.corruption_seed)
+            corrupted, masks = self.corruption_spec.apply(to_unit_range(clean.images, self.pixel_norm), self.corruption_seed)
             self.datasets["train"] = CorruptedImageDataset(clean, corrupted, masks)
 
     def _split_off(self, items, fraction):

@@ -39,30 +39,20 @@ DEFAULT_BASELINES = ["harmonic", "total-variation", "biharmonic", "telea", "navi
 
 
 @dataclass
-class CompletionTable:
-    """Pattern completion (CoopNets, TPAMI 2018): M30/M40/M50 squares on 64×64 held-out images.
+class TaskTable:
+    """Settings every table of trained models shares.
 
     Args:
-        data: dataset (the paper used Places205 scenes; not offline, so the shipped scenes by default).
-        model_preset: the preset the learned completers are trained with; n, seed: their training images and seed.
-        models: learned completers (trained models); baselines: non-learned completers.
-        corruptions: occlusions ``M<k>``; mask_seed: seed of the square positions (the mask set is fixed by it).
-        images: held-out images completed (None: the whole held-out split); region: ``mask`` (the papers' reading)
-            or ``image`` for the table (both are recorded in every row).
-        inference: ``CompletionSettings`` of the learned completers; batch_size: images completed per batch.
-        examples: images per corruption in the PNG; overrides: config overrides for the models' runs.
+        model_preset: the preset its models are trained with; n, seed: their training images and seed.
+        images: images scored (None: all of the table's split).
+        inference: ``CompletionSettings`` of the learned methods; batch_size: images per batch at evaluation.
+        examples: images per row block of the PNG; overrides: config overrides for the models' runs.
     """
 
-    data: str = "imagenet-scenes"
     model_preset: str = "paper"
     n: int | None = None
     seed: int = 0
-    models: list[str] = field(default_factory=lambda: ["coopnets", "dcgan", "abp"])
-    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
-    corruptions: list[str] = field(default_factory=lambda: ["M30", "M40", "M50"])
-    mask_seed: int = 0
     images: int | None = None
-    region: str = "mask"
     inference: dict = field(default_factory=dict)
     batch_size: int = 100
     examples: int = 2
@@ -70,13 +60,37 @@ class CompletionTable:
 
 
 @dataclass
-class RecoveryTable:
+class CorruptionTable(TaskTable):
+    """A table of corrupted images. mask_seed: seed of the corruptions (the mask set is fixed by it); region:
+    ``mask`` (the papers' reading: the corrupted pixels) or ``image`` for the table (both are recorded in every row)."""
+
+    mask_seed: int = 0
+    region: str = "mask"
+
+
+@dataclass
+class CompletionTable(CorruptionTable):
+    """Pattern completion (CoopNets, TPAMI 2018): M30/M40/M50 squares on 64×64 held-out images.
+
+    Args:
+        data: dataset (the paper used Places205 scenes; not offline, so the shipped scenes by default).
+        models: learned completers (trained models); baselines: non-learned completers.
+        corruptions: occlusions ``M<k>``; images: held-out images completed (None: the whole held-out split).
+    """
+
+    data: str = "imagenet-scenes"
+    models: list[str] = field(default_factory=lambda: ["coopnets", "dcgan", "abp"])
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES))
+    corruptions: list[str] = field(default_factory=lambda: ["M30", "M40", "M50"])
+
+
+@dataclass
+class RecoveryTable(CorruptionTable):
     """Recovery of corrupted training images (ABP, AAAI 2017): ABP learns from the corrupted images themselves.
 
     Args:
-        data, model, model_preset, n, seed: what is trained (CelebA faces and ABP in the paper).
+        data, model: what is trained (CelebA faces and ABP in the paper).
         corruptions: ``P.<x>`` salt-and-pepper fractions and ``M<k>`` occlusions; one ABP per corruption.
-        mask_seed: seed of the corruptions of the training images.
         images: training images whose recovery is scored (None: all); baselines: non-learned inpainting of the
             same pixels (the mask is known to every method).
         inference: masked-posterior Langevin after learning, warm-started from each image's learned latent vector.
@@ -84,22 +98,12 @@ class RecoveryTable:
 
     data: str = "celeba"
     model: str = "abp"
-    model_preset: str = "paper"
-    n: int | None = None
-    seed: int = 0
     corruptions: list[str] = field(default_factory=lambda: ["P.5", "P.7", "P.9", "M20", "M30"])
-    mask_seed: int = 0
-    images: int | None = None
-    region: str = "mask"
     baselines: list[str] = field(default_factory=lambda: ["harmonic", "biharmonic", "telea", "masked-input"])
-    inference: dict = field(default_factory=dict)
-    batch_size: int = 100
-    examples: int = 2
-    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
-class ReconstructionTable:
+class ReconstructionTable(TaskTable):
     """Reconstruction of held-out images from d numbers (ABP, AAAI 2017): ABP with latent dimension d vs PCA
     with d components fitted on the same training images.
 
@@ -111,15 +115,9 @@ class ReconstructionTable:
 
     data: str = "celeba"
     model: str = "abp"
-    model_preset: str = "paper"
-    n: int | None = None
-    seed: int = 0
     dims: list[int] = field(default_factory=lambda: [20, 60, 100, 200])
-    images: int | None = None
     inference: dict = field(default_factory=lambda: {"latent_steps": 300})
-    batch_size: int = 100
     examples: int = 4
-    overrides: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -182,7 +180,7 @@ def check_settings(name: str, s) -> None:
             raise GenbenchError(f"the completion table takes occlusions M<k>, got {corruption!r}")
     for baseline in getattr(s, "baselines", []):
         completer(baseline)
-    for model in getattr(s, "models", []) if name == "completion" else []:
+    for model in s.models if isinstance(s, CompletionTable) else []:
         if model not in LEARNED:
             raise GenbenchError(f"no learned completer for {model!r}; known: {', '.join(LEARNED)}")
     if getattr(s, "region", "mask") not in ("mask", "image"):
@@ -229,6 +227,21 @@ def region_scores(completed: torch.Tensor, target: torch.Tensor, holes: torch.Te
 
 def settings_hash(record: dict) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def scored_row(rows: "TableRows", base: dict, key_fields: tuple[str, ...], compute, score, describe, log):
+    """The row of ``base``: found in the JSONL by its key (``key_fields`` of ``base`` and the model's config
+    hash), or computed as ``score(compute())``, appended and logged. Returns (row, the fresh result or None)."""
+    run = base["model_run"]
+    key = settings_hash({k: base[k] for k in key_fields} | {"model": run["config_hash"] if run else None})
+    row = rows.find(key)
+    if row is not None:
+        return row, None
+    start = time.time()
+    result = compute()
+    row = rows.add({**base, "key": key, **score(result), "seconds": round(time.time() - start, 2)})
+    log(describe(row))
+    return row, result
 
 
 class TableRows:
@@ -304,9 +317,6 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
                     "image_size": int(images.shape[-1]), "data": s.data,
                     "model_run": model.record() if model else None,
                     "inference": inference.record() if learned else None}
-            key = settings_hash({k: base[k] for k in ("method", "corruption", "mask_seed", "n_images", "split",
-                                                      "image_size", "data", "inference")}
-                                | {"model": base["model_run"]["config_hash"] if model else None})
 
             def complete(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
                 if model is None:
@@ -314,14 +324,11 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
                 torch.manual_seed(s.mask_seed)
                 return in_batches(lambda a, b: complete_with_model(method, model.module, a, b, inference), s.batch_size, x, m)
 
-            row, completed = rows.find(key), None
-            if row is None:
-                start = time.time()
-                completed = complete(corrupted, holes)
-                row = rows.add({**base, "key": key, "scores": region_scores(completed, images, holes),
-                                "seconds": round(time.time() - start, 2)})
-                log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}, "
-                    f"PSNR {row['scores'][s.region]['psnr']:.2f} dB")
+            row, completed = scored_row(
+                rows, base, ("method", "corruption", "mask_seed", "n_images", "split", "image_size", "data", "inference"),
+                lambda: complete(corrupted, holes), lambda result: {"scores": region_scores(result, images, holes)},
+                lambda r: f"  {name} {method}: error {r['scores'][s.region]['error']:.4f}, "
+                          f"PSNR {r['scores'][s.region]['psnr']:.2f} dB", log)
             out.append(row)
             figure["columns"].setdefault(method, []).append(
                 first_examples(completed, complete, s, corrupted, holes))
@@ -331,11 +338,12 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
 # -- recovery -----------------------------------------------------------------------------------------------------
 
 def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
+    from genbench.bench.harness import effective_config
+    from genbench.data import build_datamodule
     from genbench.data.base import to_unit_range
 
-    from genbench.config import compose
-
-    check_fits(s.corruptions, int(compose(s.model, s.data, s.model_preset, s.overrides)["data"].get("image_size", 64)))
+    planned = build_datamodule(s.data, **effective_config(s.model, s.data, s.model_preset, s.n, s.seed, s.overrides)["data"])
+    check_fits(s.corruptions, planned.image_size)
     inference = CompletionSettings(**s.inference)
     trained: dict = {}
     figure: dict = {"columns": {}, "labels": []}
@@ -348,8 +356,9 @@ def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> t
         chosen = pick(len(dataset), s.images, s.mask_seed)
         clean = to_unit_range(dataset.images[chosen], dataset.pixel_norm)
         corrupted, holes = dataset.corrupted[chosen], dataset.masks[chosen]
-        latents = getattr(model.module, "latents", None)
-        warm = latents[chosen] if latents is not None and latents.shape[0] == len(dataset) else None
+        latents = getattr(model.module, "latents", None)  # each training image's learned h, the warm start
+        warm = latents[chosen] if latents is not None and latents.shape[0] == len(dataset) else \
+            torch.zeros(len(clean), model.module.hparams.latent_dim)
         figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(clean)))]
         figure["columns"].setdefault("original", []).append(clean[:s.examples])
         figure["columns"].setdefault("corrupted", []).append(corrupted[:s.examples])
@@ -358,8 +367,6 @@ def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> t
             torch.manual_seed(s.mask_seed)
             return in_batches(lambda a, b, c: complete_abp(model.module, a, b, inference, c), s.batch_size, x, m, h0)
 
-        if warm is None:
-            warm = torch.zeros(len(clean), model.module.hparams.latent_dim)
         for method in [s.model, *s.baselines]:
             learned = method == s.model
             base = {"table": "recovery", "method": method, "kind": "learned" if learned else "baseline",
@@ -367,16 +374,11 @@ def run_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log) -> t
                     "n_train": len(dataset), "image_size": int(clean.shape[-1]), "data": s.data,
                     "model_run": model.record(), "inference": inference.record() if learned else None,
                     "corrupted_fraction": float(holes.float().mean())}
-            key = settings_hash({k: base[k] for k in ("method", "corruption", "mask_seed", "n_images", "image_size",
-                                                      "data", "inference")} | {"model": model.record()["config_hash"]})
             recover = (lambda x, m, h0: recover_learned(x, m, h0)) if learned else (lambda x, m, h0: completer(method)(x, m))
-            row, recovered = rows.find(key), None
-            if row is None:
-                start = time.time()
-                recovered = recover(corrupted, holes, warm)
-                row = rows.add({**base, "key": key, "scores": region_scores(recovered, clean, holes),
-                                "seconds": round(time.time() - start, 2)})
-                log(f"  {name} {method}: error {row['scores'][s.region]['error']:.4f}")
+            row, recovered = scored_row(
+                rows, base, ("method", "corruption", "mask_seed", "n_images", "image_size", "data", "inference"),
+                lambda: recover(corrupted, holes, warm), lambda result: {"scores": region_scores(result, clean, holes)},
+                lambda r: f"  {name} {method}: error {r['scores'][s.region]['error']:.4f}", log)
             out.append(row)
             figure["columns"].setdefault(method, []).append(
                 first_examples(recovered, recover, s, corrupted, holes, warm))
@@ -429,16 +431,11 @@ def run_reconstruction(s: ReconstructionTable, rows: TableRows, runs: Path | Non
                     "n_images": len(held), "split": dm.heldout_split, "n_train": int(train.shape[0]),
                     "image_size": int(held.shape[-1]), "data": s.data, "model_run": model.record(),
                     "inference": inference.record() if learned else None}
-            key = settings_hash({k: base[k] for k in ("method", "d", "n_images", "split", "n_train", "image_size",
-                                                      "data", "inference")} | {"model": model.record()["config_hash"]})
             reconstruct = abp_reconstruct if learned else (lambda x: pca_reconstruct(train, x, d, s.seed))
-            row, reconstructed = rows.find(key), None
-            if row is None:
-                start = time.time()
-                reconstructed = reconstruct(held)
-                errors = reconstruction_errors(held, reconstructed)
-                row = rows.add({**base, "key": key, "errors": errors, "seconds": round(time.time() - start, 2)})
-                log(f"  d={d} {method}: mean abs error {errors['mae']:.4f}, mse {errors['mse']:.5f}")
+            row, reconstructed = scored_row(
+                rows, base, ("method", "d", "n_images", "split", "n_train", "image_size", "data", "inference"),
+                lambda: reconstruct(held), lambda result: {"errors": reconstruction_errors(held, result)},
+                lambda r: f"  d={d} {method}: mean abs error {r['errors']['mae']:.4f}, mse {r['errors']['mse']:.5f}", log)
             out.append(row)
             figure["columns"][f"{method} d={d}"] = [first_examples(reconstructed, reconstruct, s, held)]
     return out, figure
