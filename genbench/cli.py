@@ -77,8 +77,8 @@ def build_parser() -> ArgumentParser:
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("sweep", sweep)
     table = ArgumentParser(description="Produce one of the papers' other tables (completion, recovery, reconstruction, "
-                                       "is-vs-n): train what is missing, evaluate, append rows, render Markdown + PNG.")
-    table.add_argument("--table", required=True, help="completion | recovery | reconstruction | is-vs-n")
+                                       "synthesis-quality, is-vs-n): train what is missing, evaluate, append rows, render Markdown + PNG.")
+    table.add_argument("--table", required=True, help="completion | recovery | reconstruction | synthesis-quality | is-vs-n")
     table.add_argument("--data", type=str | None, default=None, help="dataset (default: the table preset's)")
     table.add_argument("--preset", default="cpu", help="the table's preset: cpu (under 30 min on 2 cores), paper, smoke")
     table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

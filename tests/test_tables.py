@@ -1,5 +1,6 @@
-"""The task tables (completion, recovery, reconstruction, is-vs-n): one command each, end to end on the 8×8
-digits (offline, from scikit-learn), their bad inputs, and ABP learning from corrupted images."""
+"""The task tables (completion, recovery, reconstruction, synthesis quality, is-vs-n): one command each, end to end on the 8×8
+digits (offline, from scikit-learn) or, for synthesis quality, one shipped scene category at 16×16; their bad inputs;
+and ABP learning from corrupted images."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def places(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("nope", "cpu"), "unknown table 'nope'; known: completion, recovery, reconstruction, is-vs-n"),
+    (("nope", "cpu"), "unknown table 'nope'; known: completion, recovery, reconstruction, synthesis-quality, is-vs-n"),
     (("completion", "nope"), "has no preset 'nope'"),
     (("completion", "smoke", ["baselines=[blur]"]), "unknown completer 'blur'; known: harmonic"),
     (("completion", "smoke", ["models=[vae]"]), "no learned completer for 'vae'"),
@@ -205,3 +206,82 @@ def test_is_vs_n_drops_what_the_data_cannot_hold_and_adds_missing_references(pla
     assert [(j.model, j.n) for j in calls["jobs"]] == [("dcgan", 50), ("abp", 50)]
     assert calls["refs"] == ("digits", "smoke", [50], 0)
     assert any("dropping n = 100000" in line for line in logs)
+
+
+def test_a_sweep_job_with_its_own_overrides_owns_only_its_rows(tmp_path):
+    from genbench.bench.sweep import Job
+
+    alp = Job("dcgan", "imagenet-scenes-tiny", 50, 0, "cpu", ('data.categories=["alp"]', "bench.table=cpu-alp"), "alp")
+    plain = Job("dcgan", "imagenet-scenes-tiny", 50, 0, "cpu")
+    row = {"model": "dcgan", "data": "imagenet-scenes-tiny", "n": 50, "seed": 0, "preset": "cpu",
+           "config": {"data": {"categories": ["alp"], "image_size": 32}, "bench": {"table": "cpu-alp"}}}
+    cliff = {**row, "config": {"data": {"categories": ["cliff"]}, "bench": {"table": "cpu-alp"}}}
+    assert alp.owns(row) and not alp.owns(cliff) and not alp.owns({**row, "n": 100})
+    assert plain.owns(row)  # a job without its own overrides matches on the grid keys alone, as before
+    assert alp.run_name == "sweep-cpu-alp-n50-s0" != plain.run_name
+    argv = alp.argv(["trainer.max_iterations=5"], tmp_path)
+    assert argv[-6:] == ["--set", "trainer.max_iterations=5", "--set", 'data.categories=["alp"]', "--set", "bench.table=cpu-alp"]
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("categories=[]", "categories must be a non-empty list"),
+    ("ns=[0,20]", "ns must be a non-empty list of positive integers"),
+    ("models=[dcgan,gan9]", "unknown model 'gan9'; known:"),
+    ("categories=[nope]", "lacks class folders ['nope']"),
+])
+def test_bad_synthesis_quality_settings_fail_in_one_line_before_training(places, setting, message):
+    boards, runs = places
+    with pytest.raises(GenbenchError) as info:
+        run_table("synthesis-quality", "smoke", overrides=[setting], leaderboards=boards, runs=runs, log=lambda *_: None)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not runs.exists() or not any(runs.rglob("last.ckpt"))
+
+
+def test_synthesis_quality_end_to_end_on_one_category_and_rerun_runs_nothing(places):
+    boards, _ = places
+    logs: list[str] = []
+    run_table("synthesis-quality", "smoke", leaderboards=boards, log=logs.append)
+    rows = _rows(boards / "imagenet-scenes-tiny" / "smoke-alp.jsonl")
+    models = [r for r in rows if r.get("kind") != "reference"]
+    assert sorted((r["model"], r["n"]) for r in models) == [("dcgan", 20), ("dcgan", 40)]
+    assert all(r["config"]["data"]["categories"] == ["alp"] for r in rows)
+    assert all(r["classifier"]["num_classes"] == 10 for r in rows)  # the classifier learned every category
+    refs = {(r["model"], r["n"]): r["metrics"] for r in rows if r.get("kind") == "reference"}
+    assert set(refs) == {(kind, n) for kind in ("real images", "noise") for n in (20, 40)}
+    for n in (20, 40):  # the ceiling is above the floor on every panel
+        real, noise = refs[("real images", n)], refs[("noise", n)]
+        assert real["class_probability"]["mean"] > noise["class_probability"]["mean"]
+        assert real["top5_error"]["mean"] < noise["top5_error"]["mean"]
+    md = (boards / "imagenet-scenes-tiny" / "tasks" / "synthesis-quality-smoke.md").read_text()
+    assert (boards / "imagenet-scenes-tiny" / "tasks" / "synthesis-quality-smoke.png").stat().st_size > 10_000
+    for header in ("Softmax probability of the true category", "Top-5 classification error", "Average pairwise SSIM"):
+        assert f"## {header}" in md
+    dcgan40 = next(r for r in models if r["n"] == 40)["metrics"]["class_probability"]["mean"]
+    assert f"| dcgan | {next(r for r in models if r['n'] == 20)['metrics']['class_probability']['mean']:.3f} | {dcgan40:.3f} |" in md
+    assert "no numbers are published" in md
+    logs.clear()
+    run_table("synthesis-quality", "smoke", leaderboards=boards, log=logs.append)
+    assert any("2 jobs, 2 finished already, 0 to run" in line for line in logs)
+    assert len(_rows(boards / "imagenet-scenes-tiny" / "smoke-alp.jsonl")) == len(rows)
+
+
+def test_synthesis_quality_averages_categories_and_keeps_them_apart(tmp_path):
+    from genbench.tasks.grids import SynthesisQualityTable, render_synthesis_quality
+
+    def row(model, n, probability, kind="model"):
+        metrics = {"class_probability": {"mean": probability, "std": None}, "top5_error": {"mean": 1 - probability, "std": None},
+                   "pairwise_ssim": {"mean": 0.1, "std": 0.01}}
+        return {"model": model, "n": n, "seed": 0, "kind": kind, "metrics": metrics, "config": {"data": {"image_size": 8}}}
+
+    tables = []
+    for name, rows in {"cpu-alp": [row("dcgan", 50, 0.2), row("dcgan", 50, 0.9), row("real images", 50, 0.8, "reference")],
+                       "cpu-cliff": [row("dcgan", 50, 0.4), row("real images", 50, 0.6, "reference")]}.items():
+        tables.append(tmp_path / f"{name}.jsonl")
+        tables[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    settings = SynthesisQualityTable(data="x", models=["dcgan"], categories=["alp", "cliff"], ns=[50])
+    md, png = render_synthesis_quality(settings, "cpu", tables, None, tmp_path / "tasks" / "synthesis-quality-cpu")
+    text = md.read_text()
+    # the latest alp row (0.9) and cliff's 0.4: mean 0.65 (the superseded 0.2 is not counted); real images (0.8 + 0.6) / 2
+    assert "| dcgan | 0.650 |" in text and "| *real images* (reference) | 0.700 |" in text
+    assert "| dcgan | 0.350 |" in text  # top-5 error, the other panel
+    assert png.is_file() and "[cpu-alp](../cpu-alp.md)" in text

@@ -307,6 +307,29 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
     return written
 
 
+def draw_series(ax, series: dict[str, dict], labels: list[str]) -> None:
+    """On ``ax``: one line per label of score vs n, the mean of the scores at each n (their spread as error bars
+    when there are several, else the score's own std); reference labels (``*…*``) as grey dashed lines."""
+    for index, label in enumerate(labels):
+        ns = sorted(series[label])
+        means, errs = [], []
+        for n in ns:
+            values = series[label][n]
+            m = [v["mean"] for v in values]
+            means.append(sum(m) / len(m))
+            if len(m) > 1:
+                mu = means[-1]
+                errs.append(math.sqrt(sum((x - mu) ** 2 for x in m) / (len(m) - 1)))
+            else:
+                errs.append(values[0].get("std") or 0.0)
+        if label.startswith("*"):
+            ax.errorbar(ns, means, yerr=errs, marker="s", capsize=3, label=label.replace("*", ""), linestyle="--",
+                        color="0.2" if "real" in label else "0.6")
+            continue
+        style = ("-", "-.", ":")[index // 10 % 3]  # the colour cycle has 10 colours
+        ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=label, linestyle=style)
+
+
 def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
     """One PNG per score: score vs n per class, a line with error bars per model (latest row per seed);
     reference rows as grey dashed lines."""
@@ -327,25 +350,7 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        models = [label for label in ordered_labels(latest) if label in series]
-        for index, label in enumerate(models):
-            ns = sorted(series[label])
-            means, errs = [], []
-            for n in ns:
-                values = series[label][n]
-                m = [v["mean"] for v in values]
-                means.append(sum(m) / len(m))
-                if len(m) > 1:
-                    mu = means[-1]
-                    errs.append(math.sqrt(sum((x - mu) ** 2 for x in m) / (len(m) - 1)))
-                else:
-                    errs.append(values[0].get("std") or 0.0)
-            if label.startswith("*"):
-                ax.errorbar(ns, means, yerr=errs, marker="s", capsize=3, label=label.replace("*", ""), linestyle="--",
-                            color="0.2" if "real" in label else "0.6")
-                continue
-            style = ("-", "-.", ":")[index // 10 % 3]  # the colour cycle has 10 colours
-            ax.errorbar(ns, means, yerr=errs, marker="o", capsize=3, label=label, linestyle=style)
+        draw_series(ax, series, [label for label in ordered_labels(latest) if label in series])
         ax.set_xlabel("training images per category (n)")
         ax.set_ylabel(spec.label, fontsize=8)
         ax.set_title(f"{title} ({spec.better} is better)", fontsize=9)

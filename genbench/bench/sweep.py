@@ -14,13 +14,13 @@ import queue
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.bench.leaderboard import append_row, read_rows, table_path
 from genbench.bench.settings import bench_settings
-from genbench.config import compose, load_yaml
+from genbench.config import compose, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
 
@@ -29,24 +29,55 @@ GRID_KEYS = ("model", "data", "n", "seed", "preset")
 
 @dataclass(frozen=True)
 class Job:
+    """One ``genbench bench`` run of a sweep. ``overrides``: this job's own ``key=value`` overrides (after the
+    sweep's), e.g. a category subset; ``tag`` names them in the run folder so that such jobs never share one."""
+
     model: str
     data: str
     n: int | None
     seed: int
     preset: str
+    overrides: tuple[str, ...] = field(default=())
+    tag: str = ""
 
     @property
     def run_name(self) -> str:
-        return f"sweep-{self.preset}-n{self.n or 'all'}-s{self.seed}"
+        tag = f"-{self.tag}" if self.tag else ""
+        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.data}{f' [{self.tag}]' if self.tag else ''} n={self.n} seed={self.seed}"
+
+    def all_overrides(self, overrides: list[str]) -> list[str]:
+        return [*overrides, *self.overrides]
 
     def argv(self, overrides: list[str], boards: Path) -> list[str]:
         args = ["bench", "--model", self.model, "--data", self.data, "--seed", str(self.seed), "--preset", self.preset,
                 "--run-name", self.run_name, "--leaderboards", str(boards)]
         if self.n is not None:
             args += ["--n", str(self.n)]
-        for item in overrides:
+        for item in self.all_overrides(overrides):
             args += ["--set", item]
         return args
+
+    def owns(self, row: dict) -> bool:
+        """Whether ``row`` is this job's: same grid keys, and its recorded config holds the job's own overrides."""
+        if (row.get("model"), row.get("data"), row.get("n"), row.get("seed"), row.get("preset")) != \
+                (self.model, self.data, self.n, self.seed, self.preset):
+            return False
+        return all(_holds(row.get("config") or {}, parse_override(item)) for item in self.overrides)
+
+
+def _holds(config: dict, wanted: dict) -> bool:
+    """Whether the nested ``wanted`` values are all in ``config``."""
+    for key, value in wanted.items():
+        if isinstance(value, dict):
+            if not isinstance(config.get(key), dict) or not _holds(config[key], value):
+                return False
+        elif config.get(key) != value:
+            return False
+    return True
 
 
 def expand_grid(path: Path) -> list[Job]:
@@ -74,14 +105,13 @@ def expand_grid(path: Path) -> list[Job]:
 
 
 def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
-    cfg = compose(job.model, job.data, job.preset, overrides)
+    cfg = compose(job.model, job.data, job.preset, job.all_overrides(overrides))
     return table_path(boards, job.data, bench_settings(cfg).table or job.preset)
 
 
 def is_finished(job: Job, table: Path) -> bool:
     rows, _ = read_rows(table)
-    return any((r.get("model"), r.get("data"), r.get("n"), r.get("seed"), r.get("preset")) ==
-               (job.model, job.data, job.n, job.seed, job.preset) for r in rows)
+    return any(job.owns(r) for r in rows)
 
 
 def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
@@ -125,13 +155,13 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
         for job, code, err in pool.map(run, todo):
             if code == 0:
                 outcome["done"].append(job)
-                log(f"  done    {job.model} {job.data} n={job.n} seed={job.seed}")
+                log(f"  done    {job.label}")
                 continue
             outcome["failed"].append(job)
             reason = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit {code}")
-            log(f"  FAILED  {job.model} {job.data} n={job.n} seed={job.seed}: {reason}")
+            log(f"  FAILED  {job.label}: {reason}")
             failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
-                       "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": source,
+                       "job_overrides": list(job.overrides), "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": source,
                        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             table = job_table(job, overrides, boards)
             append_row(table.with_name(table.stem + ".failures.jsonl"), failure)

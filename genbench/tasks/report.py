@@ -34,6 +34,8 @@ def published_block(published: dict | None) -> list[str]:
     """The papers' numbers (``published:`` of the table's YAML) as their own table: never mixed into rows."""
     if not published:
         return []
+    if not published.get("rows"):  # a source that gives no numbers, said so
+        return [f"Published ({published['source']}): {published.get('note', 'no numbers')}", ""]
     columns = published["columns"]
     lines = [f"Published ({published['source']}; not produced here):", "",
              "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
@@ -43,13 +45,15 @@ def published_block(published: dict | None) -> list[str]:
     return [*lines, ""]
 
 
-def provenance_lines(rows: list[dict]) -> list[str]:
+ROW_RECORDS = "its corruption, mask seed, region, image counts, model run and command"
+
+
+def provenance_lines(rows: list[dict], records: str = ROW_RECORDS) -> list[str]:
     commits = sorted({str(r.get("git_commit")) for r in rows})
     devices = sorted({str(r.get("device")) for r in rows})
     torch_versions = sorted({str((r.get("versions") or {}).get("torch")) for r in rows})
     return [f"Rows: {len(rows)}; commits: {', '.join(commits)}; devices: {', '.join(devices)}; "
-            f"torch {', '.join(torch_versions)}. Every row records its corruption, mask seed, region, image counts, "
-            "model run and command.", ""]
+            f"torch {', '.join(torch_versions)}. Every row records {records}.", ""]
 
 
 def models_section(rows: list[dict]) -> list[str]:

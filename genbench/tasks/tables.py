@@ -5,6 +5,8 @@
 - ``recovery`` (ABP): ABP learned from corrupted training images (posterior over the intact pixels), error of
   its recovery of the corrupted pixels, beside non-learned inpainting of the same pixels.
 - ``reconstruction`` (ABP): held-out images reconstructed from d numbers, ABP (h inferred, g(h)) vs PCA.
+- ``synthesis-quality``: one-category models × n through the bench harness; true-class probability, top-5 error
+  and pairwise SSIM vs n (the slides' three-panel figure).
 - ``is-vs-n``: every model × n as a sweep over the bench harness (the scene table of the papers).
 
 A table's settings are its dataclass's defaults (the papers' protocol) changed by the ``presets:`` block of
@@ -29,6 +31,7 @@ from genbench.config import configs_dir, deep_merge, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.tasks.completion import CompletionSettings, LEARNED, complete_abp, complete_with_model, masked_latent
 from genbench.tasks.corruption import parse_corruption
+from genbench.tasks.grids import IsVsNTable, SynthesisQualityTable, run_is_vs_n, run_synthesis_quality
 from genbench.tasks.inpaint import completer
 from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
 from genbench.tasks.report import comparison_figure, models_section, pivot, provenance_lines, published_block
@@ -120,28 +123,9 @@ class ReconstructionTable(TaskTable):
     examples: int = 4
 
 
-@dataclass
-class IsVsNTable:
-    """Score vs number of training images per category (the scene table): every model × n, through the bench
-    harness and the sweep machinery (``n`` values beyond what the dataset holds are dropped, and said so).
-
-    Args:
-        models, ns, seeds: the grid; model_preset: the bench preset (its table is the leaderboard table).
-        devices: jobs in parallel, one per device.
-    """
-
-    data: str = "imagenet-scenes"
-    model_preset: str = "paper"
-    models: list[str] = field(default_factory=lambda: ["coopnets", "dcgan", "ebgan", "wgan", "vae", "infogan",
-                                                       "kim-bengio", "abp", "pcd"])
-    ns: list[int] = field(default_factory=lambda: [50, 100, 300, 500, 700, 900, 1100])
-    seeds: list[int] = field(default_factory=lambda: [0])
-    devices: int = 1
-    overrides: list[str] = field(default_factory=list)
-
-
 TABLES: dict[str, type] = {"completion": CompletionTable, "recovery": RecoveryTable,
-                           "reconstruction": ReconstructionTable, "is-vs-n": IsVsNTable}
+                           "reconstruction": ReconstructionTable, "synthesis-quality": SynthesisQualityTable,
+                           "is-vs-n": IsVsNTable}
 
 
 def table_file(name: str) -> Path:
@@ -441,43 +425,6 @@ def run_reconstruction(s: ReconstructionTable, rows: TableRows, runs: Path | Non
     return out, figure
 
 
-# -- is-vs-n ------------------------------------------------------------------------------------------------------
-
-def run_is_vs_n(s: IsVsNTable, boards: Path, log) -> list[Path]:
-    """The grid through ``genbench bench`` jobs (finished rows skipped), then the reference rows of every n
-    that lacks them, then the leaderboard."""
-    from genbench.bench.harness import effective_config
-    from genbench.bench.leaderboard import read_rows, render_leaderboards, table_path
-    from genbench.bench.reference import run_reference
-    from genbench.bench.settings import bench_settings
-    from genbench.bench.sweep import Job, run_jobs
-    from genbench.data import build_datamodule
-
-    cfg = effective_config(None, s.data, s.model_preset, None, 0, s.overrides)
-    planned = build_datamodule(s.data, **cfg["data"])
-    counts = torch.bincount(torch.tensor([label for _, label in planned.plan()["train"]]))
-    capacity = int(counts.min())
-    ns = [n for n in s.ns if n <= capacity]
-    if len(ns) < len(s.ns):
-        log(f"is-vs-n: {s.data} holds {capacity} training images per category; dropping n = "
-            f"{', '.join(str(n) for n in s.ns if n > capacity)}")
-    if not ns:
-        raise GenbenchError(f"no n of {s.ns} fits {s.data} ({capacity} training images per category)")
-    jobs = [Job(model, s.data, n, seed, s.model_preset) for n in ns for seed in s.seeds for model in s.models]
-    outcome = run_jobs(jobs, "is-vs-n", "genbench table --table is-vs-n", s.overrides, s.devices, boards, log)
-    table = table_path(boards, s.data, bench_settings(cfg).table or s.model_preset)
-    existing, _ = read_rows(table)
-    for seed in s.seeds:
-        missing = [n for n in ns if not any(r.get("kind") == "reference" and r.get("n") == n and r.get("seed") == seed
-                                            for r in existing)]
-        if missing:
-            run_reference(s.data, s.model_preset, missing, seed, s.overrides, boards, log)
-    written = render_leaderboards(boards, s.data)
-    if outcome["failed"]:
-        raise GenbenchError(f"{len(outcome['failed'])} is-vs-n job(s) failed; see the .failures.jsonl beside {table}")
-    return written
-
-
 # -- rendering ----------------------------------------------------------------------------------------------------
 
 TITLES = {"completion": "Pattern completion", "recovery": "Recovery of corrupted training images",
@@ -544,6 +491,8 @@ def run_table(name: str, preset: str = "cpu", data: str | None = None, overrides
     boards = leaderboards or leaderboard_dir()
     if name == "is-vs-n":
         return run_is_vs_n(settings, boards, log)
+    if name == "synthesis-quality":
+        return run_synthesis_quality(settings, preset, published(name), boards, log)
     path = boards / settings.data / "tasks" / f"{name}-{preset}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = TableRows(path)
