@@ -53,7 +53,7 @@ leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 list:
 	$(BIN)/genbench list
 
-perf:  ## speed benchmarks (iterations/s, images/s, Langevin steps/s); PERF_PRESET=cpu: per-model cpu-preset timings
+perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.md (PERF_ARGS="--shapes cpu"); PERF_PRESET=cpu: per-model cpu-preset timings
 	$(BIN)/python benchmarks/perf.py $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
 
 clean:

@@ -1,164 +1,465 @@
-"""Speed benchmarks (``make perf``): training iterations/s and images/s of every model, and descriptor
-Langevin steps/s, on the current device at a fixed batch. Not part of the tests; prints a table and
-optionally writes JSON (``--out``) with the device and package versions.
+"""Speed benchmarks (``make perf``): genbench measured side by side, in one process, against plain PyTorch.
 
-    python benchmarks/perf.py [--models coopnets dcgan] [--image-size 64] [--batch 64] [--iterations 5]
-    python benchmarks/perf.py --preset cpu [--budget 150]   # each model as the preset configures it
+For each shape (``cpu``: the cpu preset at 32×32; ``paper``: the paper preset at 64×64, CoopNets with 144 chains),
+models built from the same effective config as the CLI:
 
-With ``--preset`` every model is built from its effective config for that preset and dataset (nets, Langevin
-steps, batch size, image size) and the table reports the iterations that fill ``--budget`` seconds: the
-numbers the ``cpu`` preset's ``trainer.max_iterations`` come from.
+- training: seconds per iteration through the Lightning Trainer exactly as ``bench`` runs it (its callbacks, CSV
+  logging, data loader) vs a hand-written plain-PyTorch loop of the same nets, optimisers and data loader
+  (``benchmarks/plain_loops.py``); ratio = plain / genbench (1.0: no cost; target ≥ 0.95);
+- one Langevin step of the descriptor (CoopNets' energy net, its chains) vs the bare forward + input gradient of
+  the energy net; ratio = bare / genbench (target ≥ 0.9);
+- evaluation: images/s of genbench's scoring (IS + FID + KID in the offline classifier's features, real features
+  cached) vs torch-fidelity's ``calculate_metrics`` on the same extractor and images (target ≥ 1.0); and
+  evaluation sampling images/s with small vs large chunks on the device;
+- the ``speed`` levers (``genbench/models/speed.py``) on and off, one at a time and all together, on the CoopNets
+  iteration, with the energy statistics of chains revised from the same start and noise (levers must not change
+  the samples' distribution);
+- peak memory (CUDA: allocator peak per measurement; CPU: the process's peak RSS after it).
+
+Writes ``leaderboards/perf/<device>.json`` and re-renders ``leaderboards/perf.md`` from every JSON there.
+
+    python benchmarks/perf.py [--shapes cpu paper] [--iterations 20] [--levers]
+    python benchmarks/perf.py --preset cpu [--budget 150]   # the cpu preset's per-model iteration counts
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import logging
+import math
+import re
+import resource
+import statistics
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from genbench.bench.harness import device_name, package_versions
-from genbench.models import MODELS, build_model
-from genbench.models.langevin import LangevinConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from plain_loops import PLAIN_ITERATIONS  # noqa: E402
 
-EXTRA = {"abp": {"num_train": 10_000}}
+from genbench.bench.harness import build, device_name, effective_config, make_trainer, package_versions  # noqa: E402
+from genbench.models import MODELS  # noqa: E402
+from genbench.models.speed import SpeedSettings  # noqa: E402
+
+DATA = "imagenet-scenes-tiny"
+SHAPES = {"cpu": "cpu", "paper": "paper"}  # shape name → preset
+LEVERS = ["sync_free_langevin", "channels_last", "bf16", "compile", "cuda_graphs", "fused_adam"]
+TARGETS = {"training": 0.95, "langevin": 0.9, "evaluation": 1.0, "levers_paper_cuda": 3.0}
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def time_model(name: str, size: int, batch: int, iterations: int, device: torch.device, options: dict | None = None) -> dict:
-    model = build_model(name, **{"image_size": size, "channels": 3, **EXTRA.get(name, {}), **(options or {})}).to(device)
-    model.trainer = None
-    optimizers = model.configure_optimizers()
-    optimizers = list(optimizers) if isinstance(optimizers, (tuple, list)) else [optimizers]
-    model.optimizers = lambda: optimizers if len(optimizers) > 1 else optimizers[0]  # outside a Trainer
-    model.manual_backward = lambda loss: loss.backward()
-    model.log_diagnostics = lambda *a, **k: None
-    x = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-    batch_data = (x, torch.zeros(batch, dtype=torch.long, device=device), torch.arange(batch, device=device))
-    model.train_iteration(batch_data)  # warm-up
-    if device.type == "cuda":
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
         torch.cuda.synchronize()
-    start = time.perf_counter()
-    for _ in range(iterations):
-        model.train_iteration(batch_data)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / iterations
-    return {"model": name, "seconds_per_iteration": seconds, "images_per_second": batch / seconds}
 
 
-def preset_settings(name: str, data: str, preset: str) -> tuple[dict, int, int, int | None]:
-    """(model options, image size, batch size, configured iterations) of ``name`` under ``preset`` on ``data``."""
-    from genbench.config import compose
+@contextlib.contextmanager
+def memory_probe(out: dict):
+    """Peak memory of the block: CUDA allocator peak, or the process's peak RSS (MiB) after it on a CPU."""
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    yield
+    if torch.cuda.is_available():
+        out["peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        out["peak_memory_kind"] = "CUDA allocator peak"
+    else:
+        out["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        out["peak_memory_kind"] = "process peak RSS so far"
 
-    cfg = compose(name, data, preset)
-    size = int(cfg["data"].get("image_size", 64))
-    return dict(cfg["model"]), size, int(cfg["data"].get("batch_size", 64)), cfg["trainer"].get("max_iterations")
+
+def perf_config(model: str, shape: str, iterations: int, overrides: list[str] | None = None) -> dict:
+    return effective_config(model, DATA, SHAPES[shape], 500, 0, [
+        f"trainer.max_iterations={iterations}", "trainer.checkpoint_every=1000000", "bench.grid_every=0",
+        "logger.wandb=false", *(overrides or [])])
 
 
-def time_preset(names: list[str], data: str, preset: str, iterations: int, budget: float, device: torch.device) -> list[dict]:
-    """Seconds per iteration of each model as ``preset`` configures it, and the iterations that fill ``budget``."""
+class Stopwatch:
+    """Timestamps at the end of every training batch (after a device synchronisation)."""
+
+    def __init__(self) -> None:
+        from lightning.pytorch.callbacks import Callback
+
+        marks = self.marks = []
+
+        class _Callback(Callback):
+            def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+                sync()
+                marks.append(time.perf_counter())
+
+        self.callback = _Callback()
+
+    def per_iteration(self, warmup: int) -> float:
+        return (self.marks[-1] - self.marks[warmup - 1]) / (len(self.marks) - warmup)
+
+
+def genbench_iteration(model: str, shape: str, iterations: int, warmup: int, overrides: list[str] | None = None) -> dict:
+    """Seconds per iteration through the Trainer as ``bench`` runs it (after ``warmup`` iterations)."""
+    import lightning as L
+
+    cfg = perf_config(model, shape, warmup + iterations, overrides)
+    L.seed_everything(0, verbose=False)
+    dm, module = build(cfg)
+    watch = Stopwatch()
+    out: dict = {}
+    with tempfile.TemporaryDirectory() as tmp, memory_probe(out):
+        trainer = make_trainer(cfg, Path(tmp), callbacks=[watch.callback])
+        trainer.fit(module, datamodule=dm)
+    return {"seconds_per_iteration": watch.per_iteration(warmup), "batch": dm.batch_size, **out}
+
+
+def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dict:
+    """Seconds per iteration of the hand-written loop over the same nets, optimisers and data loader."""
+    import lightning as L
+
+    cfg = perf_config(model, shape, warmup + iterations)
+    L.seed_everything(0, verbose=False)
+    dm, module = build(cfg)
+    module.to(device()).train()
+    optimizers = module.configure_optimizers()
+    step = PLAIN_ITERATIONS[model]
+    marks: list[float] = []
+    out: dict = {}
+    with memory_probe(out):
+        while len(marks) < warmup + iterations:
+            for batch in dm.train_dataloader():
+                batch = [t.to(device(), non_blocking=True) for t in batch]
+                step(module, optimizers, batch)
+                sync()
+                marks.append(time.perf_counter())
+                if len(marks) == warmup + iterations:
+                    break
+    return {"seconds_per_iteration": (marks[-1] - marks[warmup - 1]) / iterations, "batch": dm.batch_size, **out}
+
+
+def time_training(models: list[str], shape: str, iterations: int, warmup: int, rounds: int, log) -> list[dict]:
+    """genbench vs plain, alternating ``rounds`` times; the median of each."""
     rows = []
-    for name in names:
-        options, size, batch, configured = preset_settings(name, data, preset)
-        result = time_model(name, size, batch, iterations, device, options)
-        result.update(image_size=size, batch=batch, configured_iterations=configured,
-                      budget_iterations=int(budget / result["seconds_per_iteration"]),
-                      configured_seconds=configured * result["seconds_per_iteration"] if configured else None)
-        rows.append(result)
+    for model in models:
+        ours, plain = [], []
+        for _ in range(rounds):
+            ours.append(genbench_iteration(model, shape, iterations, warmup))
+            plain.append(plain_iteration(model, shape, iterations, warmup))
+        g = statistics.median(r["seconds_per_iteration"] for r in ours)
+        p = statistics.median(r["seconds_per_iteration"] for r in plain)
+        row = {"model": model, "shape": shape, "batch": ours[0]["batch"], "genbench_seconds": g, "plain_seconds": p,
+               "ratio": p / g, "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
+               "genbench_peak_memory_mib": max(r["peak_memory_mib"] for r in ours),
+               "plain_peak_memory_mib": max(r["peak_memory_mib"] for r in plain), "peak_memory_kind": ours[0]["peak_memory_kind"]}
+        log(f"  train {model:<9} {shape:<5} genbench {g:.4f} s/it, plain {p:.4f} s/it → ratio {p / g:.3f}")
+        rows.append(row)
     return rows
 
 
-def time_langevin(size: int, batch: int, steps: int, device: torch.device) -> dict:
-    model = build_model("descriptor", image_size=size, channels=3).to(device)
-    x = torch.randn(batch, 3, size, size, device=device) * 0.1
-    config = LangevinConfig(n_steps=steps, step_size=0.002)
-    model.revise(x, config)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    model.revise(x, config)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - start
-    return {"langevin_steps_per_second": steps / seconds, "chains": batch}
+def time_langevin(shape: str, rounds: int, log) -> dict:
+    """One descriptor Langevin step (``Descriptor.revise`` as training runs it, with its trace) vs the bare forward
+    + input gradient of the energy net, on CoopNets' chains at ``shape``; also with the sync-free checks."""
+    import dataclasses
+
+    from genbench.models.langevin import frozen
+
+    cfg = perf_config("coopnets", shape, 1)
+    _, module = build(cfg)
+    module.to(device()).train()
+    n = module.hparams.num_chains or cfg["data"]["batch_size"]
+    config = module.langevin_config
+    x0 = torch.randn(n, *module.data_shape, device=device()) * 0.1
+
+    def ours(checks_deferred: bool) -> float:
+        run = dataclasses.replace(config, deferred_checks=checks_deferred)
+        sync()
+        start = time.perf_counter()
+        module.revise(x0, run, trace=True)
+        sync()
+        return (time.perf_counter() - start) / run.n_steps
+
+    def bare() -> float:
+        net = module.energy_net
+        sync()
+        start = time.perf_counter()
+        with frozen(net):
+            for _ in range(config.n_steps):
+                x = x0.detach().requires_grad_(True)
+                torch.autograd.grad(net(x).sum(), x)
+        sync()
+        return (time.perf_counter() - start) / config.n_steps
+
+    ours(False), bare()  # warm-up
+    timings = {"genbench": [], "genbench_sync_free": [], "bare": []}
+    out: dict = {}
+    with memory_probe(out):
+        for _ in range(rounds):
+            timings["genbench"].append(ours(False))
+            timings["genbench_sync_free"].append(ours(True))
+            timings["bare"].append(bare())
+    med = {k: statistics.median(v) for k, v in timings.items()}
+    row = {"shape": shape, "chains": n, "steps": config.n_steps, "image_size": module.image_size,
+           "genbench_seconds_per_step": med["genbench"], "genbench_sync_free_seconds_per_step": med["genbench_sync_free"],
+           "bare_seconds_per_step": med["bare"], "ratio": med["bare"] / med["genbench"],
+           "ratio_sync_free": med["bare"] / med["genbench_sync_free"], **out}
+    log(f"  langevin {shape:<5} {n} chains: genbench {med['genbench'] * 1e3:.2f} ms/step (sync-free "
+        f"{med['genbench_sync_free'] * 1e3:.2f}), bare {med['bare'] * 1e3:.2f} → ratio {row['ratio']:.3f} / {row['ratio_sync_free']:.3f}")
+    return row
 
 
-def time_scoring(count: int, size: int, data: str = "imagenet-scenes-tiny") -> dict:
-    """Scoring ``count`` samples with every default metric vs its floor: one classifier forward pass over the
-    samples plus loading the cached real-image features (the classifier and features are cached first)."""
-    from genbench.metrics import DEFAULT_METRICS, MetricContext, compute_metrics
-    from genbench.metrics.features import extract_features
+def time_evaluation(shape: str, count: int, log) -> dict:
+    """Scoring ``count`` images (IS + FID + KID, offline classifier) with genbench vs torch-fidelity's
+    ``calculate_metrics`` on the same extractor, real features cached by both (each warmed up first)."""
+    import torch_fidelity
 
-    warm = MetricContext(data, {"image_size": size})
-    warm.reference("classifier")  # trains/caches the classifier and the real features on first use
-    held = warm.benchmark_data().images("train")
+    from genbench.metrics import MetricContext, compute_metrics
+    from genbench.metrics.classifier import EXTRACTOR_NAME
+    from genbench.metrics.fidelity import Uint8Images
+
+    cfg = perf_config(None, shape, 1)
+    data_options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}
+    ctx = MetricContext(DATA, data_options, {"kid_subsets": 100})
+    ctx.reference("classifier")  # trains/caches the classifier and the real features
+    real = ctx.benchmark_data().images("train")
     generator = torch.Generator().manual_seed(0)
-    picks = torch.randint(0, held.shape[0], (count,), generator=generator)
-    samples = (held[picks] + 0.1 * torch.randn(count, *held.shape[1:], generator=generator)).clamp(-1, 1)
-    start = time.perf_counter()
-    extract_features(samples, warm.space("classifier"))
-    forward = time.perf_counter() - start
-    fresh = MetricContext(data, {"image_size": size})
-    start = time.perf_counter()
-    fresh.reference("classifier")
-    reference = time.perf_counter() - start
-    fresh = MetricContext(data, {"image_size": size})
-    start = time.perf_counter()
-    compute_metrics(DEFAULT_METRICS, samples, fresh)
-    total = time.perf_counter() - start
-    floor = forward + reference
-    return {"samples": count, "image_size": size, "metrics": DEFAULT_METRICS, "seconds": total,
-            "forward_seconds": forward, "cached_reference_seconds": reference, "ratio_to_floor": total / floor,
-            "target_ratio": 1.2}
+    picks = torch.randint(0, real.shape[0], (count,), generator=generator)
+    samples = (real[picks] + 0.1 * torch.randn(count, *real.shape[1:], generator=generator)).clamp(-1, 1)
+    metrics = ["classifier_score", "classifier_fid", "classifier_kid"]
+    kid_size = min(1000, count, real.shape[0])
+    fidelity_args = dict(input1=Uint8Images(samples), input2=Uint8Images(real), input2_cache_name=f"genbench-perf-{shape}-{ctx.classifier().meta['key']}",
+                         isc=True, fid=True, kid=True, kid_subsets=100, kid_subset_size=kid_size, isc_splits=10,
+                         feature_extractor=EXTRACTOR_NAME, feature_extractor_weights_path=str(ctx.classifier().path),
+                         batch_size=256, cuda=torch.cuda.is_available(), verbose=False, save_cpu_ram=True)
+
+    def ours() -> float:
+        fresh = MetricContext(DATA, data_options, {"kid_subsets": 100})
+        start = time.perf_counter()
+        compute_metrics(metrics, samples, fresh)
+        return time.perf_counter() - start
+
+    def theirs() -> float:
+        start = time.perf_counter()
+        torch_fidelity.calculate_metrics(**fidelity_args)
+        return time.perf_counter() - start
+
+    ours(), theirs()  # warm-up: both caches filled
+    g, f = statistics.median(ours() for _ in range(2)), statistics.median(theirs() for _ in range(2))
+    row = {"shape": shape, "images": count, "metrics": metrics, "genbench_images_per_second": count / g,
+           "fidelity_images_per_second": count / f, "ratio": f / g}
+    log(f"  evaluation {shape:<5} {count} images: genbench {count / g:.0f} img/s, torch-fidelity {count / f:.0f} img/s → "
+        f"ratio {f / g:.3f}")
+    return row
+
+
+def time_sampling(shape: str, count: int, chunks: list[int], log) -> dict:
+    """Evaluation sampling of CoopNets (generator drafts revised by Langevin) on the device: images/s per chunk."""
+    from genbench.bench.sampling import sample_all
+
+    cfg = perf_config("coopnets", shape, 1)
+    _, module = build(cfg)
+    module.to(device())
+    sample_all(module, min(count, chunks[0]), 0, chunk=chunks[0])  # warm-up
+    rates = {}
+    for chunk in chunks:
+        sync()
+        start = time.perf_counter()
+        sample_all(module, count, 1, chunk=chunk)
+        sync()
+        rates[str(chunk)] = count / (time.perf_counter() - start)
+    log(f"  sampling {shape:<5} {count} CoopNets samples: " + ", ".join(f"chunk {c}: {r:.0f} img/s" for c, r in rates.items()))
+    return {"shape": shape, "images": count, "images_per_second_by_chunk": rates}
+
+
+def lever_sets() -> list[tuple[str, list[str]]]:
+    """(name, the levers on): all off, each applicable lever alone, all applicable levers together."""
+    applicable = [lever for lever in LEVERS if lever != "cuda_graphs" or torch.cuda.is_available()]
+    return [("off", []), *[(lever, [lever]) for lever in applicable], ("all", applicable)]
+
+
+def energy_statistics(shape: str, levers: list[str], seed: int = 0) -> dict:
+    """Mean and std over chains of E(X̃) after one training-length revision of generator drafts, from the same
+    initial weights, drafts and noise (seeded), with ``levers`` on."""
+    import lightning as L
+
+    cfg = perf_config("coopnets", shape, 1, [f"speed.{lever}=true" for lever in levers])
+    L.seed_everything(seed, verbose=False)
+    _, module = build(cfg)
+    module.to(device()).train()
+    module.ensure_levers()
+    torch.manual_seed(seed + 1)
+    with torch.autocast(device().type, dtype=torch.bfloat16, enabled="bf16" in levers):
+        _, drafts = module.draft(module.hparams.num_chains or cfg["data"]["batch_size"])
+        revised, _ = module.revise(drafts)
+    with torch.no_grad():
+        energy = module.energy(revised.float()).double()
+    return {"mean": float(energy.mean()), "std": float(energy.std()), "chains": int(energy.shape[0])}
+
+
+def time_levers(shape: str, iterations: int, warmup: int, log) -> list[dict]:
+    rows = []
+    reference = energy_statistics(shape, [])
+    for name, levers in lever_sets():
+        timing = genbench_iteration("coopnets", shape, iterations, warmup + (3 if {"compile", "cuda_graphs"} & set(levers) else 0),
+                                    [f"speed.{lever}=true" for lever in levers])
+        stats = energy_statistics(shape, levers) if levers else reference
+        standard_error = reference["std"] / math.sqrt(reference["chains"])
+        rows.append({"shape": shape, "levers": name, "on": levers, **timing, "energy": stats,
+                     "energy_shift_in_standard_errors": (stats["mean"] - reference["mean"]) / standard_error})
+    off = rows[0]["seconds_per_iteration"]
+    for row in rows:
+        row["speedup"] = off / row["seconds_per_iteration"]
+        log(f"  levers {shape:<5} {row['levers']:<18} {row['seconds_per_iteration']:.4f} s/it ×{row['speedup']:.2f}  "
+            f"energy {row['energy']['mean']:.1f} ± {row['energy']['std']:.1f} (shift {row['energy_shift_in_standard_errors']:+.2f} s.e.)")
+    return rows
+
+
+# -- the cpu preset's iteration counts ------------------------------------------------------------------------------
+
+def time_preset(names: list[str], preset: str, iterations: int, budget: float) -> list[dict]:
+    """Seconds per iteration of each model as ``preset`` configures it (through the Trainer), and the iterations
+    that fill ``budget`` seconds: the numbers the cpu preset's ``trainer.max_iterations`` come from."""
+    rows = []
+    for name in names:
+        result = genbench_iteration(name, preset, iterations, 2)
+        configured = effective_config(name, DATA, preset, None, 0)["trainer"].get("max_iterations")
+        seconds = result["seconds_per_iteration"]
+        rows.append({"model": name, **result, "budget_iterations": int(budget / seconds), "configured_iterations": configured,
+                     "configured_seconds": configured * seconds if configured else None})
+    return rows
+
+
+# -- the report -------------------------------------------------------------------------------------------------------
+
+def device_slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def verdict(value: float, target: float) -> str:
+    return "meets" if value >= target else f"misses by {100 * (1 - value / target):.0f} %"
+
+
+def render_report(folder: Path) -> Path:
+    """``leaderboards/perf.md`` from every ``leaderboards/perf/*.json`` (one section per device)."""
+    lines = ["# Performance: genbench vs plain PyTorch", "",
+             "Rendered by `make perf` from the JSON reports in `perf/` (one per device). Ratios are measured side by "
+             "side in one process: **training** = plain-loop seconds / genbench seconds per iteration (through the "
+             "Trainer as `bench` runs it; 1.0 = no cost, target ≥ 0.95); **Langevin** = bare forward + input-gradient "
+             "seconds / genbench seconds per step (target ≥ 0.9); **evaluation** = genbench images/s / torch-fidelity "
+             "images/s on the same extractor (target ≥ 1.0). Levers: `speed.*` switches on the CoopNets iteration, "
+             "speed-up over all off, and the shift of the mean energy of chains revised from the same start and noise, "
+             "in standard errors (|shift| ≲ 2: same distribution within noise).", ""]
+    for path in sorted(folder.glob("*.json")):
+        report = json.loads(path.read_text())
+        lines += [f"## {report['device']}", "",
+                  f"`{path.name}`: torch {report['versions'].get('torch')}, lightning {report['versions'].get('lightning')}, "
+                  f"{report['threads']} threads, commit {report.get('git_commit')}, {report['date']}.", ""]
+        if report.get("training"):
+            lines += ["### Training iteration", "", "| model | shape | batch | genbench s/it | plain s/it | ratio | target 0.95 | peak memory MiB (genbench / plain) |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in report["training"]:
+                lines.append(f"| {r['model']} | {r['shape']} | {r['batch']} | {r['genbench_seconds']:.4f} | {r['plain_seconds']:.4f} | "
+                             f"{r['ratio']:.3f} | {verdict(r['ratio'], TARGETS['training'])} | {r['genbench_peak_memory_mib']:.0f} / "
+                             f"{r['plain_peak_memory_mib']:.0f} ({r['peak_memory_kind']}) |")
+            lines.append("")
+        if report.get("langevin"):
+            lines += ["### Langevin step (descriptor, CoopNets chains)", "",
+                      "| shape | chains × steps | genbench ms/step | sync-free ms/step | bare ms/step | ratio | ratio sync-free | target 0.9 |",
+                      "|---|---|---|---|---|---|---|---|"]
+            for r in report["langevin"]:
+                lines.append(f"| {r['shape']} ({r['image_size']}×{r['image_size']}) | {r['chains']} × {r['steps']} | "
+                             f"{r['genbench_seconds_per_step'] * 1e3:.2f} | {r['genbench_sync_free_seconds_per_step'] * 1e3:.2f} | "
+                             f"{r['bare_seconds_per_step'] * 1e3:.2f} | {r['ratio']:.3f} | {r['ratio_sync_free']:.3f} | "
+                             f"{verdict(max(r['ratio'], r['ratio_sync_free']), TARGETS['langevin'])} |")
+            lines.append("")
+        if report.get("evaluation"):
+            lines += ["### Evaluation", "", "| shape | images | genbench img/s | torch-fidelity img/s | ratio | target 1.0 |",
+                      "|---|---|---|---|---|---|"]
+            for r in report["evaluation"]:
+                lines.append(f"| {r['shape']} | {r['images']} | {r['genbench_images_per_second']:.0f} | "
+                             f"{r['fidelity_images_per_second']:.0f} | {r['ratio']:.3f} | {verdict(r['ratio'], TARGETS['evaluation'])} |")
+            lines.append("")
+        if report.get("sampling"):
+            lines += ["Evaluation sampling of CoopNets on the device (`bench.sample_batch_size`), images/s by chunk:", ""]
+            for r in report["sampling"]:
+                lines.append(f"- {r['shape']}: " + ", ".join(f"chunk {c}: {v:.0f}" for c, v in r["images_per_second_by_chunk"].items()))
+            lines.append("")
+        if report.get("levers"):
+            lines += ["### Levers (`speed.*`) on the CoopNets iteration", "",
+                      "| shape | levers on | s/it | speed-up | mean E(X̃) ± std | shift (s.e.) | peak memory MiB |", "|---|---|---|---|---|---|---|"]
+            for r in report["levers"]:
+                lines.append(f"| {r['shape']} | {r['levers']} | {r['seconds_per_iteration']:.4f} | ×{r['speedup']:.2f} | "
+                             f"{r['energy']['mean']:.1f} ± {r['energy']['std']:.1f} | {r['energy_shift_in_standard_errors']:+.2f} | "
+                             f"{r['peak_memory_mib']:.0f} |")
+            lines.append("")
+            if not any(r["levers"] == "cuda_graphs" for r in report["levers"]):
+                lines += ["`cuda_graphs` needs a CUDA device: not measured here.", ""]
+        notes = path.with_suffix(".notes.md")  # written by people: why a target is missed (the JSON carries the numbers)
+        if notes.is_file():
+            lines += ["### Notes", "", notes.read_text().strip(), ""]
+    out = folder.parent / "perf.md"
+    out.write_text("\n".join(lines))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="*", default=MODELS.names())
-    parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--iterations", type=int, default=3)
-    parser.add_argument("--score-samples", type=int, default=10_000, help="samples of the scoring benchmark (0: skip)")
-    parser.add_argument("--out", default=None)
-    parser.add_argument("--preset", default=None, help="time each model as this preset configures it")
-    parser.add_argument("--data", default="imagenet-scenes-tiny", help="dataset whose preset settings apply")
+    parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
+    parser.add_argument("--models", nargs="*", default=list(PLAIN_ITERATIONS), choices=list(PLAIN_ITERATIONS))
+    parser.add_argument("--iterations", type=int, default=None, help="timed iterations (default: 20 cpu shape, 5 paper)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2, help="alternations of genbench and plain (median taken)")
+    parser.add_argument("--score-images", type=int, default=10_000)
+    parser.add_argument("--score-shapes", nargs="*", default=None,
+                        help="shapes of the evaluation benchmark (default: both on CUDA, cpu on a CPU: the paper shape's "
+                             "classifier takes minutes to train there)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["training", "langevin", "evaluation", "sampling", "levers"])
+    parser.add_argument("--out", default=str(ROOT / "leaderboards" / "perf"), help="folder of the JSON reports")
+    parser.add_argument("--render-only", action="store_true", help="re-render perf.md from the JSON reports")
+    parser.add_argument("--preset", default=None, help="only: seconds per iteration of every model as this preset configures it")
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds per model (with --preset)")
     args = parser.parse_args()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no per-fit banners between the measurements
+    folder = Path(args.out)
+    if args.render_only:
+        print(render_report(folder))
+        return
     if args.preset:
-        rows = time_preset(args.models, args.data, args.preset, args.iterations, args.budget, device)
-        print(f"device: {device_name()}   preset {args.preset} on {args.data}, budget {args.budget:.0f} s per model")
-        print(f"{'model':<12} {'s/iteration':>12} {'images/s':>10} {'budget iters':>13} {'configured':>11} {'≈ seconds':>10}")
+        rows = time_preset(MODELS.names(), args.preset, args.iterations or 5, args.budget)
+        print(f"device: {device_name()}   preset {args.preset} on {DATA}, budget {args.budget:.0f} s per model")
+        print(f"{'model':<12} {'s/iteration':>12} {'budget iters':>13} {'configured':>11} {'≈ seconds':>10}")
         for r in rows:
             seconds = f"{r['configured_seconds']:.0f}" if r["configured_seconds"] else "—"
-            print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['images_per_second']:>10.1f} "
-                  f"{r['budget_iterations']:>13} {str(r['configured_iterations']):>11} {seconds:>10}")
-        configured = sum(r["configured_seconds"] or 0 for r in rows)
-        print(f"training time of one column of the table (every model at one n): {configured / 60:.1f} min; "
-              f"three n: {3 * configured / 60:.1f} min, plus sampling and scoring (recorded per row)")
-        if args.out:
-            with open(args.out, "w") as fh:
-                json.dump({"device": device_name(), "versions": package_versions(), "settings": vars(args),
-                           "threads": torch.get_num_threads(), "models": rows}, fh, indent=1)
+            print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['budget_iterations']:>13} "
+                  f"{str(r['configured_iterations']):>11} {seconds:>10}")
         return
-    results = [time_model(m, args.image_size, args.batch, args.iterations, device) for m in args.models]
-    langevin = time_langevin(args.image_size, args.batch, 15, device)
-    print(f"device: {device_name()}   image size {args.image_size}, batch {args.batch}")
-    print(f"{'model':<12} {'s/iteration':>12} {'images/s':>10}")
-    for r in results:
-        print(f"{r['model']:<12} {r['seconds_per_iteration']:>12.3f} {r['images_per_second']:>10.1f}")
-    print(f"descriptor Langevin: {langevin['langevin_steps_per_second']:.1f} steps/s on {langevin['chains']} chains")
-    scoring = time_scoring(args.score_samples, args.image_size) if args.score_samples else None
-    if scoring:
-        print(f"scoring {scoring['samples']} samples at {scoring['image_size']}x{scoring['image_size']} with "
-              f"{', '.join(scoring['metrics'])}: {scoring['seconds']:.1f} s = {scoring['ratio_to_floor']:.2f}x "
-              f"(one classifier pass {scoring['forward_seconds']:.1f} s + cached real features "
-              f"{scoring['cached_reference_seconds']:.2f} s; target <= {scoring['target_ratio']}x)")
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump({"device": device_name(), "versions": package_versions(), "settings": vars(args),
-                       "models": results, "langevin": langevin, "scoring": scoring}, fh, indent=1)
+    from genbench.bench.harness import git_commit
+
+    log = print
+    name = device_name()
+    report = {"device": name, "versions": package_versions(), "threads": torch.get_num_threads(), "git_commit": git_commit(),
+              "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "settings": vars(args),
+              "training": [], "langevin": [], "evaluation": [], "sampling": [], "levers": []}
+    score_shapes = args.score_shapes if args.score_shapes is not None else (list(SHAPES) if torch.cuda.is_available() else ["cpu"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{device_slug(name)}.json"
+    log(f"make perf on {name} → {path}")
+    for shape in args.shapes:
+        iterations = args.iterations or (20 if shape == "cpu" else 5)
+        if "training" not in args.skip:
+            report["training"] += time_training(args.models, shape, iterations, args.warmup, args.rounds, log)
+        if "langevin" not in args.skip:
+            report["langevin"].append(time_langevin(shape, max(3, args.rounds), log))
+        if "evaluation" not in args.skip and shape in score_shapes:
+            report["evaluation"].append(time_evaluation(shape, args.score_images, log))
+        if "sampling" not in args.skip:
+            report["sampling"].append(time_sampling(shape, 1024, [64, 1024], log))
+        if "levers" not in args.skip:
+            report["levers"] += time_levers(shape, iterations, args.warmup, log)
+        path.write_text(json.dumps(report, indent=1))  # what is measured so far is kept
+    log(f"wrote {path} and {render_report(folder)}")
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from genbench.bench.callbacks import PeriodicCheckpoint, ResumeWithinEpoch, Samp
 from genbench.bench.leaderboard import append_row, render_leaderboards, save_grid, table_path, write_sample_sheet
 from genbench.bench.settings import bench_settings, logger_settings, validate_sections
 from genbench.bench.sampling import sample_all
+from genbench.models.speed import SpeedSettings
 from genbench.bench.tracking import finish_wandb
 from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash
 from genbench.data import build_datamodule
@@ -100,6 +101,7 @@ def build(cfg: dict):
     if "num_train" in accepted:
         model_opts.setdefault("num_train", len(dm.datasets["train"]))
     model = build_model(run["model"], **model_opts)
+    model.set_speed(SpeedSettings.from_dict(cfg.get("speed")))
     return dm, model
 
 

@@ -1,4 +1,5 @@
-"""The ``bench``, ``logger`` and ``trainer`` sections of a config: their keys and defaults, in one place.
+"""The ``bench``, ``logger`` and ``trainer`` sections of a config: their keys and defaults, in one place (``speed``
+lives with the models: ``genbench.models.speed``).
 
 Every section is validated like ``model`` and ``data``: an unknown key (``bench.num_sample``,
 ``logger.wandbb``, a typo under ``trainer``) is one line naming the accepted keys.
@@ -79,6 +80,9 @@ def validate_sections(cfg: dict) -> None:
     for section, cls in (("bench", BenchSettings), ("logger", LoggerSettings)):
         _check_keys(section, cfg.get(section) or {}, {f.name for f in fields(cls)})
     _check_keys("trainer", cfg.get("trainer") or {}, trainer_keys())
+    from genbench.models.speed import SpeedSettings
+
+    SpeedSettings.from_dict(cfg.get("speed"))
 
 
 def bench_settings(cfg: dict) -> BenchSettings:

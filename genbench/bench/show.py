@@ -22,7 +22,7 @@ def describe_run(path: str | Path) -> str:
     lines = [f"run       {run}",
              f"model     {info.get('model')}   data {info.get('data')}   n {info.get('n')}   seed {info.get('seed')}   "
              f"preset {info.get('preset')}"]
-    for section in ("model", "data", "trainer", "bench", "logger"):
+    for section in ("model", "data", "trainer", "bench", "logger", "speed"):
         if cfg.get(section):
             lines.append(f"{section:<9} " + json.dumps(cfg[section], sort_keys=True, default=str))
     result = run / "result.json"

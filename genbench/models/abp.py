@@ -106,4 +106,4 @@ class ABP(GenerativeModel):
                              prog_bar=("recon_mse",))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
+        return self.adam(self.generator.parameters(), self.hparams.lr, (self.hparams.beta1, 0.999))

@@ -13,6 +13,7 @@ import torch
 
 from genbench.errors import DivergenceError, GenbenchError
 from genbench.models.langevin import check_finite
+from genbench.models.speed import SpeedSettings, adam, apply_device_levers, autocast, to_channels_last, with_sync_free_langevin
 from genbench.registry import Registry
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
@@ -66,6 +67,23 @@ class GenerativeModel(L.LightningModule):
         self.resumed_from_iteration = 0  # set when a checkpoint is loaded
         self.sample_position = 0  # index of the next evaluation sample (see ``sample``)
         self.evaluation_chains: dict | None = None
+        self.speed = SpeedSettings()
+        self._levers_device: torch.device | None = None
+
+    # -- speed levers (``genbench.models.speed``; all off by default) ---------------------------------------------
+    def set_speed(self, speed: SpeedSettings) -> None:
+        """Turn on the ``speed`` levers (the device-dependent ones at the first step or sample)."""
+        self.speed = speed
+        if speed.sync_free_langevin:
+            with_sync_free_langevin(self)
+
+    def ensure_levers(self) -> None:
+        if self._levers_device != self.device:
+            apply_device_levers(self, self.speed, self.device)
+            self._levers_device = self.device
+
+    def adam(self, params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+        return adam(params, lr, betas, self.speed)
 
     @property
     def data_shape(self) -> tuple[int, int, int]:
@@ -107,10 +125,11 @@ class GenerativeModel(L.LightningModule):
         low-dimensional ``mlp`` data are returned as they are. ``first`` is the position of the first of these
         samples in the whole evaluation set (``sample_position`` while ``generate`` runs)."""
         chunks = []
-        with self.sampling_mode(), torch.no_grad():
+        self.ensure_levers()
+        with self.sampling_mode(), torch.no_grad(), autocast(self.speed, self.device):
             for start in range(0, n, batch_size):
                 self.sample_position = first + start
-                x = self.generate(min(batch_size, n - start))
+                x = self.generate(min(batch_size, n - start)).float()
                 chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
 
@@ -136,8 +155,12 @@ class GenerativeModel(L.LightningModule):
         raise NotImplementedError
 
     def training_step(self, batch, batch_idx):
+        self.ensure_levers()
+        if self.speed.channels_last:
+            batch = [to_channels_last(batch[0]), *batch[1:]]
         try:
-            self.train_iteration(batch)
+            with autocast(self.speed, self.device):
+                self.train_iteration(batch)
         except DivergenceError as exc:
             if str(exc.step).startswith("iteration"):
                 raise

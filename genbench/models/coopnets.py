@@ -69,7 +69,7 @@ class CoopNets(Descriptor):
         """G0: h ~ N(0, I) and X̂ = g(h) (no gradient to α here)."""
         h = torch.randn(n, self.hparams.latent_dim, device=self.device)
         with torch.no_grad():
-            return h, self.generator(h)
+            return h, self.generator(h).float()  # the chains are float32 even when the net runs under bf16
 
     def train_iteration(self, batch) -> None:
         x = self.observed(batch)
@@ -90,8 +90,8 @@ class CoopNets(Descriptor):
         self.log_diagnostics(stats, prog_bar=("energy_gap", "generator_loss"))
 
     def configure_optimizers(self):
-        return (torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, self.hparams.beta2)),
-                torch.optim.Adam(self.generator.parameters(), lr=self.hparams.gen_lr, betas=(self.hparams.gen_beta1, 0.999)))
+        return (self.adam(self.energy_net.parameters(), self.hparams.lr, (self.hparams.beta1, self.hparams.beta2)),
+                self.adam(self.generator.parameters(), self.hparams.gen_lr, (self.hparams.gen_beta1, 0.999)))
 
     def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
         revised = 0 if self.hparams.sample_from == "generator" else self.sample_langevin_config.n_steps

@@ -63,5 +63,5 @@ class DCGAN(GenerativeModel):
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
-        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas),
-                torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas))
+        return (self.adam(self.generator.parameters(), self.hparams.lr, betas),
+                self.adam(self.discriminator.parameters(), self.hparams.lr, betas))

@@ -107,8 +107,8 @@ class Descriptor(GenerativeModel):
 
     # -- the model's equations ----------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
-        """f(X; θ) per example."""
-        return self.energy_net(x)
+        """f(X; θ) per example (float32 even when the net runs under bf16 autocast)."""
+        return self.energy_net(x).float()
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""
@@ -175,8 +175,7 @@ class Descriptor(GenerativeModel):
         self.log_diagnostics({**stats, **langevin_stats(diag, "langevin")}, prog_bar=("energy_gap",))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr,
-                                betas=(self.hparams.beta1, self.hparams.beta2))
+        return self.adam(self.energy_net.parameters(), self.hparams.lr, (self.hparams.beta1, self.hparams.beta2))
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)

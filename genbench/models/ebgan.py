@@ -71,5 +71,5 @@ class EBGAN(GenerativeModel):
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
-        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas),
-                torch.optim.Adam([*self.encoder.parameters(), *self.decoder.parameters()], lr=self.hparams.lr, betas=betas))
+        return (self.adam(self.generator.parameters(), self.hparams.lr, betas),
+                self.adam([*self.encoder.parameters(), *self.decoder.parameters()], self.hparams.lr, betas))

@@ -81,5 +81,5 @@ class InfoGAN(GenerativeModel):
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
         # Chen et al. (2016), appendix: learning rate 1e-3 for G and 2e-4 for D
-        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.g_lr, betas=betas),
-                torch.optim.Adam(self.discriminator.parameters(), lr=self.hparams.lr, betas=betas))
+        return (self.adam(self.generator.parameters(), self.hparams.g_lr, betas),
+                self.adam(self.discriminator.parameters(), self.hparams.lr, betas))

@@ -94,5 +94,5 @@ class KimBengio(GenerativeModel):
 
     def configure_optimizers(self):
         betas = (self.hparams.beta1, 0.999)
-        return (torch.optim.Adam(self.generator.parameters(), lr=self.hparams.lr, betas=betas),
-                torch.optim.Adam(self.energy_net.parameters(), lr=self.hparams.lr, betas=betas))
+        return (self.adam(self.generator.parameters(), self.hparams.lr, betas),
+                self.adam(self.energy_net.parameters(), self.hparams.lr, betas))

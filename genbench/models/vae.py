@@ -65,4 +65,4 @@ class VAE(GenerativeModel):
         return self.decoder(torch.randn(n, self.hparams.latent_dim, device=self.device))
 
     def configure_optimizers(self):
-        return torch.optim.Adam(self.parameters(), lr=self.hparams.lr, betas=(self.hparams.beta1, 0.999))
+        return self.adam(self.parameters(), self.hparams.lr, (self.hparams.beta1, 0.999))

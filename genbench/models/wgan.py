@@ -97,7 +97,7 @@ class WGAN(GenerativeModel):
     def configure_optimizers(self):
         lr = self.hparams.lr
         if self.hparams.optimizer == "adam":
-            make = lambda params: torch.optim.Adam(params, lr=lr, betas=tuple(self.hparams.betas))  # noqa: E731
+            make = lambda params: self.adam(params, lr, tuple(self.hparams.betas))  # noqa: E731
         else:
             make = lambda params: torch.optim.RMSprop(params, lr=lr)  # noqa: E731
         return make(self.generator.parameters()), make(self.critic.parameters())
