@@ -77,6 +77,10 @@ def memory_probe(out: dict):
 
 
 def perf_config(model: str, shape: str, iterations: int, overrides: list[str] | None = None) -> dict:
+    """The CLI's effective config of ``model`` at ``shape``, trained for ``iterations``. Also forgets what
+    torch.compile compiled for earlier measurements: its cache is per function, so every model this process builds
+    would otherwise count against the recompile limit of the next (a real run builds one)."""
+    torch._dynamo.reset()
     return effective_config(model, DATA, SHAPES[shape], 500, 0, [
         f"trainer.max_iterations={iterations}", "trainer.checkpoint_every=1000000", "bench.grid_every=0",
         "logger.wandb=false", *(overrides or [])])
@@ -356,6 +360,11 @@ def render_report(folder: Path) -> Path:
         lines += [f"## {report['device']}", "",
                   f"`{path.name}`: torch {report['versions'].get('torch')}, lightning {report['versions'].get('lightning')}, "
                   f"{report['threads']} threads, commit {report.get('git_commit')}, {report['date']}.", ""]
+        remeasured = sorted({f"{r['measured']['date']} (commit {r['measured']['git_commit'][:12]})"
+                             for section in SECTION_KEYS for r in report.get(section, []) if r.get("measured")})
+        if len(remeasured) > 1:
+            lines += [f"Measured in {len(remeasured)} sessions (`--merge`): {'; '.join(remeasured)}; each entry of the JSON "
+                      "records its own.", ""]
         if report.get("training"):
             lines += ["### Training iteration", "", "| model | shape | batch | genbench s/it | plain s/it | ratio | target 0.95 | peak memory MiB (genbench / plain) |",
                       "|---|---|---|---|---|---|---|---|"]
@@ -404,6 +413,28 @@ def render_report(folder: Path) -> Path:
     return out
 
 
+SECTION_KEYS = {"training": ("model", "shape"), "langevin": ("shape",), "evaluation": ("shape",), "sampling": ("shape",),
+                "levers": ("shape", "levers")}
+
+
+def merged(earlier: dict | None, report: dict) -> dict:
+    """``earlier`` (same device) with the measurements of ``report`` put in place of the ones they repeat (new ones
+    appended); each entry records the commit and date it was measured at."""
+    if earlier is None:
+        return report
+    out = dict(report)
+    for section, keys in SECTION_KEYS.items():
+        stamp = {"git_commit": report["git_commit"], "date": report["date"]}
+        fresh = {tuple(r[k] for k in keys): {**r, "measured": stamp} for r in report[section]}
+        rows = []
+        for r in earlier.get(section, []):
+            key = tuple(r[k] for k in keys)
+            rows.append(fresh.pop(key) if key in fresh else
+                        {**r, "measured": r.get("measured") or {"git_commit": earlier["git_commit"], "date": earlier["date"]}})
+        out[section] = rows + list(fresh.values())
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shapes", nargs="*", default=list(SHAPES), choices=list(SHAPES))
@@ -418,6 +449,8 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=["training", "langevin", "evaluation", "sampling", "levers"])
     parser.add_argument("--out", default=str(ROOT / "leaderboards" / "perf"), help="folder of the JSON reports")
     parser.add_argument("--render-only", action="store_true", help="re-render perf.md from the JSON reports")
+    parser.add_argument("--merge", action="store_true",
+                        help="keep this device's earlier measurements, replacing only those measured again now")
     parser.add_argument("--preset", default=None, help="only: seconds per iteration of every model as this preset configures it")
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds per model (with --preset)")
     args = parser.parse_args()
@@ -445,6 +478,7 @@ def main() -> None:
     score_shapes = args.score_shapes if args.score_shapes is not None else (list(SHAPES) if torch.cuda.is_available() else ["cpu"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{device_slug(name)}.json"
+    earlier = json.loads(path.read_text()) if args.merge and path.is_file() else None
     log(f"make perf on {name} → {path}")
     for shape in args.shapes:
         iterations = args.iterations or (20 if shape == "cpu" else 5)
@@ -458,7 +492,7 @@ def main() -> None:
             report["sampling"].append(time_sampling(shape, 1024, [64, 1024], log))
         if "levers" not in args.skip:
             report["levers"] += time_levers(shape, iterations, args.warmup, log)
-        path.write_text(json.dumps(report, indent=1))  # what is measured so far is kept
+        path.write_text(json.dumps(merged(earlier, report), indent=1))  # what is measured so far is kept
     log(f"wrote {path} and {render_report(folder)}")
 
 
