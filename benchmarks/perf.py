@@ -358,7 +358,7 @@ def device_slug(name: str) -> str:
 
 
 def verdict(value: float, target: float) -> str:
-    return "meets" if value >= target else f"misses by {100 * (1 - value / target):.0f} %"
+    return "meets" if value >= target else f"misses by {100 * (1 - value / target):.1f} %"
 
 
 def render_report(folder: Path) -> Path:
