@@ -11,6 +11,13 @@ import torch
 import torch.nn.functional as F
 
 
+def _check_langevin(config, what: str) -> None:
+    """The plain loops write exact Langevin (noise = δ, no clipping or clamping): refuse a config they would
+    under-compute, so that a ratio is never flattered or penalised by doing other work."""
+    if config.noise_scale is not None or not config.noise or config.grad_clip or config.update_clamp or config.pixel_clamp:
+        raise ValueError(f"the plain {what} loop writes exact Langevin only; this config sets {config}")
+
+
 def _set_requires_grad(net: torch.nn.Module, flag: bool) -> None:
     for p in net.parameters():
         p.requires_grad_(flag)
@@ -41,6 +48,9 @@ def coopnets(module, optimizers, batch) -> None:
     opt_des, opt_gen = optimizers
     x_data = batch[0]
     hp, cfg = module.hparams, module.langevin_config
+    _check_langevin(cfg, "coopnets")
+    if hp.ref_std is None or hp.energy_l2 or hp.data_noise or module.latent_config.n_steps:
+        raise ValueError("the plain coopnets loop writes the official iteration (s set, no energy_l2, data_noise or latent Langevin)")
     n = hp.num_chains or x_data.shape[0]
     h = torch.randn(n, hp.latent_dim, device=x_data.device)
     with torch.no_grad():
@@ -68,6 +78,9 @@ def abp(module, optimizers, batch) -> None:
     reconstruction loss."""
     x, _, index = batch[:3]
     hp, cfg = module.hparams, module.latent_config
+    _check_langevin(cfg, "abp")
+    if not hp.persistent_latents or len(batch) > 3:
+        raise ValueError("the plain abp loop writes persistent latents on intact images only")
     h = module.latents[index].clone()
     drift, s2 = cfg.step_size ** 2 / 2, 2 * hp.sigma ** 2
     _set_requires_grad(module.generator, False)

@@ -274,7 +274,8 @@ def test_synthesis_quality_averages_categories_and_keeps_them_apart(tmp_path):
         return {"model": model, "n": n, "seed": 0, "kind": kind, "metrics": metrics, "config": {"data": {"image_size": 8}}}
 
     tables = []
-    for name, rows in {"cpu-alp": [row("dcgan", 50, 0.2), row("dcgan", 50, 0.9), row("real images", 50, 0.8, "reference")],
+    for name, rows in {"cpu-alp": [row("dcgan", 50, 0.2), row("dcgan", 50, 0.9), row("real images", 50, 0.8, "reference"),
+                                   row("vae", 50, 0.5), row("dcgan", 70, 0.5)],  # a model and an n the table does not hold
                        "cpu-cliff": [row("dcgan", 50, 0.4), row("real images", 50, 0.6, "reference")]}.items():
         tables.append(tmp_path / f"{name}.jsonl")
         tables[-1].write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -285,3 +286,4 @@ def test_synthesis_quality_averages_categories_and_keeps_them_apart(tmp_path):
     assert "| dcgan | 0.650 |" in text and "| *real images* (reference) | 0.700 |" in text
     assert "| dcgan | 0.350 |" in text  # top-5 error, the other panel
     assert png.is_file() and "[cpu-alp](../cpu-alp.md)" in text
+    assert "| vae |" not in text and "n=70" not in text

@@ -23,15 +23,24 @@ def is_reference(row: dict) -> bool:
     return row.get("kind") == "reference"
 
 
+def levers_on(row: dict) -> list[str]:
+    """The ``speed`` levers a row's run had on (none: the reference path)."""
+    return sorted(k for k, v in ((row.get("config") or {}).get("speed") or {}).items() if v)
+
+
 def row_label(row: dict) -> str:
-    return f"*{row['model']}* (reference)" if is_reference(row) else row["model"]
+    if is_reference(row):
+        return f"*{row['model']}* (reference)"
+    levers = levers_on(row)
+    return f"{row['model']} [speed: {', '.join(levers)}]" if levers else row["model"]
 
 
 def latest_rows(rows: list[dict]) -> dict[tuple, dict]:
-    """The latest row per (model, n, seed): a re-run replaces its earlier row in the tables."""
+    """The latest row per (model and its speed levers, n, seed): a re-run replaces its earlier row in the tables, and
+    a run with levers on never replaces one without."""
     latest: dict[tuple, dict] = {}
     for row in rows:
-        latest[(row["model"], row.get("n"), row.get("seed"))] = row
+        latest[(row_label(row), row.get("n"), row.get("seed"))] = row
     return latest
 
 

@@ -13,7 +13,8 @@ import torch
 
 from genbench.errors import DivergenceError, GenbenchError
 from genbench.models.langevin import check_finite
-from genbench.models.speed import SpeedSettings, adam, apply_device_levers, autocast, to_channels_last, with_sync_free_langevin
+from genbench.models.speed import (SpeedSettings, adam, apply_build_levers, apply_device_levers, autocast, mark_step,
+                                   to_channels_last)
 from genbench.registry import Registry
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
@@ -74,8 +75,7 @@ class GenerativeModel(L.LightningModule):
     def set_speed(self, speed: SpeedSettings) -> None:
         """Turn on the ``speed`` levers (the device-dependent ones at the first step or sample)."""
         self.speed = speed
-        if speed.sync_free_langevin:
-            with_sync_free_langevin(self)
+        apply_build_levers(self, speed)
 
     def ensure_levers(self) -> None:
         if self._levers_device != self.device:
@@ -128,6 +128,7 @@ class GenerativeModel(L.LightningModule):
         self.ensure_levers()
         with self.sampling_mode(), torch.no_grad(), autocast(self.speed, self.device):
             for start in range(0, n, batch_size):
+                mark_step(self.speed)
                 self.sample_position = first + start
                 x = self.generate(min(batch_size, n - start)).float()
                 chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
@@ -156,6 +157,7 @@ class GenerativeModel(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         self.ensure_levers()
+        mark_step(self.speed)
         if self.speed.channels_last:
             batch = [to_channels_last(batch[0]), *batch[1:]]
         try:

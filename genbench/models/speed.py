@@ -8,7 +8,8 @@ with; ``make perf`` measures each lever on and off (``leaderboards/perf.md``).
       bf16: true                 # the nets' forward passes under bf16 autocast; the Langevin update, the reference
                                  # term ‖x‖²/(2s²), losses and the optimiser state stay float32
       compile: true              # torch.compile of every net (nn.Module.compile: checkpoints keep their keys)
-      cuda_graphs: true          # (CUDA only) the compiled nets in "reduce-overhead" mode: CUDA graphs of their passes
+      cuda_graphs: true          # (CUDA only) the compiled nets in "reduce-overhead" mode: CUDA graphs of their passes;
+                                 # experimental: never run yet by genbench's tests or reports (no GPU in those sessions)
       fused_adam: true           # Adam's fused implementation (one kernel per parameter group)
 """
 
@@ -43,6 +44,8 @@ class SpeedSettings:
 
     @classmethod
     def from_dict(cls, options: dict | None) -> "SpeedSettings":
+        if options is not None and not isinstance(options, dict):
+            raise GenbenchError(f"speed must be a mapping of switches (e.g. speed.bf16=true), got {options!r}")
         options = dict(options or {})
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)
@@ -66,16 +69,44 @@ def nets_of(module: nn.Module) -> list[nn.Module]:
     return [child for child in module.children() if any(True for _ in child.parameters())]
 
 
+def _float32_outputs(net: nn.Module, inputs, output):
+    """Forward hook: a net's bf16 outputs (tensors, or tuples of them) handed on as float32, so that every loss,
+    energy and chain computed from them is float32."""
+    if isinstance(output, torch.Tensor):
+        return output.float() if output.dtype == torch.bfloat16 else output
+    if isinstance(output, tuple):
+        return tuple(o.float() if isinstance(o, torch.Tensor) and o.dtype == torch.bfloat16 else o for o in output)
+    return output
+
+
+def apply_build_levers(module: nn.Module, speed: SpeedSettings) -> None:
+    """The levers set once when the model is built (before Lightning moves or wraps it)."""
+    if speed.cuda_graphs and not torch.cuda.is_available():
+        raise GenbenchError("speed.cuda_graphs needs a CUDA device and none is available here (turn it off)")
+    if speed.sync_free_langevin:
+        with_sync_free_langevin(module)
+    if speed.channels_last:  # before DDP is built, so its buckets see the final strides
+        module.to(memory_format=torch.channels_last)
+    if speed.bf16:
+        for net in nets_of(module):
+            net.register_forward_hook(_float32_outputs)
+
+
 def apply_device_levers(module: nn.Module, speed: SpeedSettings, device: torch.device) -> None:
     """The levers that depend on the device the model runs on (applied once, at its first step or sample)."""
     if speed.cuda_graphs and device.type != "cuda":
         raise GenbenchError(f"speed.cuda_graphs needs a CUDA device; this model runs on {device.type} (turn it off)")
-    if speed.channels_last:
-        module.to(memory_format=torch.channels_last)
     if speed.compile or speed.cuda_graphs:
-        mode = "reduce-overhead" if speed.cuda_graphs else None
+        # CUDA graphs need static shapes; otherwise the batch dimension may become dynamic after its first change
+        # (training batches, the last partial batch and sampling chunks differ), which keeps recompiles few
         for net in nets_of(module):
-            net.compile(mode=mode, dynamic=False)
+            net.compile(mode="reduce-overhead" if speed.cuda_graphs else None, dynamic=False if speed.cuda_graphs else None)
+
+
+def mark_step(speed: SpeedSettings) -> None:
+    """With CUDA graphs, a new iteration or sample batch begins: outputs of the previous one may be overwritten."""
+    if speed.cuda_graphs:
+        torch.compiler.cudagraph_mark_step_begin()
 
 
 def to_channels_last(x: torch.Tensor) -> torch.Tensor:

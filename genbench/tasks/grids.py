@@ -168,8 +168,11 @@ def category_variants(s: SynthesisQualityTable) -> list[Variant]:
         planned.plan()
         categories = planned.class_names
     table = bench_settings(cfg).table or s.model_preset
-    if len({slug(c) for c in categories}) < len(categories):
-        raise GenbenchError(f"categories {categories} repeat a name")
+    slugs: dict[str, str] = {}
+    for c in categories:
+        if slug(c) in slugs:
+            raise GenbenchError(f"categories {slugs[slug(c)]!r} and {c!r} would share the table name suffix {slug(c)!r}")
+        slugs[slug(c)] = c
     return [Variant(slug(c), (f"data.categories={json.dumps([c])}", f"bench.table={table}-{slug(c)}")) for c in categories]
 
 
@@ -190,14 +193,16 @@ def run_synthesis_quality(s: SynthesisQualityTable, preset: str, published: dict
 
 # -- rendering ------------------------------------------------------------------------------------------------------
 
-def category_rows(tables: list[Path]) -> list[dict]:
-    """The latest row per (model, n, seed) of each category's table."""
-    from genbench.bench.leaderboard import latest_rows, read_rows
+def category_rows(tables: list[Path], models: list[str], ns: list[int]) -> list[dict]:
+    """The latest row per (model, n, seed) of each category's table: the references and the table's ``models`` at
+    its ``ns`` (rows of other models or n in those tables are left out)."""
+    from genbench.bench.leaderboard import is_reference, latest_rows, read_rows
 
     rows = []
     for table in tables:
         found, _ = read_rows(table)
-        rows += [{**row, "category_table": table.stem} for row in latest_rows(found).values()]
+        rows += [{**row, "category_table": table.stem} for row in latest_rows(found).values()
+                 if row.get("n") in ns and (is_reference(row) or row["model"] in models)]
     return rows
 
 
@@ -249,7 +254,7 @@ def render_synthesis_quality(s: SynthesisQualityTable, preset: str, tables: list
     from genbench.bench.leaderboard import is_reference, row_label
     from genbench.metrics import score_specs
 
-    rows = category_rows(tables)
+    rows = category_rows(tables, s.models, s.ns)
     if not rows:
         raise GenbenchError(f"no rows in {', '.join(t.name for t in tables)} to render")
     size = (rows[0].get("config") or {}).get("data", {}).get("image_size", "?")
