@@ -145,13 +145,18 @@ def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dic
 
 
 def time_training(models: list[str], shape: str, iterations: int, warmup: int, rounds: int, log) -> list[dict]:
-    """genbench vs plain, alternating ``rounds`` times; the median of each."""
+    """genbench vs plain, alternating ``rounds`` times (which goes first alternates too, so neither gains from running
+    second in a warm process); the median of each."""
     rows = []
     for model in models:
         ours, plain = [], []
-        for _ in range(rounds):
-            ours.append(genbench_iteration(model, shape, iterations, warmup))
-            plain.append(plain_iteration(model, shape, iterations, warmup))
+        for round_ in range(rounds):
+            if round_ % 2:
+                plain.append(plain_iteration(model, shape, iterations, warmup))
+                ours.append(genbench_iteration(model, shape, iterations, warmup))
+            else:
+                ours.append(genbench_iteration(model, shape, iterations, warmup))
+                plain.append(plain_iteration(model, shape, iterations, warmup))
         g = statistics.median(r["seconds_per_iteration"] for r in ours)
         p = statistics.median(r["seconds_per_iteration"] for r in plain)
         row = {"model": model, "shape": shape, "batch": ours[0]["batch"], "genbench_seconds": g, "plain_seconds": p,
