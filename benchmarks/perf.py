@@ -44,7 +44,7 @@ from plain_loops import PLAIN_ITERATIONS  # noqa: E402
 
 from genbench.bench.harness import build, device_name, effective_config, make_trainer, package_versions  # noqa: E402
 from genbench.models import MODELS  # noqa: E402
-from genbench.models.speed import SpeedSettings  # noqa: E402
+from genbench.models.speed import autocast  # noqa: E402
 
 DATA = "imagenet-scenes-tiny"
 SHAPES = {"cpu": "cpu", "paper": "paper"}  # shape name → preset
@@ -315,7 +315,7 @@ def energy_statistics(shape: str, levers: list[str], seed: int = 0) -> dict:
     module.to(device()).train()
     module.ensure_levers()
     torch.manual_seed(seed + 1)
-    with torch.autocast(device().type, dtype=torch.bfloat16, enabled="bf16" in levers):
+    with autocast(module.speed, device()):
         _, drafts = module.draft(module.hparams.num_chains or cfg["data"]["batch_size"])
         revised, _ = module.revise(drafts)
     with torch.no_grad():

@@ -130,7 +130,7 @@ class GenerativeModel(L.LightningModule):
             for start in range(0, n, batch_size):
                 mark_step(self.speed)
                 self.sample_position = first + start
-                x = self.generate(min(batch_size, n - start)).float()
+                x = self.generate(min(batch_size, n - start))
                 chunks.append((x.clamp(-1, 1) if self.arch == "conv" else x).cpu())
         return torch.cat(chunks) if chunks else torch.zeros(0, *self.data_shape)
 

@@ -69,7 +69,7 @@ class CoopNets(Descriptor):
         """G0: h ~ N(0, I) and X̂ = g(h) (no gradient to α here)."""
         h = torch.randn(n, self.hparams.latent_dim, device=self.device)
         with torch.no_grad():
-            x = self.generator(h).float()  # the chains are float32 even when the net runs under bf16
+            x = self.generator(h)
         return h, x.clone() if self.speed.cuda_graphs else x  # a CUDA graph's output buffer is reused at its next replay
 
     def train_iteration(self, batch) -> None:

@@ -107,8 +107,8 @@ class Descriptor(GenerativeModel):
 
     # -- the model's equations ----------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
-        """f(X; θ) per example (float32 even when the net runs under bf16 autocast)."""
-        return self.energy_net(x).float()
+        """f(X; θ) per example."""
+        return self.energy_net(x)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""

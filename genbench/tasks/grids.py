@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 import re
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from genbench.errors import GenbenchError
-from genbench.tasks.report import pivot, provenance_lines, published_block
+from genbench.tasks.report import pivot, published_block, write_markdown
 
 #: the scores of the synthesis-quality figure, one panel each (names of registered scores)
 SYNTHESIS_SCORES = ("class_probability", "top5_error", "pairwise_ssim")
@@ -284,10 +284,6 @@ def render_synthesis_quality(s: SynthesisQualityTable, preset: str, tables: list
                        [f"n={n}" for n in ns])
     lines += published_block(published)
     lines += [f"Figure: [{figure.name}]({figure.name})", "", f"![synthesis quality]({figure.name})", ""]
-    lines += ["## Settings", "", "```json", json.dumps(asdict(s), indent=1), "```", ""]
-    lines += provenance_lines(rows, "its config (category, n, seed), run, budget, metric protocols, classifier and command")
-    notes = out.with_suffix(".notes.md")
-    if notes.is_file():
-        lines += ["## Notes", "", notes.read_text().strip(), ""]
-    out.with_suffix(".md").write_text("\n".join(lines))
-    return [out.with_suffix(".md"), figure]
+    markdown = write_markdown(out, lines, s, rows,
+                              "its config (category, n, seed), run, budget, metric protocols, classifier and command")
+    return [markdown, figure]

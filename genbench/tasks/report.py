@@ -56,6 +56,22 @@ def provenance_lines(rows: list[dict], records: str = ROW_RECORDS) -> list[str]:
             f"torch {', '.join(torch_versions)}. Every row records {records}.", ""]
 
 
+def write_markdown(path: Path, lines: list[str], settings, rows: list[dict], records: str = ROW_RECORDS) -> Path:
+    """``path`` (.md): ``lines``, then the table's settings, its provenance and the people-written notes kept beside
+    it in ``<stem>.notes.md`` (the rows carry the numbers)."""
+    import json
+    from dataclasses import asdict
+
+    lines = [*lines, "## Settings", "", "```json", json.dumps(asdict(settings), indent=1), "```", "",
+             *provenance_lines(rows, records)]
+    notes = path.with_suffix(".notes.md")
+    if notes.is_file():
+        lines += ["## Notes", "", notes.read_text().strip(), ""]
+    out = path.with_suffix(".md")
+    out.write_text("\n".join(lines))
+    return out
+
+
 def models_section(rows: list[dict]) -> list[str]:
     """The trained models behind the learned rows: run folder, iterations, config hash, reused or trained."""
     seen = {}

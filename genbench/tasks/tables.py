@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -34,7 +34,7 @@ from genbench.tasks.corruption import parse_corruption
 from genbench.tasks.grids import IsVsNTable, SynthesisQualityTable, run_is_vs_n, run_synthesis_quality
 from genbench.tasks.inpaint import completer
 from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
-from genbench.tasks.report import comparison_figure, models_section, pivot, provenance_lines, published_block
+from genbench.tasks.report import comparison_figure, models_section, pivot, published_block, write_markdown
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
 
@@ -470,12 +470,7 @@ def render_task_table(name: str, s, preset: str, rows: list[dict], figure: dict,
     lines += [f"Examples ({shown}): [{figure_path.name}]({figure_path.name})", "",
               f"![examples]({figure_path.name})", ""]
     lines += models_section(rows)
-    lines += ["## Settings", "", "```json", json.dumps(asdict(s), indent=1), "```", ""]
-    lines += provenance_lines(rows)
-    notes = path.with_suffix(".notes.md")  # written by people, beside the rows (the rows carry the numbers)
-    if notes.is_file():
-        lines += ["## Notes", "", notes.read_text().strip(), ""]
-    path.with_suffix(".md").write_text("\n".join(lines))
+    write_markdown(path, lines, s, rows)
     return [path.with_suffix(".md"), figure_path]
 
 
