@@ -48,27 +48,50 @@ from genbench.models.speed import autocast  # noqa: E402
 
 DATA = "imagenet-scenes-tiny"
 SHAPES = {"cpu": "cpu", "paper": "paper"}  # shape name → preset
-LEVERS = ["sync_free_langevin", "channels_last", "bf16", "compile", "cuda_graphs", "fused_adam"]
+LEVERS = ["sync_free_langevin", "channels_last", "bf16", "compile", "cuda_graphs", "fused_adam", "reuse_host_memory"]
 TARGETS = {"training": 0.95, "langevin": 0.9, "evaluation": 1.0, "levers_paper_cuda": 3.0}
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+CUDA = torch.cuda.is_available()  # asked once: under Lightning every call probes NVML, ~0.3 ms without a GPU
+DEVICE = torch.device("cuda" if CUDA else "cpu")
 
 
 def sync() -> None:
-    if torch.cuda.is_available():
+    if CUDA:
         torch.cuda.synchronize()
+
+
+def in_fresh_process(fn, *args, reuse_host_memory: bool = False):
+    """``fn(*args)`` in a new (spawned) Python process, so that nothing an earlier measurement left behind reaches
+    this one: the C allocator's heap, the process-wide ``speed.reuse_host_memory``, compiled code. With
+    ``reuse_host_memory`` the process keeps freed host memory for reuse from its start (both loops of a comparison)."""
+    import concurrent.futures
+    import multiprocessing
+
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return pool.submit(_run_child, fn, args, reuse_host_memory).result()
+
+
+def _run_child(fn, args, reuse_host_memory: bool):
+    import warnings
+
+    from genbench.models.speed import reuse_freed_host_memory
+
+    warnings.filterwarnings("ignore", module="lightning")  # its deprecation notices, once per process otherwise
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+    if reuse_host_memory:
+        reuse_freed_host_memory()
+    return fn(*args)
 
 
 @contextlib.contextmanager
 def memory_probe(out: dict):
     """Peak memory of the block: CUDA allocator peak, or the process's peak RSS (MiB) after it on a CPU."""
-    if torch.cuda.is_available():
+    if CUDA:
         torch.cuda.reset_peak_memory_stats()
     yield
-    if torch.cuda.is_available():
+    if CUDA:
         out["peak_memory_mib"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
         out["peak_memory_kind"] = "CUDA allocator peak"
     else:
@@ -127,7 +150,7 @@ def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dic
     cfg = perf_config(model, shape, warmup + iterations)
     L.seed_everything(0, verbose=False)
     dm, module = build(cfg)
-    module.to(device()).train()
+    module.to(DEVICE).train()
     optimizers = module.configure_optimizers()
     step = PLAIN_ITERATIONS[model]
     marks: list[float] = []
@@ -135,7 +158,7 @@ def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dic
     with memory_probe(out):
         while len(marks) < warmup + iterations:
             for batch in dm.train_dataloader():
-                batch = [t.to(device(), non_blocking=True) for t in batch]
+                batch = [t.to(DEVICE, non_blocking=True) for t in batch]
                 step(module, optimizers, batch)
                 sync()
                 marks.append(time.perf_counter())
@@ -144,43 +167,62 @@ def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dic
     return {"seconds_per_iteration": (marks[-1] - marks[warmup - 1]) / iterations, "batch": dm.batch_size, **out}
 
 
-def time_training(models: list[str], shape: str, iterations: int, warmup: int, rounds: int, log) -> list[dict]:
-    """genbench vs plain, alternating ``rounds`` times (which goes first alternates too, so neither gains from running
-    second in a warm process); the median of each."""
+HOST_MEMORY = {"default": False, "reused": True}  # how a measurement's process treats freed host memory
+
+
+def time_training(models: list[str], shape: str, iterations: int, warmup: int, rounds: int, host_memory: str, log) -> list[dict]:
+    """genbench vs plain, ``rounds`` times each, every measurement in a fresh process (which goes first alternates,
+    though fresh processes make the order matter little); the median of each. ``host_memory``: ``reused`` runs both
+    loops with ``speed.reuse_host_memory``'s allocator settings, so the ratio is free of page-fault noise."""
     rows = []
+    reuse = HOST_MEMORY[host_memory]
     for model in models:
         ours, plain = [], []
         for round_ in range(rounds):
-            if round_ % 2:
-                plain.append(plain_iteration(model, shape, iterations, warmup))
-                ours.append(genbench_iteration(model, shape, iterations, warmup))
-            else:
-                ours.append(genbench_iteration(model, shape, iterations, warmup))
-                plain.append(plain_iteration(model, shape, iterations, warmup))
+            for loop in ((plain_iteration, genbench_iteration) if round_ % 2 else (genbench_iteration, plain_iteration)):
+                result = in_fresh_process(loop, model, shape, iterations, warmup, reuse_host_memory=reuse)
+                (ours if loop is genbench_iteration else plain).append(result)
         g = statistics.median(r["seconds_per_iteration"] for r in ours)
         p = statistics.median(r["seconds_per_iteration"] for r in plain)
-        row = {"model": model, "shape": shape, "batch": ours[0]["batch"], "genbench_seconds": g, "plain_seconds": p,
-               "ratio": p / g, "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
+        row = {"model": model, "shape": shape, "host_memory": host_memory, "batch": ours[0]["batch"], "genbench_seconds": g,
+               "plain_seconds": p, "ratio": p / g,
+               "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
                "genbench_peak_memory_mib": max(r["peak_memory_mib"] for r in ours),
-               "plain_peak_memory_mib": max(r["peak_memory_mib"] for r in plain), "peak_memory_kind": ours[0]["peak_memory_kind"]}
-        log(f"  train {model:<9} {shape:<5} genbench {g:.4f} s/it, plain {p:.4f} s/it → ratio {p / g:.3f}")
+               "plain_peak_memory_mib": max(r["peak_memory_mib"] for r in plain),
+               "peak_memory_kind": ours[0]["peak_memory_kind"]}
+        log(f"  train {model:<9} {shape:<5} host memory {host_memory:<7} genbench {g:.4f} s/it, plain {p:.4f} s/it → "
+            f"ratio {p / g:.3f}")
         rows.append(row)
     return rows
 
 
-def time_langevin(shape: str, rounds: int, log) -> dict:
+def time_langevin(shape: str, rounds: int, host_memory: str, log) -> dict:
     """One descriptor Langevin step (``Descriptor.revise`` as training runs it, with its trace) vs the bare forward
-    + input gradient of the energy net, on CoopNets' chains at ``shape``; also with the sync-free checks."""
+    + input gradient of the energy net, on CoopNets' chains at ``shape``; also with the sync-free checks. Measured in
+    a fresh process (``host_memory``: ``reused`` with ``speed.reuse_host_memory``'s allocator settings)."""
+    row = in_fresh_process(langevin_timings, shape, rounds, reuse_host_memory=HOST_MEMORY[host_memory])
+    row["host_memory"] = host_memory
+    log(f"  langevin {shape:<5} host memory {host_memory:<7} {row['chains']} chains: genbench "
+        f"{row['genbench_seconds_per_step'] * 1e3:.2f} ms/step (sync-free {row['genbench_sync_free_seconds_per_step'] * 1e3:.2f}), "
+        f"bare {row['bare_seconds_per_step'] * 1e3:.2f}, plain step {row['plain_seconds_per_step'] * 1e3:.2f} → ratio "
+        f"{row['ratio']:.3f} / {row['ratio_sync_free']:.3f}")
+    return row
+
+
+def langevin_timings(shape: str, rounds: int) -> dict:
+    """The measurements of ``time_langevin``, in the current process: the four variants interleaved ``rounds`` times
+    (their order shuffled each round, so that none always follows another); the median of each."""
     import dataclasses
+    import random
 
     from genbench.models.langevin import frozen
 
     cfg = perf_config("coopnets", shape, 1)
     _, module = build(cfg)
-    module.to(device()).train()
+    module.to(DEVICE).train()
     n = module.hparams.num_chains or cfg["data"]["batch_size"]
     config = module.langevin_config
-    x0 = torch.randn(n, *module.data_shape, device=device()) * 0.1
+    x0 = torch.randn(n, *module.data_shape, device=DEVICE) * 0.1
 
     def ours(checks_deferred: bool) -> float:
         run = dataclasses.replace(config, deferred_checks=checks_deferred)
@@ -215,24 +257,22 @@ def time_langevin(shape: str, rounds: int, log) -> dict:
         sync()
         return (time.perf_counter() - start) / config.n_steps
 
-    ours(False), bare(), plain()  # warm-up
-    timings = {"genbench": [], "genbench_sync_free": [], "bare": [], "plain": []}
+    variants = {"genbench": lambda: ours(False), "genbench_sync_free": lambda: ours(True), "bare": bare, "plain": plain}
+    for measure in variants.values():  # warm-up
+        measure()
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    order = random.Random(0)
     out: dict = {}
     with memory_probe(out):
         for _ in range(rounds):
-            timings["genbench"].append(ours(False))
-            timings["genbench_sync_free"].append(ours(True))
-            timings["bare"].append(bare())
-            timings["plain"].append(plain())
+            for name in order.sample(list(variants), len(variants)):
+                timings[name].append(variants[name]())
     med = {k: statistics.median(v) for k, v in timings.items()}
-    row = {"shape": shape, "chains": n, "steps": config.n_steps, "image_size": module.image_size,
-           "genbench_seconds_per_step": med["genbench"], "genbench_sync_free_seconds_per_step": med["genbench_sync_free"],
-           "bare_seconds_per_step": med["bare"], "plain_seconds_per_step": med["plain"],
-           "ratio": med["bare"] / med["genbench"], "ratio_to_plain": med["plain"] / med["genbench"],
-           "ratio_sync_free": med["bare"] / med["genbench_sync_free"], **out}
-    log(f"  langevin {shape:<5} {n} chains: genbench {med['genbench'] * 1e3:.2f} ms/step (sync-free "
-        f"{med['genbench_sync_free'] * 1e3:.2f}), bare {med['bare'] * 1e3:.2f}, plain step {med['plain'] * 1e3:.2f} → ratio {row['ratio']:.3f} / {row['ratio_sync_free']:.3f}")
-    return row
+    return {"shape": shape, "chains": n, "steps": config.n_steps, "image_size": module.image_size, "rounds": rounds,
+            "genbench_seconds_per_step": med["genbench"], "genbench_sync_free_seconds_per_step": med["genbench_sync_free"],
+            "bare_seconds_per_step": med["bare"], "plain_seconds_per_step": med["plain"],
+            "ratio": med["bare"] / med["genbench"], "ratio_to_plain": med["plain"] / med["genbench"],
+            "ratio_sync_free": med["bare"] / med["genbench_sync_free"], **out}
 
 
 def time_evaluation(shape: str, count: int, log) -> dict:
@@ -257,7 +297,7 @@ def time_evaluation(shape: str, count: int, log) -> dict:
     fidelity_args = dict(input1=Uint8Images(samples), input2=Uint8Images(real), input2_cache_name=f"genbench-perf-{shape}-{ctx.classifier().meta['key']}",
                          isc=True, fid=True, kid=True, kid_subsets=100, kid_subset_size=kid_size, isc_splits=10,
                          feature_extractor=EXTRACTOR_NAME, feature_extractor_weights_path=str(ctx.classifier().path),
-                         batch_size=256, cuda=torch.cuda.is_available(), verbose=False, save_cpu_ram=True)
+                         batch_size=256, cuda=CUDA, verbose=False, save_cpu_ram=True)
 
     def ours() -> float:
         fresh = MetricContext(DATA, data_options, {"kid_subsets": 100})
@@ -285,7 +325,7 @@ def time_sampling(shape: str, count: int, chunks: list[int], log) -> dict:
 
     cfg = perf_config("coopnets", shape, 1)
     _, module = build(cfg)
-    module.to(device())
+    module.to(DEVICE)
     sample_all(module, min(count, chunks[0]), 0, chunk=chunks[0])  # warm-up
     rates = {}
     for chunk in chunks:
@@ -300,7 +340,7 @@ def time_sampling(shape: str, count: int, chunks: list[int], log) -> dict:
 
 def lever_sets() -> list[tuple[str, list[str]]]:
     """(name, the levers on): all off, each applicable lever alone, all applicable levers together."""
-    applicable = [lever for lever in LEVERS if lever != "cuda_graphs" or torch.cuda.is_available()]
+    applicable = [lever for lever in LEVERS if lever != "cuda_graphs" or CUDA]
     return [("off", []), *[(lever, [lever]) for lever in applicable], ("all", applicable)]
 
 
@@ -312,10 +352,10 @@ def energy_statistics(shape: str, levers: list[str], seed: int = 0) -> dict:
     cfg = perf_config("coopnets", shape, 1, [f"speed.{lever}=true" for lever in levers])
     L.seed_everything(seed, verbose=False)
     _, module = build(cfg)
-    module.to(device()).train()
+    module.to(DEVICE).train()
     module.ensure_levers()
     torch.manual_seed(seed + 1)
-    with autocast(module.speed, device()):
+    with autocast(module.speed, DEVICE):
         _, drafts = module.draft(module.hparams.num_chains or cfg["data"]["batch_size"])
         revised, _ = module.revise(drafts)
     with torch.no_grad():
@@ -323,15 +363,24 @@ def energy_statistics(shape: str, levers: list[str], seed: int = 0) -> dict:
     return {"mean": float(energy.mean()), "std": float(energy.std()), "chains": int(energy.shape[0])}
 
 
+def lever_row(shape: str, levers: list[str], iterations: int, warmup: int) -> dict:
+    """Seconds per CoopNets iteration and energy statistics with ``levers`` on (run in a fresh process: some levers,
+    ``reuse_host_memory``, are for the whole process)."""
+    overrides = [f"speed.{lever}=true" for lever in levers]
+    timing = genbench_iteration("coopnets", shape, iterations, warmup + (3 if {"compile", "cuda_graphs"} & set(levers) else 0),
+                                overrides)
+    return {**timing, "energy": energy_statistics(shape, levers)}
+
+
 def time_levers(shape: str, iterations: int, warmup: int, log) -> list[dict]:
     rows = []
-    reference = energy_statistics(shape, [])
+    reference = None
     for name, levers in lever_sets():
-        timing = genbench_iteration("coopnets", shape, iterations, warmup + (3 if {"compile", "cuda_graphs"} & set(levers) else 0),
-                                    [f"speed.{lever}=true" for lever in levers])
-        stats = energy_statistics(shape, levers) if levers else reference
+        measured = in_fresh_process(lever_row, shape, levers, iterations, warmup)
+        stats = measured.pop("energy")
+        reference = reference or stats  # the first set is all off
         standard_error = reference["std"] / math.sqrt(reference["chains"])
-        rows.append({"shape": shape, "levers": name, "on": levers, **timing, "energy": stats,
+        rows.append({"shape": shape, "levers": name, "on": levers, **measured, "energy": stats,
                      "energy_shift_in_standard_errors": (stats["mean"] - reference["mean"]) / standard_error})
     off = rows[0]["seconds_per_iteration"]
     for row in rows:
@@ -387,19 +436,21 @@ def render_report(folder: Path) -> Path:
             lines += [f"Measured in {len(remeasured)} sessions (`--merge`): {'; '.join(remeasured)}; each entry of the JSON "
                       "records its own.", ""]
         if report.get("training"):
-            lines += ["### Training iteration", "", "| model | shape | batch | genbench s/it | plain s/it | ratio | target 0.95 | peak memory MiB (genbench / plain) |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += ["### Training iteration", "", "| model | shape | host memory | batch | genbench s/it | plain s/it | ratio | target 0.95 | peak memory MiB (genbench / plain) |",
+                      "|---|---|---|---|---|---|---|---|---|"]
             for r in report["training"]:
-                lines.append(f"| {r['model']} | {r['shape']} | {r['batch']} | {r['genbench_seconds']:.4f} | {r['plain_seconds']:.4f} | "
+                lines.append(f"| {r['model']} | {r['shape']} | {r.get('host_memory', 'default')} | {r['batch']} | "
+                             f"{r['genbench_seconds']:.4f} | {r['plain_seconds']:.4f} | "
                              f"{r['ratio']:.3f} | {verdict(r['ratio'], TARGETS['training'])} | {r['genbench_peak_memory_mib']:.0f} / "
                              f"{r['plain_peak_memory_mib']:.0f} ({r['peak_memory_kind']}) |")
             lines.append("")
         if report.get("langevin"):
             lines += ["### Langevin step (descriptor, CoopNets chains)", "",
-                      "| shape | chains × steps | genbench ms/step | sync-free ms/step | bare ms/step | ratio | ratio sync-free | target 0.9 | plain step ms (same update inline) |",
-                      "|---|---|---|---|---|---|---|---|---|"]
+                      "| shape | host memory | chains × steps | genbench ms/step | sync-free ms/step | bare ms/step | ratio | ratio sync-free | target 0.9 | plain step ms (same update inline) |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for r in report["langevin"]:
-                lines.append(f"| {r['shape']} ({r['image_size']}×{r['image_size']}) | {r['chains']} × {r['steps']} | "
+                lines.append(f"| {r['shape']} ({r['image_size']}×{r['image_size']}) | {r.get('host_memory', 'default')} | "
+                             f"{r['chains']} × {r['steps']} | "
                              f"{r['genbench_seconds_per_step'] * 1e3:.2f} | {r['genbench_sync_free_seconds_per_step'] * 1e3:.2f} | "
                              f"{r['bare_seconds_per_step'] * 1e3:.2f} | {r['ratio']:.3f} | {r['ratio_sync_free']:.3f} | "
                              f"{verdict(max(r['ratio'], r['ratio_sync_free']), TARGETS['langevin'])} | "
@@ -435,8 +486,13 @@ def render_report(folder: Path) -> Path:
     return out
 
 
-SECTION_KEYS = {"training": ("model", "shape"), "langevin": ("shape",), "evaluation": ("shape",), "sampling": ("shape",),
-                "levers": ("shape", "levers")}
+SECTION_KEYS = {"training": ("model", "shape", "host_memory"), "langevin": ("shape", "host_memory"), "evaluation": ("shape",),
+                "sampling": ("shape",), "levers": ("shape", "levers")}
+
+
+def entry_key(row: dict, keys: tuple[str, ...]) -> tuple:
+    """What a report entry measures (entries written before host memory was a variant measured the default)."""
+    return tuple(row.get(k, "default") if k == "host_memory" else row[k] for k in keys)
 
 
 def merged(earlier: dict | None, report: dict) -> dict:
@@ -447,10 +503,10 @@ def merged(earlier: dict | None, report: dict) -> dict:
     out = dict(report)
     for section, keys in SECTION_KEYS.items():
         stamp = {"git_commit": report["git_commit"], "date": report["date"]}
-        fresh = {tuple(r[k] for k in keys): {**r, "measured": stamp} for r in report[section]}
+        fresh = {entry_key(r, keys): {**r, "measured": stamp} for r in report[section]}
         rows = []
         for r in earlier.get(section, []):
-            key = tuple(r[k] for k in keys)
+            key = entry_key(r, keys)
             rows.append(fresh.pop(key) if key in fresh else
                         {**r, "measured": r.get("measured") or {"git_commit": earlier["git_commit"], "date": earlier["date"]}})
         out[section] = rows + list(fresh.values())
@@ -464,6 +520,10 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=None, help="timed iterations (default: 20 cpu shape, 5 paper)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="alternations of genbench and plain (median taken)")
+    parser.add_argument("--langevin-rounds", type=int, default=None, help="interleaved Langevin rounds (default: 15 cpu shape, 5 paper)")
+    parser.add_argument("--host-memory", nargs="*", default=list(HOST_MEMORY), choices=list(HOST_MEMORY),
+                        help="training and Langevin comparisons with the default allocator and/or with freed host memory "
+                             "reused (speed.reuse_host_memory's settings, in both loops)")
     parser.add_argument("--score-images", type=int, default=10_000)
     parser.add_argument("--score-shapes", nargs="*", default=None,
                         help="shapes of the evaluation benchmark (default: both on CUDA, cpu on a CPU: the paper shape's "
@@ -497,17 +557,19 @@ def main() -> None:
     report = {"device": name, "versions": package_versions(), "threads": torch.get_num_threads(), "git_commit": git_commit(),
               "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "settings": vars(args),
               "training": [], "langevin": [], "evaluation": [], "sampling": [], "levers": []}
-    score_shapes = args.score_shapes if args.score_shapes is not None else (list(SHAPES) if torch.cuda.is_available() else ["cpu"])
+    score_shapes = args.score_shapes if args.score_shapes is not None else (list(SHAPES) if CUDA else ["cpu"])
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{device_slug(name)}.json"
     earlier = json.loads(path.read_text()) if args.merge and path.is_file() else None
     log(f"make perf on {name} → {path}")
     for shape in args.shapes:
         iterations = args.iterations or (20 if shape == "cpu" else 5)
-        if "training" not in args.skip:
-            report["training"] += time_training(args.models, shape, iterations, args.warmup, args.rounds, log)
-        if "langevin" not in args.skip:
-            report["langevin"].append(time_langevin(shape, max(3, args.rounds), log))
+        for host_memory in args.host_memory:
+            if "training" not in args.skip:
+                report["training"] += time_training(args.models, shape, iterations, args.warmup, args.rounds, host_memory, log)
+            if "langevin" not in args.skip:
+                rounds = args.langevin_rounds or (15 if shape == "cpu" else 5)
+                report["langevin"].append(time_langevin(shape, rounds, host_memory, log))
         if "evaluation" not in args.skip and shape in score_shapes:
             report["evaluation"].append(time_evaluation(shape, args.score_images, log))
         if "sampling" not in args.skip:

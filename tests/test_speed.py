@@ -180,3 +180,45 @@ def test_levers_run_through_fit_and_sampling(tmp_path):
     assert module.speed.on() == levers and module.iteration == 4
     samples = module.sample(20, batch_size=10)
     assert samples.dtype == torch.float32 and torch.isfinite(samples).all() and samples.std() > 0
+
+
+PAGE_FAULT_PROBE = """
+import resource, sys, torch
+from genbench.models.speed import SpeedSettings, apply_build_levers
+apply_build_levers(torch.nn.Linear(2, 2), SpeedSettings(reuse_host_memory=sys.argv[1] == "on"))
+faults = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(2):  # warm-up (the intra-op threads start, the heap settles): 40 MiB, above the largest mmap
+    torch.empty(10 * 2**20).fill_(1.0)  # threshold glibc sets by itself (32 MiB)
+before = faults()
+for _ in range(5):
+    torch.empty(10 * 2**20).fill_(1.0)  # allocated, touched, freed
+print((faults() - before) / 5)
+"""
+
+
+def test_reuse_host_memory_stops_the_page_faults_of_repeated_allocations():
+    """A 40 MiB tensor allocated and freed again and again: glibc maps fresh pages each time (10,240 page faults of
+    4 KiB), unless ``reuse_host_memory`` keeps the freed block for reuse (run in fresh processes: it is for the whole
+    process and cannot be undone)."""
+    import subprocess
+    import sys
+
+    faults = {}
+    for switch in ("off", "on"):
+        result = subprocess.run([sys.executable, "-c", PAGE_FAULT_PROBE, switch], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        faults[switch] = float(result.stdout.split()[-1])
+    if faults["off"] < 1000:
+        pytest.skip(f"this kernel maps the block without 4 KiB page faults ({faults['off']:.0f} per allocation, "
+                    "e.g. transparent huge pages): nothing for the lever to remove")
+    assert faults["on"] < 100 < 1000 < faults["off"], faults
+
+
+def test_reuse_host_memory_without_mallopt_is_one_line(monkeypatch):
+    import ctypes
+
+    from genbench.models import speed
+
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # a C library without mallopt (macOS, say)
+    with pytest.raises(GenbenchError, match=r"speed.reuse_host_memory needs glibc's mallopt \(Linux\)"):
+        speed.reuse_freed_host_memory()

@@ -121,40 +121,46 @@ def langevin(
     its gradient raises :class:`DivergenceError` naming the step and the quantity.
     """
     diagnostics = LangevinTrace() if trace else None
-    x = x.detach().clone()
+    x = x.detach().clone()  # the chain's own buffer, updated in place
     drift = config.step_size**2 / 2.0
     noise_std = config.effective_noise
-    deferred: list[torch.Tensor] = []  # per step on the device: (energy finite, gradient finite[, energy, ‖grad‖])
+    noise = torch.empty_like(x) if noise_std > 0 else None  # drawn into, then turned into the update, every step
+    energies: list[torch.Tensor] = []  # deferred checks: per step, on the device
+    grad_norms: list[torch.Tensor] = []
     for step in range(config.n_steps):
         with torch.enable_grad():
             x.requires_grad_(True)
             energy = energy_fn(x)
             (grad,) = torch.autograd.grad(energy.sum(), x)
-        x = x.detach()
+        x, energy = x.detach(), energy.detach()
+        # per-chain ‖∂E/∂x‖ accumulated in float64, which no float32 gradient overflows: finite exactly when every
+        # element of the gradient is, so one reduction is both the finiteness check and the trace
+        grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1, dtype=torch.float64)
         if config.deferred_checks:
-            checks = [torch.isfinite(energy).all(), torch.isfinite(grad).all()]
-            if diagnostics is not None:
-                checks += [energy.detach().mean(), grad.flatten(1).norm(dim=1).mean()]
-            deferred.append(torch.stack([c.to(torch.float64) for c in checks]))
+            energies.append(energy)
+            grad_norms.append(grad_norm)
         else:
-            check_step(step, bool(torch.isfinite(energy).all()), bool(torch.isfinite(grad).all()), what, hint)
+            check_step(step, bool(torch.isfinite(energy).all()), bool(torch.isfinite(grad_norm).all()), what, hint)
             if diagnostics is not None:
-                diagnostics.energy.append(float(energy.detach().mean()))
-                diagnostics.grad_norm.append(float(grad.flatten(1).norm(dim=1).mean()))
+                diagnostics.energy.append(float(energy.mean()))
+                diagnostics.grad_norm.append(float(grad_norm.mean()))
         if config.grad_clip is not None:
             grad = grad.clamp(-config.grad_clip, config.grad_clip)
-        update = -drift * grad
-        if noise_std > 0:
-            update = update + noise_std * torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
+        if noise is not None:  # update = σ_noise·ε − (δ²/2)·∂E/∂x, in the noise buffer
+            update = noise.normal_(0.0, noise_std, generator=generator).add_(grad, alpha=-drift)
+        else:
+            update = grad.mul(-drift)
         if config.update_clamp is not None:
-            update = update.clamp(-config.update_clamp, config.update_clamp)
-        x = x + update
+            update.clamp_(-config.update_clamp, config.update_clamp)
+        x.add_(update)
         if config.pixel_clamp is not None:
-            x = x.clamp(*config.pixel_clamp)
-    if deferred:
-        table = torch.stack(deferred).cpu().tolist()  # the chain's one synchronisation
-        for step, row in enumerate(table):
-            check_step(step, bool(row[0]), bool(row[1]), what, hint)
+            x.clamp_(*config.pixel_clamp)
+    if energies:
+        energy_table, norm_table = torch.stack(energies).double(), torch.stack(grad_norms)  # (steps, chains)
+        table = torch.stack([torch.isfinite(energy_table).all(dim=1).double(), torch.isfinite(norm_table).all(dim=1).double(),
+                             energy_table.mean(dim=1), norm_table.mean(dim=1)], dim=1).cpu().tolist()  # the one synchronisation
+        for step, (energy_finite, grad_finite, _, _) in enumerate(table):
+            check_step(step, bool(energy_finite), bool(grad_finite), what, hint)
         if diagnostics is not None:
             diagnostics.energy = [row[2] for row in table]
             diagnostics.grad_norm = [row[3] for row in table]

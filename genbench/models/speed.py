@@ -11,6 +11,8 @@ with; ``make perf`` measures each lever on and off (``leaderboards/perf.md``).
       cuda_graphs: true          # (CUDA only) the compiled nets in "reduce-overhead" mode: CUDA graphs of their passes;
                                  # experimental: never run yet by genbench's tests or reports (no GPU in those sessions)
       fused_adam: true           # Adam's fused implementation (one kernel per parameter group)
+      reuse_host_memory: true    # (glibc) the C allocator keeps freed host memory for reuse: CPU tensors are not
+                                 # page-faulted in afresh at every allocation; for the whole process, from the build on
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ class SpeedSettings:
     compile: bool = False
     cuda_graphs: bool = False
     fused_adam: bool = False
+    reuse_host_memory: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -79,10 +82,39 @@ def _float32_outputs(net: nn.Module, inputs, output):
     return output
 
 
+#: glibc ``mallopt`` parameters (malloc.h) and the values ``reuse_host_memory`` sets
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEPT_FREE_BYTES = 2**31 - 1  # free memory at the top of the heap is handed back to the OS only beyond this (never, in practice)
+HEAP_UP_TO_BYTES = 2**30     # blocks up to this size come from the reusable heap, not from a fresh mmap each time
+
+
+def reuse_freed_host_memory() -> None:
+    """Make glibc's malloc keep freed memory for reuse, for the whole process (it cannot be undone).
+
+    By default glibc serves a block larger than a dynamic threshold (at most 32 MiB) with a fresh ``mmap`` and
+    unmaps it when it is freed, and it returns free memory at the top of its heap to the OS; the next allocation
+    of that size then touches new pages, one page fault per 4 KiB. A training step allocates and frees its
+    activations, gradients and Langevin buffers every time, so on a CPU thousands of page faults per step follow
+    (about 3,000 per Langevin step of the cpu preset's CoopNets chains, a fifth of its time). With the mmap
+    threshold at 1 GiB and the trim threshold at 2 GiB those blocks come from the heap and stay there: no page
+    faults after the first step, at the price of the process keeping its peak memory.
+    """
+    import ctypes
+
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    if mallopt is None:
+        raise GenbenchError("speed.reuse_host_memory needs glibc's mallopt (Linux); this C library has none (turn it off)")
+    for parameter, value in ((M_MMAP_THRESHOLD, HEAP_UP_TO_BYTES), (M_TRIM_THRESHOLD, KEPT_FREE_BYTES)):
+        if mallopt(parameter, value) != 1:
+            raise GenbenchError(f"speed.reuse_host_memory: the C library refused mallopt({parameter}, {value}) (turn it off)")
+
+
 def apply_build_levers(module: nn.Module, speed: SpeedSettings) -> None:
     """The levers set once when the model is built (before Lightning moves or wraps it)."""
     if speed.cuda_graphs and not torch.cuda.is_available():
         raise GenbenchError("speed.cuda_graphs needs a CUDA device and none is available here (turn it off)")
+    if speed.reuse_host_memory:
+        reuse_freed_host_memory()
     if speed.sync_free_langevin:
         with_sync_free_langevin(module)
     if speed.channels_last:  # before DDP is built, so its buckets see the final strides
