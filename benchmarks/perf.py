@@ -1,4 +1,4 @@
-"""Speed benchmarks (``make perf``): genbench measured side by side, in one process, against plain PyTorch.
+"""Speed benchmarks (``make perf``): genbench measured against plain PyTorch, every measurement in a fresh process.
 
 For each shape (``cpu``: the cpu preset at 32×32; ``paper``: the paper preset at 64×64, CoopNets with 144 chains),
 models built from the same effective config as the CLI:
@@ -8,17 +8,19 @@ models built from the same effective config as the CLI:
   (``benchmarks/plain_loops.py``); ratio = plain / genbench (1.0: no cost; target ≥ 0.95);
 - one Langevin step of the descriptor (CoopNets' energy net, its chains) vs the bare forward + input gradient of
   the energy net; ratio = bare / genbench (target ≥ 0.9);
+- both with the default C allocator and with freed host memory reused (``speed.reuse_host_memory``'s settings in
+  both loops: no page faults per allocation);
 - evaluation: images/s of genbench's scoring (IS + FID + KID in the offline classifier's features, real features
   cached) vs torch-fidelity's ``calculate_metrics`` on the same extractor and images (target ≥ 1.0); and
   evaluation sampling images/s with small vs large chunks on the device;
 - the ``speed`` levers (``genbench/models/speed.py``) on and off, one at a time and all together, on the CoopNets
   iteration, with the energy statistics of chains revised from the same start and noise (levers must not change
   the samples' distribution);
-- peak memory (CUDA: allocator peak per measurement; CPU: the process's peak RSS after it).
+- peak memory (CUDA: allocator peak per measurement; CPU: the peak RSS of the measurement's process).
 
 Writes ``leaderboards/perf/<device>.json`` and re-renders ``leaderboards/perf.md`` from every JSON there.
 
-    python benchmarks/perf.py [--shapes cpu paper] [--iterations 20] [--levers]
+    python benchmarks/perf.py [--shapes cpu paper] [--iterations 20] [--host-memory default reused] [--skip …] [--merge]
     python benchmarks/perf.py --preset cpu [--budget 150]   # the cpu preset's per-model iteration counts
 """
 
@@ -418,8 +420,8 @@ def verdict(value: float, target: float) -> str:
 def render_report(folder: Path) -> Path:
     """``leaderboards/perf.md`` from every ``leaderboards/perf/*.json`` (one section per device)."""
     lines = ["# Performance: genbench vs plain PyTorch", "",
-             "Rendered by `make perf` from the JSON reports in `perf/` (one per device). Ratios are measured side by "
-             "side in one process: **training** = plain-loop seconds / genbench seconds per iteration (through the "
+             "Rendered by `make perf` from the JSON reports in `perf/` (one per device). Each measurement runs in a fresh "
+             "process (entries measured before 2026-11-26 ran in one shared process): **training** = plain-loop seconds / genbench seconds per iteration (through the "
              "Trainer as `bench` runs it; 1.0 = no cost, target ≥ 0.95); **Langevin** = bare forward + input-gradient "
              "seconds / genbench seconds per step (target ≥ 0.9); **evaluation** = genbench images/s / torch-fidelity "
              "images/s on the same extractor (target ≥ 1.0). Levers: `speed.*` switches on the CoopNets iteration, "

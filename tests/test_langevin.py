@@ -160,3 +160,72 @@ def test_a_divergence_is_reported_with_its_first_step_with_or_without_deferred_c
                                                                  deferred_checks=deferred))
     # x grows as x ← x + 2x³ : 2 → 18 → 11682 → 3e12 → 6e37 (energy −x⁴ overflows float32 at step 3)
     assert "langevin 3" in str(info.value) and "energy of x" in str(info.value)
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_nan_gradient_under_a_finite_energy_is_caught(deferred):
+    """E(x) = Σ√|x| is finite at x = 0 but its gradient there is NaN (sign(0)·∞): the gradient check, not the energy's,
+    must name step 0, in both modes."""
+    energy = lambda x: x.abs().sqrt().sum(dim=1)  # noqa: E731
+    with pytest.raises(DivergenceError, match=r"step langevin 0: energy gradient w.r.t. x is NaN or Inf"):
+        langevin(torch.zeros(3, 2), energy, LangevinConfig(n_steps=4, step_size=0.1, deferred_checks=deferred))
+
+
+@pytest.mark.parametrize("deferred", [False, True])
+def test_a_huge_finite_gradient_is_no_divergence(deferred):
+    """∂E/∂x = 10³⁰ is finite in float32 though its square is not: with the gradient clipped the chain is fine, so the
+    check (a per-chain norm accumulated in float64) must not call it a divergence; x moves by δ²/2 · clip per step."""
+    energy = lambda x: 1e30 * x.sum(dim=1)  # noqa: E731
+    config = LangevinConfig(n_steps=3, step_size=1.0, noise=False, grad_clip=0.1, deferred_checks=deferred)
+    x, trace = langevin(torch.zeros(2, 3), energy, config, trace=True)
+    assert torch.allclose(x, torch.full((2, 3), -0.15))
+    assert trace.grad_norm == pytest.approx([3**0.5 * 1e30] * 3, rel=1e-6)
+
+
+def test_the_chain_is_revised_in_its_own_buffer():
+    """The in-place update never writes into the caller's starting point, and two runs from it with the same seed agree."""
+    x0 = torch.randn(5, 4)
+    kept = x0.clone()
+    energy = lambda x: x.pow(2).sum(dim=1) / 2  # noqa: E731
+    config = LangevinConfig(n_steps=6, step_size=0.3)
+    torch.manual_seed(0)
+    first, _ = langevin(x0, energy, config)
+    torch.manual_seed(0)
+    second, _ = langevin(x0, energy, config)
+    assert torch.equal(x0, kept) and torch.equal(first, second) and not torch.equal(first, x0)
+    assert first.data_ptr() != x0.data_ptr()
+
+
+def test_the_gaussian_reference_term_in_closed_form_matches_autograd():
+    """E(x) = (λ/2)‖x‖² + U(x): passing λ as ``gaussian_precision`` (its gradient λx applied in closed form) gives the
+    chain and trace that autograd through the whole energy gives, from the same seed."""
+    net = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.Tanh(), torch.nn.Linear(16, 1))
+    precision = 4.0
+
+    def potential(x):
+        return -net(x).squeeze(1)
+
+    def whole(x):
+        return precision * x.pow(2).sum(dim=1) / 2 + potential(x)
+
+    runs = []
+    for energy, closed_form in ((whole, 0.0), (potential, precision)):
+        torch.manual_seed(5)
+        with frozen(net):
+            runs.append(langevin(torch.randn(64, 6), energy, LangevinConfig(n_steps=30, step_size=0.05), trace=True,
+                                 gaussian_precision=closed_form))
+    (x_a, trace_a), (x_b, trace_b) = runs
+    assert torch.allclose(x_a, x_b, atol=1e-5) and not torch.allclose(x_a, torch.zeros_like(x_a), atol=0.1)
+    assert trace_a.energy == pytest.approx(trace_b.energy, rel=1e-5)
+    assert trace_a.grad_norm == pytest.approx(trace_b.grad_norm, rel=1e-5)
+
+
+def test_gaussian_reference_alone_has_the_discretised_chains_variance():
+    """U = 0, λ = 1/s²: the chain samples N(0, s²) up to the discretisation, variance s²/(1 − δ²/(4s²))."""
+    torch.manual_seed(0)
+    s2, delta = 0.09, 0.05
+    x, _ = langevin(torch.zeros(20000, 2), lambda x: x.sum(dim=1) * 0.0, LangevinConfig(n_steps=800, step_size=delta),
+                    gaussian_precision=1 / s2)
+    expected = s2 / (1 - delta**2 / (4 * s2))
+    assert x.mean().abs() < 0.01
+    assert torch.allclose(x.var(dim=0), torch.full((2,), expected), rtol=0.04)

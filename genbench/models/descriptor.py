@@ -19,7 +19,8 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import LangevinConfig, ReplayBuffer, descriptor_energy, frozen, langevin
+from genbench.models.langevin import (LangevinConfig, ReplayBuffer, descriptor_energy, frozen, langevin,
+                                      reference_precision)
 from genbench.models.nets import build_energy_net
 
 ChainInit = Literal["gaussian", "uniform", "persistent", "generator"]
@@ -116,9 +117,9 @@ class Descriptor(GenerativeModel):
 
     def revise(self, x0: torch.Tensor, config: LangevinConfig | None = None, trace: bool = False):
         """Langevin revision of ``x0`` under E with θ frozen → (X̃, diagnostics)."""
-        with frozen(self.energy_net):
-            return langevin(x0, descriptor_energy(self.f, self.hparams.ref_std), config or self.langevin_config,
-                            trace=trace, what="X", hint=LANGEVIN_HINT)
+        with frozen(self.energy_net):  # E = ‖X‖²/(2s²) − f: the reference term in closed form, autograd through −f
+            return langevin(x0, lambda x: -self.f(x), config or self.langevin_config, trace=trace, what="X",
+                            hint=LANGEVIN_HINT, gaussian_precision=reference_precision(self.hparams.ref_std))
 
     # -- chains -----------------------------------------------------------------------------------
     def noise_chains(self, n: int) -> torch.Tensor:

@@ -114,17 +114,24 @@ def langevin(
     what: str = "x",
     hint: str = "lower the Langevin step_size or the learning rate",
     generator: torch.Generator | None = None,
+    gaussian_precision: float = 0.0,
 ) -> tuple[torch.Tensor, LangevinTrace | None]:
-    """Run ``config.n_steps`` Langevin updates of ``x`` under the per-chain energy ``energy_fn(x) → (B,)``.
+    """Run ``config.n_steps`` Langevin updates of ``x`` under the per-chain energy
 
-    Returns the final x (detached) and, if ``trace``, the per-step diagnostics. NaN/Inf in the energy or
-    its gradient raises :class:`DivergenceError` naming the step and the quantity.
+        E(x) = (λ/2)·‖x‖² + U(x),   U = ``energy_fn(x) → (B,)``,  λ = ``gaussian_precision`` (1/s² of a reference
+                                     N(0, s²I); 0: none)
+
+    The Gaussian term's gradient λx is added in closed form, ∂E/∂x = λx + ∂U/∂x, so autograd differentiates U alone
+    (no graph, temporaries or page faults for ‖x‖²). Returns the final x (detached) and, if ``trace``, the per-step
+    diagnostics of E. NaN/Inf in the energy or its gradient raises :class:`DivergenceError` naming the step and the
+    quantity. ``x`` itself is never written to: the chain is revised in place in a copy.
     """
     diagnostics = LangevinTrace() if trace else None
     x = x.detach().clone()  # the chain's own buffer, updated in place
     drift = config.step_size**2 / 2.0
     noise_std = config.effective_noise
     noise = torch.empty_like(x) if noise_std > 0 else None  # drawn into, then turned into the update, every step
+    full_grad = torch.empty_like(x) if gaussian_precision else None  # λx + ∂U/∂x
     energies: list[torch.Tensor] = []  # deferred checks: per step, on the device
     grad_norms: list[torch.Tensor] = []
     for step in range(config.n_steps):
@@ -133,6 +140,9 @@ def langevin(
             energy = energy_fn(x)
             (grad,) = torch.autograd.grad(energy.sum(), x)
         x, energy = x.detach(), energy.detach()
+        if gaussian_precision:
+            energy = energy + gaussian_precision / 2 * torch.linalg.vector_norm(x.flatten(1), dim=1).square()
+            grad = torch.add(grad, x, alpha=gaussian_precision, out=full_grad)
         # per-chain ‖∂E/∂x‖ accumulated in float64, which no float32 gradient overflows: finite exactly when every
         # element of the gradient is, so one reduction is both the finiteness check and the trace
         grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1, dtype=torch.float64)
@@ -185,6 +195,11 @@ def descriptor_energy(f: Callable[[torch.Tensor], torch.Tensor], s: float | None
     if s is None:
         return lambda x: -f(x)
     return lambda x: gaussian_reference_energy(x, s) - f(x)
+
+
+def reference_precision(s: float | None) -> float:
+    """λ = 1/s² of the reference p0 = N(0, s²I), for ``langevin(..., gaussian_precision=λ)`` (0 without one)."""
+    return 0.0 if s is None else 1.0 / (s * s)
 
 
 def latent_posterior_energy(g: Callable[[torch.Tensor], torch.Tensor], x_obs: torch.Tensor, sigma: float,
