@@ -186,7 +186,7 @@ def time_training(models: list[str], shape: str, iterations: int, warmup: int, r
                 (ours if loop is genbench_iteration else plain).append(result)
         g = statistics.median(r["seconds_per_iteration"] for r in ours)
         p = statistics.median(r["seconds_per_iteration"] for r in plain)
-        row = {"model": model, "shape": shape, "host_memory": host_memory, "batch": ours[0]["batch"], "genbench_seconds": g,
+        row = {"model": model, "shape": shape, "host_memory": host_memory, "process": "fresh", "batch": ours[0]["batch"], "genbench_seconds": g,
                "plain_seconds": p, "ratio": p / g,
                "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
                "genbench_peak_memory_mib": max(r["peak_memory_mib"] for r in ours),
@@ -203,7 +203,7 @@ def time_langevin(shape: str, rounds: int, host_memory: str, log) -> dict:
     + input gradient of the energy net, on CoopNets' chains at ``shape``; also with the sync-free checks. Measured in
     a fresh process (``host_memory``: ``reused`` with ``speed.reuse_host_memory``'s allocator settings)."""
     row = in_fresh_process(langevin_timings, shape, rounds, reuse_host_memory=HOST_MEMORY[host_memory])
-    row["host_memory"] = host_memory
+    row.update(host_memory=host_memory, process="fresh")
     log(f"  langevin {shape:<5} host memory {host_memory:<7} {row['chains']} chains: genbench "
         f"{row['genbench_seconds_per_step'] * 1e3:.2f} ms/step (sync-free {row['genbench_sync_free_seconds_per_step'] * 1e3:.2f}), "
         f"bare {row['bare_seconds_per_step'] * 1e3:.2f}, plain step {row['plain_seconds_per_step'] * 1e3:.2f} → ratio "
@@ -382,7 +382,7 @@ def time_levers(shape: str, iterations: int, warmup: int, log) -> list[dict]:
         stats = measured.pop("energy")
         reference = reference or stats  # the first set is all off
         standard_error = reference["std"] / math.sqrt(reference["chains"])
-        rows.append({"shape": shape, "levers": name, "on": levers, **measured, "energy": stats,
+        rows.append({"shape": shape, "levers": name, "on": levers, "process": "fresh", **measured, "energy": stats,
                      "energy_shift_in_standard_errors": (stats["mean"] - reference["mean"]) / standard_error})
     off = rows[0]["seconds_per_iteration"]
     for row in rows:
@@ -420,8 +420,9 @@ def verdict(value: float, target: float) -> str:
 def render_report(folder: Path) -> Path:
     """``leaderboards/perf.md`` from every ``leaderboards/perf/*.json`` (one section per device)."""
     lines = ["# Performance: genbench vs plain PyTorch", "",
-             "Rendered by `make perf` from the JSON reports in `perf/` (one per device). Each measurement runs in a fresh "
-             "process (entries measured before 2026-11-26 ran in one shared process): **training** = plain-loop seconds / genbench seconds per iteration (through the "
+             "Rendered by `make perf` from the JSON reports in `perf/` (one per device). Training, Langevin and lever "
+             "entries marked `\"process\": \"fresh\"` in the JSON each ran in a fresh process (older ones, and evaluation "
+             "and sampling, in the one process of `make perf`): **training** = plain-loop seconds / genbench seconds per iteration (through the "
              "Trainer as `bench` runs it; 1.0 = no cost, target ≥ 0.95); **Langevin** = bare forward + input-gradient "
              "seconds / genbench seconds per step (target ≥ 0.9); **evaluation** = genbench images/s / torch-fidelity "
              "images/s on the same extractor (target ≥ 1.0). Levers: `speed.*` switches on the CoopNets iteration, "
@@ -521,7 +522,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(PLAIN_ITERATIONS), choices=list(PLAIN_ITERATIONS))
     parser.add_argument("--iterations", type=int, default=None, help="timed iterations (default: 20 cpu shape, 5 paper)")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2, help="alternations of genbench and plain (median taken)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="alternations of genbench and plain, median taken (default: 3 cpu shape, 2 paper)")
     parser.add_argument("--langevin-rounds", type=int, default=None, help="interleaved Langevin rounds (default: 15 cpu shape, 5 paper)")
     parser.add_argument("--host-memory", nargs="*", default=list(HOST_MEMORY), choices=list(HOST_MEMORY),
                         help="training and Langevin comparisons with the default allocator and/or with freed host memory "
@@ -564,21 +566,31 @@ def main() -> None:
     path = folder / f"{device_slug(name)}.json"
     earlier = json.loads(path.read_text()) if args.merge and path.is_file() else None
     log(f"make perf on {name} → {path}")
+
+    def keep() -> None:  # after every measurement: an interrupted run keeps what it measured
+        path.write_text(json.dumps(merged(earlier, report), indent=1))
+
     for shape in args.shapes:
         iterations = args.iterations or (20 if shape == "cpu" else 5)
+        rounds = args.rounds or (3 if shape == "cpu" else 2)
         for host_memory in args.host_memory:
             if "training" not in args.skip:
-                report["training"] += time_training(args.models, shape, iterations, args.warmup, args.rounds, host_memory, log)
+                for model in args.models:
+                    report["training"] += time_training([model], shape, iterations, args.warmup, rounds, host_memory, log)
+                    keep()
             if "langevin" not in args.skip:
-                rounds = args.langevin_rounds or (15 if shape == "cpu" else 5)
-                report["langevin"].append(time_langevin(shape, rounds, host_memory, log))
+                langevin_rounds = args.langevin_rounds or (15 if shape == "cpu" else 5)
+                report["langevin"].append(time_langevin(shape, langevin_rounds, host_memory, log))
+                keep()
         if "evaluation" not in args.skip and shape in score_shapes:
             report["evaluation"].append(time_evaluation(shape, args.score_images, log))
+            keep()
         if "sampling" not in args.skip:
             report["sampling"].append(time_sampling(shape, 1024, [64, 1024], log))
+            keep()
         if "levers" not in args.skip:
             report["levers"] += time_levers(shape, iterations, args.warmup, log)
-        path.write_text(json.dumps(merged(earlier, report), indent=1))  # what is measured so far is kept
+            keep()
     log(f"wrote {path} and {render_report(folder)}")
 
 

@@ -222,3 +222,30 @@ def test_reuse_host_memory_without_mallopt_is_one_line(monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # a C library without mallopt (macOS, say)
     with pytest.raises(GenbenchError, match=r"speed.reuse_host_memory needs glibc's mallopt \(Linux\)"):
         speed.reuse_freed_host_memory()
+
+
+class _RefusingLibc:
+    """A C library whose mallopt accepts only the parameters named (returns 1) and records every call."""
+
+    def __init__(self, accepted: set[int]) -> None:
+        self.accepted, self.calls = accepted, []
+
+    def mallopt(self, parameter: int, value: int) -> int:
+        self.calls.append((parameter, value))
+        return int(parameter in self.accepted)
+
+
+def test_reuse_host_memory_falls_back_where_glibc_refuses_a_1_gib_threshold_and_refuses_in_one_line(monkeypatch):
+    import ctypes
+
+    from genbench.models import speed
+
+    older = _RefusingLibc({speed.M_MMAP_MAX, speed.M_TRIM_THRESHOLD})  # an older glibc: at most 32 MiB of threshold
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: older)
+    speed.reuse_freed_host_memory()
+    assert older.calls == [(speed.M_MMAP_THRESHOLD, 2**30), (speed.M_MMAP_MAX, 0), (speed.M_TRIM_THRESHOLD, 2**31 - 1)]
+    stub = _RefusingLibc(set())  # musl's mallopt: refuses everything
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: stub)
+    with pytest.raises(GenbenchError, match="refused to serve large blocks from its heap") as info:
+        speed.reuse_freed_host_memory()
+    assert "\n" not in str(info.value)

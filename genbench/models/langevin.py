@@ -130,7 +130,9 @@ def langevin(
     x = x.detach().clone()  # the chain's own buffer, updated in place
     drift = config.step_size**2 / 2.0
     noise_std = config.effective_noise
-    noise = torch.empty_like(x) if noise_std > 0 else None  # drawn into, then turned into the update, every step
+    # drawn into, then turned into the update, every step; contiguous whatever x's memory format, so that a chain in
+    # channels_last gets the same noise per element as the same chain in the default format
+    noise = torch.empty(x.shape, dtype=x.dtype, device=x.device) if noise_std > 0 else None
     full_grad = torch.empty_like(x) if gaussian_precision else None  # λx + ∂U/∂x
     energies: list[torch.Tensor] = []  # deferred checks: per step, on the device
     grad_norms: list[torch.Tensor] = []
@@ -141,13 +143,14 @@ def langevin(
             (grad,) = torch.autograd.grad(energy.sum(), x)
         x, energy = x.detach(), energy.detach()
         if gaussian_precision:
-            energy = energy + gaussian_precision / 2 * torch.linalg.vector_norm(x.flatten(1), dim=1).square()
+            energy = energy + gaussian_precision / 2 * per_chain_norm(x).square()
             grad = torch.add(grad, x, alpha=gaussian_precision, out=full_grad)
-        # per-chain ‖∂E/∂x‖ accumulated in float64, which no float32 gradient overflows: finite exactly when every
-        # element of the gradient is, so one reduction is both the finiteness check and the trace
-        grad_norm = torch.linalg.vector_norm(grad.flatten(1), dim=1, dtype=torch.float64)
+        # per-chain ‖∂E/∂x‖ accumulated in float64, which no float32 (or narrower) gradient overflows: finite exactly
+        # when every element of the gradient is, so one reduction is both the finiteness check and the trace (a float64
+        # chain's gradient could overflow it only beyond 1e154 per element)
+        grad_norm = per_chain_norm(grad, torch.float64)
         if config.deferred_checks:
-            energies.append(energy)
+            energies.append(energy.clone())  # read after the chain: never a buffer that energy_fn may write again
             grad_norms.append(grad_norm)
         else:
             check_step(step, bool(torch.isfinite(energy).all()), bool(torch.isfinite(grad_norm).all()), what, hint)
@@ -166,15 +169,20 @@ def langevin(
         if config.pixel_clamp is not None:
             x.clamp_(*config.pixel_clamp)
     if energies:
-        energy_table, norm_table = torch.stack(energies).double(), torch.stack(grad_norms)  # (steps, chains)
+        energy_table, norm_table = torch.stack(energies), torch.stack(grad_norms)  # (steps, chains)
         table = torch.stack([torch.isfinite(energy_table).all(dim=1).double(), torch.isfinite(norm_table).all(dim=1).double(),
-                             energy_table.mean(dim=1), norm_table.mean(dim=1)], dim=1).cpu().tolist()  # the one synchronisation
+                             energy_table.mean(dim=1).double(), norm_table.mean(dim=1)], dim=1).cpu().tolist()  # one sync
         for step, (energy_finite, grad_finite, _, _) in enumerate(table):
             check_step(step, bool(energy_finite), bool(grad_finite), what, hint)
         if diagnostics is not None:
             diagnostics.energy = [row[2] for row in table]
             diagnostics.grad_norm = [row[3] for row in table]
     return x, diagnostics
+
+
+def per_chain_norm(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """‖t_b‖ over all but the first dimension, as one reduction in any memory format (no flattening copy)."""
+    return torch.linalg.vector_norm(t, dim=tuple(range(1, t.dim())), dtype=dtype)
 
 
 def check_step(step: int, energy_finite: bool, grad_finite: bool, what: str, hint: str) -> None:

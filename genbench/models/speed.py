@@ -83,7 +83,7 @@ def _float32_outputs(net: nn.Module, inputs, output):
 
 
 #: glibc ``mallopt`` parameters (malloc.h) and the values ``reuse_host_memory`` sets
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 KEPT_FREE_BYTES = 2**31 - 1  # free memory at the top of the heap is handed back to the OS only beyond this (never, in practice)
 HEAP_UP_TO_BYTES = 2**30     # blocks up to this size come from the reusable heap, not from a fresh mmap each time
 
@@ -96,17 +96,22 @@ def reuse_freed_host_memory() -> None:
     of that size then touches new pages, one page fault per 4 KiB. A training step allocates and frees its
     activations, gradients and Langevin buffers every time, so on a CPU thousands of page faults per step follow
     (about 3,000 per Langevin step of the cpu preset's CoopNets chains, a fifth of its time). With the mmap
-    threshold at 1 GiB and the trim threshold at 2 GiB those blocks come from the heap and stay there: no page
-    faults after the first step, at the price of the process keeping its peak memory.
+    threshold at 1 GiB (glibc versions that refuse more than 32 MiB: no mmap at all) and the trim threshold at 2 GiB
+    those blocks come from the heap and stay there: no page faults after the first step, at the price of the process
+    keeping its peak memory.
     """
     import ctypes
 
-    mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    try:
+        mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
+    except (OSError, TypeError):  # no C library to load by name (Windows)
+        mallopt = None
     if mallopt is None:
         raise GenbenchError("speed.reuse_host_memory needs glibc's mallopt (Linux); this C library has none (turn it off)")
-    for parameter, value in ((M_MMAP_THRESHOLD, HEAP_UP_TO_BYTES), (M_TRIM_THRESHOLD, KEPT_FREE_BYTES)):
-        if mallopt(parameter, value) != 1:
-            raise GenbenchError(f"speed.reuse_host_memory: the C library refused mallopt({parameter}, {value}) (turn it off)")
+    if mallopt(M_MMAP_THRESHOLD, HEAP_UP_TO_BYTES) != 1 and mallopt(M_MMAP_MAX, 0) != 1:
+        raise GenbenchError("speed.reuse_host_memory: the C library refused to serve large blocks from its heap (turn it off)")
+    if mallopt(M_TRIM_THRESHOLD, KEPT_FREE_BYTES) != 1:
+        raise GenbenchError("speed.reuse_host_memory: the C library refused to keep freed memory (turn it off)")
 
 
 def apply_build_levers(module: nn.Module, speed: SpeedSettings) -> None:
