@@ -193,3 +193,27 @@ def test_a_cpu_preset_model_beats_the_noise_reference_by_a_margin(tmp_path):
     assert fid["real images"] < fid["dcgan"] < 0.6 * fid["noise"], fid
     gallery = boards / "imagenet-scenes-tiny" / "cpu-gallery.png"
     assert gallery.is_file() and "cpu-gallery.png" in (boards / "imagenet-scenes-tiny" / "cpu.md").read_text()
+
+
+def test_a_row_written_into_leaderboards_does_not_make_the_next_one_dirty(tmp_path, monkeypatch):
+    """git_commit() marks a change to the code dirty, but not the results genbench itself writes under leaderboards/."""
+    import subprocess
+
+    from genbench.bench import harness
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "leaderboards" / "t.jsonl").write_text("{}\n")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
+    monkeypatch.setattr(harness, "PROJECT_ROOT", tmp_path)
+    clean = harness.git_commit()
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (tmp_path / "leaderboards" / "t.jsonl").write_text("{}\n{}\n")  # a row appended by a run
+    assert harness.git_commit() == clean
+    (tmp_path / "code.py").write_text("x = 2\n")  # the code changed
+    assert harness.git_commit() == clean + "-dirty"

@@ -58,10 +58,12 @@ def package_versions() -> dict[str, str]:
 
 
 def git_commit() -> str:
+    """HEAD, with ``-dirty`` when a tracked file differs from it. The results genbench writes itself (``leaderboards/``)
+    do not count: a sweep's second row would otherwise be marked dirty by its first."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
-                               capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)leaderboards"],
+                               cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     if commit.returncode != 0:
