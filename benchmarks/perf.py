@@ -1,4 +1,5 @@
-"""Speed benchmarks (``make perf``): genbench measured against plain PyTorch, every measurement in a fresh process.
+"""Speed benchmarks (``make perf``): genbench measured against plain PyTorch (training, Langevin and lever
+measurements each in a fresh process).
 
 For each shape (``cpu``: the cpu preset at 32×32; ``paper``: the paper preset at 64×64, CoopNets with 144 chains),
 models built from the same effective config as the CLI:
@@ -172,30 +173,27 @@ def plain_iteration(model: str, shape: str, iterations: int, warmup: int) -> dic
 HOST_MEMORY = {"default": False, "reused": True}  # how a measurement's process treats freed host memory
 
 
-def time_training(models: list[str], shape: str, iterations: int, warmup: int, rounds: int, host_memory: str, log) -> list[dict]:
+def time_training(model: str, shape: str, iterations: int, warmup: int, rounds: int, host_memory: str, log) -> dict:
     """genbench vs plain, ``rounds`` times each, every measurement in a fresh process (which goes first alternates,
     though fresh processes make the order matter little); the median of each. ``host_memory``: ``reused`` runs both
     loops with ``speed.reuse_host_memory``'s allocator settings, so the ratio is free of page-fault noise."""
-    rows = []
     reuse = HOST_MEMORY[host_memory]
-    for model in models:
-        ours, plain = [], []
-        for round_ in range(rounds):
-            for loop in ((plain_iteration, genbench_iteration) if round_ % 2 else (genbench_iteration, plain_iteration)):
-                result = in_fresh_process(loop, model, shape, iterations, warmup, reuse_host_memory=reuse)
-                (ours if loop is genbench_iteration else plain).append(result)
-        g = statistics.median(r["seconds_per_iteration"] for r in ours)
-        p = statistics.median(r["seconds_per_iteration"] for r in plain)
-        row = {"model": model, "shape": shape, "host_memory": host_memory, "process": "fresh", "batch": ours[0]["batch"], "genbench_seconds": g,
-               "plain_seconds": p, "ratio": p / g,
-               "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
-               "genbench_peak_memory_mib": max(r["peak_memory_mib"] for r in ours),
-               "plain_peak_memory_mib": max(r["peak_memory_mib"] for r in plain),
-               "peak_memory_kind": ours[0]["peak_memory_kind"]}
-        log(f"  train {model:<9} {shape:<5} host memory {host_memory:<7} genbench {g:.4f} s/it, plain {p:.4f} s/it → "
-            f"ratio {p / g:.3f}")
-        rows.append(row)
-    return rows
+    ours, plain = [], []
+    for round_ in range(rounds):
+        for loop in ((plain_iteration, genbench_iteration) if round_ % 2 else (genbench_iteration, plain_iteration)):
+            result = in_fresh_process(loop, model, shape, iterations, warmup, reuse_host_memory=reuse)
+            (ours if loop is genbench_iteration else plain).append(result)
+    g = statistics.median(r["seconds_per_iteration"] for r in ours)
+    p = statistics.median(r["seconds_per_iteration"] for r in plain)
+    row = {"model": model, "shape": shape, "host_memory": host_memory, "process": "fresh", "batch": ours[0]["batch"], "genbench_seconds": g,
+           "plain_seconds": p, "ratio": p / g,
+           "rounds": [[o["seconds_per_iteration"], q["seconds_per_iteration"]] for o, q in zip(ours, plain)],
+           "genbench_peak_memory_mib": max(r["peak_memory_mib"] for r in ours),
+           "plain_peak_memory_mib": max(r["peak_memory_mib"] for r in plain),
+           "peak_memory_kind": ours[0]["peak_memory_kind"]}
+    log(f"  train {model:<9} {shape:<5} host memory {host_memory:<7} genbench {g:.4f} s/it, plain {p:.4f} s/it → "
+        f"ratio {p / g:.3f}")
+    return row
 
 
 def time_langevin(shape: str, rounds: int, host_memory: str, log) -> dict:
@@ -576,7 +574,7 @@ def main() -> None:
         for host_memory in args.host_memory:
             if "training" not in args.skip:
                 for model in args.models:
-                    report["training"] += time_training([model], shape, iterations, args.warmup, rounds, host_memory, log)
+                    report["training"].append(time_training(model, shape, iterations, args.warmup, rounds, host_memory, log))
                     keep()
             if "langevin" not in args.skip:
                 langevin_rounds = args.langevin_rounds or (15 if shape == "cpu" else 5)

@@ -95,7 +95,7 @@ def reuse_freed_host_memory() -> None:
     unmaps it when it is freed, and it returns free memory at the top of its heap to the OS; the next allocation
     of that size then touches new pages, one page fault per 4 KiB. A training step allocates and frees its
     activations, gradients and Langevin buffers every time, so on a CPU thousands of page faults per step follow
-    (about 3,000 per Langevin step of the cpu preset's CoopNets chains, a fifth of its time). With the mmap
+    (2,500–4,400 measured per Langevin step of the cpu preset's CoopNets chains). With the mmap
     threshold at 1 GiB (glibc versions that refuse more than 32 MiB: no mmap at all) and the trim threshold at 2 GiB
     those blocks come from the heap and stay there: no page faults after the first step, at the price of the process
     keeping its peak memory.
