@@ -16,12 +16,16 @@ RESUME ?=
 SWEEP  ?= configs/sweeps/is-vs-n.yaml
 TABLE  ?= completion
 TABLE_PRESET = $(if $(filter command line,$(origin PRESET)),$(PRESET))
-RUN_ARGS = --model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n $(N)) \
+# with RESUME, model, data, preset and seed come from the run folder unless given on the command line
+given = $(if $(filter command line,$(origin $(1))),$(2) $($(1)))
+RUN_BASE = $(if $(RESUME),$(call given,MODEL,--model) $(call given,DATA,--data) $(call given,PRESET,--preset) \
+	$(call given,SEED,--seed),--model $(MODEL) --data $(DATA) --preset $(PRESET) --seed $(SEED))
+RUN_ARGS = $(RUN_BASE) $(if $(N),--n $(N)) \
 	$(if $(DEVICES),--devices $(DEVICES)) $(if $(NODES),--nodes $(NODES)) $(if $(WANDB),--wandb) \
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit reference sweep table leaderboard list perf clean
+.PHONY: install test bench fit reference sweep table leaderboard list perf classifiers clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +59,11 @@ list:
 
 perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.md (PERF_ARGS="--shapes cpu"); PERF_PRESET=cpu: per-model cpu-preset timings
 	$(BIN)/python benchmarks/perf.py $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
+
+classifiers:  ## retrain the shipped offline classifiers (new feature spaces: committed rows keep theirs) → assets/classifiers
+	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px
+	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset smoke --name imagenet-scenes-tiny-64px
+	$(BIN)/genbench classifier --data mnist --preset smoke --name mnist-28px
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

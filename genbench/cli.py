@@ -1,4 +1,4 @@
-"""``genbench fit | bench | reference | config | leaderboard | sweep | table | show | list`` — one CLI over the YAML configs in ``configs/``.
+"""``genbench fit | bench | reference | config | leaderboard | sweep | table | classifier | show | list`` — one CLI over the YAML configs in ``configs/``.
 
 Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
 file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
@@ -17,11 +17,14 @@ from genbench.errors import GenbenchError
 
 def _run_parser(description: str) -> ArgumentParser:
     parser = ArgumentParser(description=description)
-    parser.add_argument("--model", default="dcgan", help="registered model name (see `genbench list`)")
-    parser.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
-    parser.add_argument("--preset", default="smoke", help="smoke (minutes on a CPU) or paper (published settings)")
+    parser.add_argument("--model", type=str | None, default=None,
+                        help="registered model name (see `genbench list`; default dcgan, or the resumed run's)")
+    parser.add_argument("--data", type=str | None, default=None,
+                        help="registered dataset name (default imagenet-scenes-tiny, or the resumed run's)")
+    parser.add_argument("--preset", type=str | None, default=None,
+                        help="smoke (minutes on a CPU), cpu or paper (default smoke, or the resumed run's)")
     parser.add_argument("--n", type=int | None, default=None, help="training images per category (default: all)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed")
+    parser.add_argument("--seed", type=int | None, default=None, help="training seed (default 0, or the resumed run's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="override a config value, e.g. model.lr=0.001 or trainer.max_iterations=20 (repeatable)")
     parser.add_argument("--devices", type=int | None, default=None, help="devices per node (more than 1: DDP)")
@@ -85,6 +88,13 @@ def build_parser() -> ArgumentParser:
                        help="override a table setting, e.g. images=50 or corruptions=[M20] (repeatable)")
     table.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("table", table)
+    classifier = ArgumentParser(description="Train the offline classifier of a dataset under a preset's preprocessing "
+                                            "and ship it in assets/classifiers (a new feature space: existing rows keep theirs).")
+    classifier.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
+    classifier.add_argument("--preset", default="smoke", help="the preset whose preprocessing (image size, …) it is for")
+    classifier.add_argument("--name", required=True, help="the shipped name, e.g. imagenet-scenes-tiny-32px")
+    classifier.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
+    sub.add_subcommand("classifier", classifier)
     return parser
 
 
@@ -108,7 +118,8 @@ def dispatch(command: str, args) -> None:
         from genbench.bench.harness import effective_config
         from genbench.config import config_hash
 
-        cfg = effective_config(args.model, args.data, args.preset, args.n, args.seed, _overrides(args))
+        cfg = effective_config(args.model or "dcgan", args.data or "imagenet-scenes-tiny", args.preset or "smoke", args.n,
+                               0 if args.seed is None else args.seed, _overrides(args))
         print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
         print(f"# config hash: {config_hash(cfg)}")
     elif command == "leaderboard":
@@ -120,7 +131,8 @@ def dispatch(command: str, args) -> None:
     elif command == "fit":
         from genbench.bench import run_fit
 
-        run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume)
+        run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume,
+                          run_name=args.run_name)
         print(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
     elif command == "bench":
         from genbench.bench import run_bench
@@ -144,6 +156,11 @@ def dispatch(command: str, args) -> None:
         for path in run_table(args.table, args.preset, args.data, args.set,
                               Path(args.leaderboards) if args.leaderboards else None):
             print(path)
+    elif command == "classifier":
+        from genbench.bench.reference import ship_classifier
+
+        entry = ship_classifier(args.data, args.preset, args.name, args.set)
+        print(f"{entry['name']}: sha256 {entry['sha256']}, held-out top-1 {entry['top1']:.1%}, top-5 {entry['top5']:.1%}")
     elif command == "show":
         from genbench.bench.show import describe_run
 

@@ -7,8 +7,11 @@ import copy
 import hashlib
 import inspect
 import json
+import re
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -27,10 +30,30 @@ def deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with YAML 1.2 floats: ``1e-4`` is a number (YAML 1.1 needs ``1.0e-4``)."""
+
+
+ConfigLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ConfigLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+                    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                    |[-+]?\.(?:inf|Inf|INF)
+                    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def yaml_load(text):
+    """YAML text or stream → Python, with ``ConfigLoader``."""
+    return yaml.load(text, Loader=ConfigLoader)
+
+
 def load_yaml(path: Path) -> dict:
     try:
         with open(path) as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml_load(fh) or {}
     except yaml.YAMLError as exc:
         raise GenbenchError(f"config {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(data, dict):
@@ -43,10 +66,15 @@ def parse_override(text: str) -> dict:
     if "=" not in text:
         raise GenbenchError(f"override {text!r} must look like section.key=value")
     key, raw = text.split("=", 1)
-    value = yaml.safe_load(raw) if raw else None
+    try:
+        value = yaml_load(raw) if raw else None
+    except yaml.YAMLError:
+        raise GenbenchError(f"override {text!r}: the value is not valid YAML") from None
     out: dict = {}
     node = out
     parts = key.strip().split(".")
+    if not all(parts):
+        raise GenbenchError(f"override {text!r}: the key must look like section.key (no empty parts)")
     for part in parts[:-1]:
         node = node.setdefault(part, {})
     node[parts[-1]] = value
@@ -103,12 +131,84 @@ def accepted_arguments(cls: type) -> set[str]:
     return names
 
 
+def signature_defaults(cls: type) -> dict[str, Any]:
+    """The default of every keyword ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy (a
+    subclass's default wins); arguments without a default are left out."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters
+        for name, p in params.items():
+            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.default is not p.empty:
+                out.setdefault(name, p.default)
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
+def argument_types(cls: type) -> dict[str, Any]:
+    """The annotated type of every keyword ``cls(...)`` accepts (the subclass's annotation wins)."""
+    out: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # an annotation that cannot be evaluated is not checked
+            hints = {}
+        params = inspect.signature(init).parameters
+        for name in params:
+            if name in hints:
+                out.setdefault(name, hints[name])
+        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            break
+    return out
+
+
+def matches_type(value: Any, annotation: Any) -> bool:
+    """Whether a config value fits an annotation (an int is a float, a bool is not a number; containers are
+    checked as containers; an annotation not understood here accepts anything)."""
+    if annotation is Any:
+        return True
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        return any(matches_type(value, arg) for arg in typing.get_args(annotation))
+    if origin is Literal:
+        return value in typing.get_args(annotation)
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation in (bool, str):
+        return isinstance(value, annotation)
+    base = origin or annotation
+    if base in (list, tuple):
+        return isinstance(value, (list, tuple))
+    if base is dict:
+        return isinstance(value, dict)
+    return True
+
+
+def check_types(cls: type, options: dict, what: str) -> None:
+    """Refuse, in one line, a value whose type does not fit its argument's annotation (``model.lr=abc``)."""
+    for name, annotation in argument_types(cls).items():
+        if name in options and not matches_type(options[name], annotation):
+            shown = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+            raise GenbenchError(f"bad {what} option {name}={options[name]!r}: expected {shown}")
+
+
 def instantiate(cls: type, options: dict, what: str) -> Any:
-    """``cls(**options)`` after checking every key is an argument of ``cls``."""
+    """``cls(**options)`` after checking every key is an argument of ``cls`` and every value fits its type."""
     allowed = accepted_arguments(cls)
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise GenbenchError(f"unknown {what} option(s) {unknown}; {cls.__name__} accepts: {', '.join(sorted(allowed))}")
+    check_types(cls, options, what)
     try:
         return cls(**options)
     except (TypeError, ValueError) as exc:
@@ -116,7 +216,25 @@ def instantiate(cls: type, options: dict, what: str) -> Any:
 
 
 def config_hash(cfg: dict) -> str:
+    """The identity of an effective config: a run resumes, and a table reuses a run, only under the same hash."""
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def plain(value: Any) -> Any:
+    """A config value as YAML and JSON write it back (tuples become lists), so a recorded config hashes alike."""
+    return json.loads(json.dumps(value, default=str))
+
+
+def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two nested configs (the ``run`` section first)."""
+    out = []
+    for key in sorted(set(a) | set(b), key=lambda k: (k != "run", str(k))):
+        left, right = a.get(key, "<absent>"), b.get(key, "<absent>")
+        if isinstance(left, dict) and isinstance(right, dict):
+            out += differing_keys(left, right, f"{prefix}{key}.")
+        elif left != right:
+            out.append(f"{prefix}{key}")
+    return out
 
 
 #: data options that decide what the images look like: every row of a table must share them

@@ -29,7 +29,7 @@ def bench_row(tmp_path_factory):
             "--leaderboards", str(boards), *_args()]
     assert main(argv) == 0
     rows, bad = read_rows(boards / "imagenet-scenes-tiny" / "smoke.jsonl")
-    assert bad == 0 and len(rows) == 1
+    assert bad == [] and len(rows) == 1
     return boards, rows[0]
 
 

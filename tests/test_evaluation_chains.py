@@ -56,9 +56,9 @@ def test_fresh_evaluation_chains_run_the_trained_chain_length():
     seen = []
     original = model.revise
 
-    def spy(x0, config=None, trace=False):
+    def spy(x0, config=None, trace=False, **kwargs):
         seen.append((x0.clone(), config.n_steps))
-        return original(x0, config, trace)
+        return original(x0, config, trace, **kwargs)
 
     model.revise = spy
     model.buffer.states.fill_(0.5)  # if the chains came from the buffer, they would start at 0.5

@@ -15,7 +15,7 @@ def test_render_round_trip(tmp_path):
     append_row(table, _row("coopnets", 100, 0, 3.04, 0.13))
     append_row(table, _row("dcgan", 50, 0, 2.26, 0.16))
     rows, bad = read_rows(table)
-    assert bad == 0 and [r["model"] for r in rows] == ["coopnets", "coopnets", "dcgan"]
+    assert bad == [] and [r["model"] for r in rows] == ["coopnets", "coopnets", "dcgan"]
     out, *plots = render_leaderboards(tmp_path)
     text = out.read_text()
     assert sorted(p.name for p in plots) == ["smoke-classifier_score.png", "smoke-pairwise_ssim.png"]
@@ -67,9 +67,9 @@ def test_unreadable_line_is_skipped_not_lost(tmp_path):
         fh.write("\n")
     append_row(table, _row("dcgan", 100, 0, 2.5))
     rows, bad = read_rows(table)
-    assert len(rows) == 2 and bad == 1
+    assert len(rows) == 2 and bad == ["line 2 is not valid JSON"]
     out = render_leaderboards(tmp_path)[0]
-    assert "1 unreadable line(s)" in out.read_text()
+    assert "1 line(s) of smoke.jsonl were skipped: line 2 is not valid JSON." in out.read_text()
 
 
 def _writer(args):
@@ -111,8 +111,8 @@ def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
         for n in (50, 500):
             samples = torch.full((40, 3, 8, 8), level if n == 500 else 0.0)  # the n=500 sheets have the model's colour
             kind = "reference" if model in ("real images", "noise") else "model"
-            rows.append({"model": model, "kind": kind, "n": n, "seed": 0, "metrics": {},
-                         "samples_png": write_sample_sheet(table, model, n, 0, samples)})
+            row = {"model": model, "kind": kind, "n": n, "seed": 0, "metrics": {}}
+            rows.append({**row, "samples_png": write_sample_sheet(table, row, samples)})
     rows.append({"model": "vae", "kind": "model", "n": 500, "seed": 0, "metrics": {}})  # no sheet: no block
     for row in rows:
         append_row(table, row)

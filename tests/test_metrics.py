@@ -234,7 +234,7 @@ def test_corrupt_cached_files_give_one_line(digits_ctx, tmp_path):
     with pytest.raises(GenbenchError, match="cannot load classifier .* delete it to retrain"):
         get_classifier(lambda: build_datamodule("digits"), "digits", ClassifierSettings(**FAST), tmp_path)
     digits_ctx.reference("classifier")
-    cached = next(classifier.path.parent.glob(f"{classifier.meta['key']}.real-*.pt"))
+    cached = next(digits_ctx.space("classifier").cache_dir.glob(f"{classifier.identity}.real-*.pt"))
     saved = cached.read_bytes()
     try:
         cached.write_bytes(b"not a tensor file")

@@ -1,12 +1,16 @@
 """Lightning callbacks of the harness: stop by iterations, periodic atomic checkpoints, resuming inside an epoch,
-sample grids."""
+sample grids, progress lines for log files; and the CSV logger that appends across a resume."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 
 class StopAtIteration(Callback):
@@ -71,7 +75,7 @@ class PeriodicCheckpoint(Callback):
         tmp = self.path.with_suffix(".tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp)
+        trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state: a resume continues it exactly
         if trainer.is_global_zero:
             tmp.replace(self.path)
 
@@ -99,3 +103,87 @@ class SampleGrids(Callback):
         for logger in trainer.loggers:
             if hasattr(logger, "log_image"):
                 logger.log_image(key="samples", images=[str(path)], step=trainer.global_step)
+
+
+#: seconds between two progress lines when the output is not a terminal
+PROGRESS_SECONDS = 30.0
+
+
+def log_line(text: str) -> None:
+    """One progress line on stderr, flushed (a log file shows it at once)."""
+    import sys
+    import time
+
+    print(f"genbench {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class ProgressLog(Callback):
+    """For output to a file (no progress bar): a line every ``every`` seconds with the iteration, the rate, the ETA
+    and the latest logged losses, and one at the start and end of training."""
+
+    def __init__(self, max_iterations: int | None, every: float = PROGRESS_SECONDS, clock=None, log=log_line) -> None:
+        import time
+
+        self.max_iterations = max_iterations
+        self.every = every
+        self.clock = clock or time.monotonic
+        self.emit = log
+        self.start = self.last = 0.0
+        self.first_iteration = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = self.last = self.clock()
+        self.first_iteration = pl_module.iteration
+        if trainer.is_global_zero:
+            total = f" of {self.max_iterations}" if self.max_iterations else ""
+            self.emit(f"train: starting at iteration {pl_module.iteration}{total}")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        now = self.clock()
+        if now - self.last < self.every or not trainer.is_global_zero:
+            return
+        self.last = now
+        self.emit(self.line(trainer, pl_module, now))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self.emit(self.line(trainer, pl_module, self.clock()) + " (done)")
+
+    def line(self, trainer, pl_module, now: float) -> str:
+        done = pl_module.iteration - self.first_iteration
+        elapsed = max(now - self.start, 1e-9)
+        rate = done / elapsed
+        total = self.max_iterations
+        text = f"train: iteration {pl_module.iteration}" + (f"/{total}" if total else "") + f", {rate:.2f} it/s"
+        if total and rate > 0:
+            text += f", ETA {format_seconds(max(0, total - pl_module.iteration) / rate)}"
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if getattr(v, "numel", lambda: 1)() == 1}
+        if metrics:
+            text += ", " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(metrics.items())[:4])
+        return text
+
+
+class AppendingCSVLogger(CSVLogger):
+    """Lightning's CSV logger, except that a resumed run appends to the earlier part's ``metrics.csv`` (the stock
+    writer deletes it) and keeps its columns."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self):
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = _AppendingWriter(log_dir=self.log_dir)
+        return self._experiment
+
+
+class _AppendingWriter(ExperimentWriter):
+    def _check_log_dir_exists(self) -> None:
+        if self._fs.isfile(self.metrics_file_path):
+            with self._fs.open(self.metrics_file_path, "r", newline="") as fh:
+                header = next(csv.reader(fh), [])
+            self.metrics_keys = sorted(set(header))

@@ -7,10 +7,9 @@ sample grid and ``result.json``; its row goes to ``leaderboards/<data>/<table>.j
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
+import secrets
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -23,38 +22,28 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import Callback
 
-from genbench.bench.callbacks import PeriodicCheckpoint, ResumeWithinEpoch, SampleGrids, StopAtIteration
+from genbench.bench.callbacks import (PROGRESS_SECONDS, AppendingCSVLogger, PeriodicCheckpoint, ProgressLog,
+                                      ResumeWithinEpoch, SampleGrids, StopAtIteration, format_seconds, log_line)
 
-from genbench.bench.leaderboard import append_row, render_leaderboards, save_grid, table_path, write_sample_sheet
-from genbench.bench.settings import bench_settings, logger_settings, validate_sections
-from genbench.bench.sampling import sample_all
+from genbench.bench.leaderboard import (SHEET_SAMPLES, append_row, render_leaderboards, save_grid, table_path,
+                                       write_sample_sheet)
+from genbench.bench.settings import bench_settings, check_name, logger_settings, validate_sections
+from genbench.bench.sampling import iter_samples
 from genbench.models.speed import SpeedSettings
 from genbench.bench.tracking import finish_wandb
 from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash
 from genbench.data import build_datamodule
 from genbench.errors import DivergenceError, GenbenchError
-from genbench.metrics import MetricContext, check_metrics, compute_metrics
+from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
 from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
-
-VERSIONED_PACKAGES = ("torch", "torchvision", "lightning", "torchmetrics", "torch-fidelity", "numpy", "genbench")
-
+from genbench.versions import package_versions
 
 @dataclass
 class BenchResult:
     row: dict
     run_dir: Path
     table: Path
-
-
-def package_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in VERSIONED_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def git_commit() -> str:
@@ -77,15 +66,83 @@ def device_name() -> str:
     return f"cpu ({os.cpu_count()} cores)"
 
 
-def effective_config(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
-    """The composed, validated config of one run; a model that would change its table's preprocessing is refused."""
+def effective_config(model: str | None, data: str, preset: str, n: int | None, seed: int,
+                     overrides: list[str] | None = None) -> dict:
+    """The composed, validated and resolved config of one run (every model and data argument with its value,
+    ``resolve_config``); a model that would change its table's preprocessing is refused."""
+    return resolve_config(composed_config(model, data, preset, n, seed, overrides))
+
+
+def composed_config(model: str | None, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
+    """The config files and overrides of one run merged, with its ``run`` section, before ``resolve_config``.
+    Rows written before configs were resolved hashed this (``legacy_config_hash``)."""
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+        raise GenbenchError(f"--seed must be an integer in [0, 2**32), got {seed!r}")
+    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+        raise GenbenchError(f"--n must be a positive integer, got {n!r}")
     cfg = compose(model, data, preset, overrides)
     check_table_preprocessing(model, data, preset, cfg, overrides)
     if n is not None:
         cfg["data"]["n_per_class"] = n
     cfg["run"] = {"model": model, "data": data, "preset": preset, "n": cfg["data"].get("n_per_class"), "seed": seed}
-    validate_sections(cfg)
     return cfg
+
+
+def legacy_config_hash(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> str:
+    """The hash rows recorded before every setting was resolved into the config: how task tables still find
+    those rows (a migration key, never written into new rows)."""
+    return config_hash(composed_config(model, data, preset, n, seed, overrides))
+
+
+def resolve_config(cfg: dict) -> dict:
+    """``cfg`` validated, with every setting a run reads made explicit: the datamodule's and the model's
+    constructor arguments (signature defaults, nested Langevin and net settings), the ``bench``, ``logger`` and
+    ``speed`` sections with their defaults. What ``genbench config`` prints, each row records and the hash covers;
+    resolving a resolved config changes nothing."""
+    from dataclasses import asdict
+
+    from genbench.bench.settings import BenchSettings, LoggerSettings
+    from genbench.config import check_types, instantiate, plain, signature_defaults
+    from genbench.data import DATASETS
+    from genbench.metrics.context import MetricOptions
+
+    validate_sections(cfg)
+    run = cfg["run"]
+    out = dict(cfg)
+    data_cls = DATASETS.get(run["data"])
+    data = {"shuffle_seed": run["seed"], **(cfg.get("data") or {})}
+    check_types(data_cls, data, f"data ({run['data']})")
+    out["data"] = {**signature_defaults(data_cls), **data}
+    build_datamodule(run["data"], **out["data"])  # its values are checked at construction (no image is read)
+    model = dict(cfg.get("model") or {})
+    if run["model"] is None:  # a table's own config (reference rows): no model
+        out["model"] = model
+        model_cls = None
+    else:
+        model_cls = model_class(run["model"])
+    accepted = accepted_arguments(model_cls) if model_cls else set()
+    for key in ("image_size", "channels"):
+        if key in accepted:
+            model.setdefault(key, out["data"][key])
+    if model_cls is not None:
+        unknown = sorted(set(model) - accepted)
+        if unknown:
+            raise GenbenchError(f"unknown model ({run['model']}) option(s) {unknown}; {model_cls.__name__} accepts: "
+                                f"{', '.join(sorted(accepted))}")
+        check_types(model_cls, model, f"model ({run['model']})")
+        resolved = model_cls.resolve_options(model)
+        if "num_train" not in model:
+            resolved.pop("num_train", None)  # taken from the data when the model is built
+        out["model"] = resolved
+    bench = BenchSettings(**(cfg.get("bench") or {}))
+    out["bench"] = asdict(bench)
+    out["bench"]["metric_options"] = asdict(instantiate(MetricOptions, dict(bench.metric_options), "bench.metric_options"))
+    out["logger"] = asdict(LoggerSettings(**(cfg.get("logger") or {})))
+    out["speed"] = asdict(SpeedSettings.from_dict(cfg.get("speed")))
+    out["trainer"] = dict(cfg.get("trainer") or {})
+    out = plain(out)
+    check_memory(out)
+    return out
 
 
 def build(cfg: dict):
@@ -127,23 +184,28 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
         from lightning.pytorch.callbacks import RichProgressBar
 
         callbacks.append(RichProgressBar())
-    from lightning.pytorch.loggers import CSVLogger
-
+    else:  # a log file (SLURM, nohup, CI): a line every PROGRESS_SECONDS instead of a progress bar
+        callbacks.append(ProgressLog(max_iterations))
     tcfg.setdefault("accelerator", "auto")
     tcfg.setdefault("devices", 1)
     if (tcfg["devices"] not in (1, "1") or int(tcfg.get("num_nodes", 1)) > 1) and "strategy" not in tcfg:
         tcfg["strategy"] = "ddp_find_unused_parameters_true"  # alternating updates leave nets unused per backward
     tcfg.setdefault("limit_val_batches", 0)
     tcfg.setdefault("num_sanity_val_steps", 0)
-    return L.Trainer(
-        default_root_dir=run_dir,
-        logger=[CSVLogger(run_dir, name="logs", version=""), *(loggers or [])],
-        callbacks=callbacks,
-        enable_progress_bar=interactive,
-        enable_model_summary=False,
-        log_every_n_steps=max(1, int(tcfg.pop("log_every_n_steps", 10))),
-        **tcfg,
-    )
+    tcfg.setdefault("enable_checkpointing", False)  # genbench's own checkpoints (PeriodicCheckpoint) only
+    try:
+        return L.Trainer(
+            default_root_dir=run_dir,
+            logger=[AppendingCSVLogger(run_dir, name="logs", version=""), *(loggers or [])],
+            callbacks=callbacks,
+            enable_progress_bar=interactive,
+            enable_model_summary=False,
+            log_every_n_steps=max(1, int(tcfg.pop("log_every_n_steps", 10))),
+            **tcfg,
+        )
+    except (ValueError, TypeError, RuntimeError) as exc:  # Lightning's MisconfigurationException is a ValueError
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise GenbenchError(f"bad trainer config: {first}") from None
 
 
 def num_samples(cfg: dict, dm) -> int:
@@ -176,6 +238,19 @@ def check_checkpoint(path: Path) -> Path:
     return path
 
 
+def check_checkpoint_fits(ckpt: Path, module, model: str) -> None:
+    """A checkpoint resumes only into the model it was written by: the same parameter and buffer names and shapes."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
+    own = module.state_dict()
+    missing, extra = sorted(set(own) - set(state)), sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    if missing or extra or shapes:
+        what = (f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}") if (missing or extra) \
+            else f"shapes differ for {shapes[:3]}"
+        raise GenbenchError(f"checkpoint {ckpt} was not written by this {model} ({what}); resume it with the model "
+                            f"and settings it was trained with")
+
+
 def resolve_resume(resume: str | os.PathLike | None) -> tuple[Path | None, Path | None]:
     """``--resume`` takes a run folder or a .ckpt file → (run folder, checkpoint)."""
     if not resume:
@@ -186,31 +261,139 @@ def resolve_resume(resume: str | os.PathLike | None) -> tuple[Path | None, Path 
     return path.parent.parent, check_checkpoint(path)
 
 
-def prepare_run(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None,
-                runs: Path | None, run_name: str | None, resume: str | None, kind: str) -> tuple[dict, Path, Path | None]:
-    """Effective config, run folder (shared by all DDP ranks through $GENBENCH_RUN_DIR) and checkpoint to resume."""
-    resume_dir, ckpt = resolve_resume(resume)
-    if resume_dir is not None and (resume_dir / "config.yaml").is_file():
-        cfg = yaml.safe_load((resume_dir / "config.yaml").read_text())
-        for text in overrides or []:
-            from genbench.config import deep_merge, parse_override
+#: the run folder's record of its effective config's hash (``config.yaml`` beside it holds the config)
+RUN_RECORD = "run.json"
 
-            cfg = deep_merge(cfg, parse_override(text))
+
+def recorded_config(run_dir: Path) -> dict | None:
+    """The resolved effective config a run folder was made with (None for a folder without ``config.yaml``)."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    from genbench.config import yaml_load
+
+    try:
+        cfg = yaml_load(path.read_text())
+    except Exception as exc:
+        raise GenbenchError(f"{path} is unreadable ({type(exc).__name__}); resume from another run folder") from None
+    if not isinstance(cfg, dict) or not isinstance(cfg.get("run"), dict):
+        raise GenbenchError(f"{path} is not a genbench run config (no run section)")
+    return resolve_config(cfg)
+
+
+#: how long training runs: the only keys a resumed run may change, and only to train longer (the resumed run then
+#: equals an uninterrupted run of the new length)
+LENGTH_KEYS = ("trainer.max_iterations", "trainer.max_epochs", "trainer.max_steps")
+
+
+#: settings that change where a run logs, not what it computes: a resume may change them
+LOGGING_SECTION = "logger."
+
+
+def _longer(new, old) -> bool:
+    """Whether a training length ``new`` is at least ``old`` (-1: unlimited; None only matches None, since what
+    an absent limit means depends on the other limits)."""
+    if new is None or old is None:
+        return new is None and old is None
+    if new == -1:
+        return True
+    return isinstance(new, int) and isinstance(old, int) and old != -1 and new >= old
+
+
+def check_same_config(cfg: dict, recorded: dict, run_dir: Path) -> None:
+    """A run folder is resumed only under the effective config it was made with — except that training may be made
+    longer (``LENGTH_KEYS``) and logging may change (``logger``); anything else is one line naming the keys."""
+    if config_hash(cfg) == config_hash(recorded):
+        return
+    from genbench.config import differing_keys
+
+    keys = [k for k in differing_keys(cfg, recorded) if not k.startswith(LOGGING_SECTION)
+            and not (k in LENGTH_KEYS and _longer(_dig(cfg, k, None), _dig(recorded, k, None)))]
+    if not keys:
+        return
+    shown = ", ".join(f"{k} ({_dig(cfg, k)!r} here, {_dig(recorded, k)!r} in the run)" for k in keys[:4])
+    more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+    raise GenbenchError(f"run folder {run_dir} was made with another config (hash {config_hash(recorded)}, this one "
+                        f"{config_hash(cfg)}): {shown}{more}; use another --run-name, or resume with the run's own settings")
+
+
+def _dig(cfg: dict, dotted: str, absent="<absent>"):
+    node = cfg
+    for part in dotted.split("."):
+        node = node.get(part, absent) if isinstance(node, dict) else absent
+    return node
+
+
+def prepare_run(model: str | None, data: str | None, preset: str | None, n: int | None, seed: int | None,
+                overrides: list[str] | None, runs: Path | None, run_name: str | None, resume: str | None,
+                kind: str) -> tuple[dict, Path, Path | None]:
+    """Effective config, run folder (shared by all DDP ranks through $GENBENCH_RUN_DIR) and checkpoint to resume.
+
+    A new run gets a new folder. ``resume`` (a run folder or .ckpt) continues under that folder's recorded config:
+    the command's model, data, preset, n, seed and ``--set`` overrides, where given, must leave it unchanged. A
+    named run (``run_name``) whose folder exists picks up its last checkpoint only under the same config. A refused
+    run writes nothing."""
+    resume_dir, ckpt = resolve_resume(resume)
+    recorded = recorded_config(resume_dir) if resume_dir is not None else None
+    if resume_dir is not None and recorded is None:
+        raise GenbenchError(f"{resume_dir} has no config.yaml, so the checkpoint's settings are unknown; resume from "
+                            f"a genbench run folder (runs/<data>/<model>/<run>)")
+    if recorded is not None:
+        base = recorded["run"]
+        given = {"model": model, "data": data, "preset": preset, "n": n, "seed": seed}
+        model, data, preset, n, seed = (given[k] if given[k] is not None else base[k] for k in given)
+        cfg = effective_config(model, data, preset, n, seed, None) if (model, data, preset) != \
+            (base["model"], base["data"], base["preset"]) else recorded
+        from genbench.config import deep_merge, parse_override
+
+        if cfg is recorded:
+            cfg = deep_merge(recorded, {"run": {"n": n, "seed": seed}, "data": {"n_per_class": n}})
+            for text in overrides or []:
+                cfg = deep_merge(cfg, parse_override(text))
+            cfg = resolve_config(cfg)
+        check_same_config(cfg, recorded, resume_dir)
         return cfg, resume_dir, ckpt
+    model, data, preset, seed = model or "dcgan", data or "imagenet-scenes-tiny", preset or "smoke", 0 if seed is None else seed
     cfg = effective_config(model, data, preset, n, seed, overrides)
     if os.environ.get("GENBENCH_RUN_DIR"):
         run_dir = Path(os.environ["GENBENCH_RUN_DIR"])
     else:
+        if run_name is not None:
+            check_name(run_name, "--run-name")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        run_id = run_name or f"{kind}-{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}"
+        run_id = run_name or f"{kind}-{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
         run_dir = (runs or runs_dir()) / data / model / run_id
         os.environ["GENBENCH_RUN_DIR"] = str(run_dir)  # DDP children launched later reuse it
-    if is_rank_zero():
+    existing = recorded_config(run_dir)
+    if existing is not None:
+        check_same_config(cfg, existing, run_dir)
+    if is_rank_zero() and existing is None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        record_config(run_dir, cfg, kind)
     if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
         ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # a named (sweep) run picks up where it stopped
     return cfg, run_dir, ckpt
+
+
+def record_config(run_dir: Path, cfg: dict, kind: str) -> None:
+    """Write the run's effective config and, in ``run.json``, its hash and every command that ran in the folder."""
+    record_path = run_dir / RUN_RECORD
+    try:
+        record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    except json.JSONDecodeError:
+        record = {}
+    history = list(record.get("history", []))
+    history.append({"kind": kind, "config_hash": config_hash(cfg), "command": provenance()["command"],
+                    "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_atomic(record_path, json.dumps({"config_hash": config_hash(cfg), "history": history}, indent=1))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file of this process (never a half-written file)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None):
@@ -225,12 +408,16 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None =
         module.check_evaluation(num_samples)
     if is_rank_zero():
         (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
+    if ckpt is not None:
+        check_checkpoint_fits(ckpt, module, run["model"])
+        if is_rank_zero():
+            record_config(run_dir, cfg, "resume")  # the config the folder's weights now continue under
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
     wandb_logger = make_wandb_logger(logger_settings(cfg), run_dir, run_dir.name, tags, cfg)
     trainer = make_trainer(cfg, run_dir, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None)
+        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except DivergenceError as exc:
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"; last good checkpoint: {last}" if last.is_file() else "; no checkpoint was written yet"
@@ -249,7 +436,7 @@ def shared_run_dir():
             os.environ.pop("GENBENCH_RUN_DIR", None)
 
 
-def run_bench(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
+def run_bench(model: str | None, data: str | None, preset: str | None = None, n: int | None = None, seed: int | None = None,
               overrides: list[str] | None = None, leaderboards: Path | None = None, runs: Path | None = None,
               write_row: bool = True, resume: str | None = None, run_name: str | None = None) -> BenchResult | None:
     """Train ``model`` on ``data``, sample, score, and append one leaderboard row (rank 0; others return None)."""
@@ -278,47 +465,119 @@ def provenance() -> dict:
             "command": " ".join(["genbench", *sys.argv[1:]]) if sys.argv else ""}
 
 
-def metric_setup(cfg: dict) -> tuple[list[str], MetricContext]:
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_memory(cfg: dict, memory: int | None = None) -> None:
+    """Refuse, before anything is built, sizes that cannot fit: one training batch or one chunk of evaluation
+    samples as float32 images must take at most a quarter of the machine's memory."""
+    memory = memory if memory is not None else physical_memory()
+    if not memory:
+        return
+    data, bench = cfg["data"], cfg["bench"]
+    image = data["channels"] * data["image_size"] ** 2 * 4
+    for what, count in (("data.batch_size", data["batch_size"]), ("bench.sample_batch_size", bench["sample_batch_size"])):
+        need = count * image
+        if need > memory // 4:
+            raise GenbenchError(f"{count} images of {data['channels']}×{data['image_size']}×{data['image_size']} "
+                                f"({what}) take {need / 2**30:.1f} GiB as float32, over a quarter of this machine's "
+                                f"{memory / 2**30:.0f} GiB; lower data.image_size or {what}")
+
+
+def metric_setup(cfg: dict, log=None) -> tuple[list[str], MetricContext]:
     """The metric names of ``cfg`` and their context, checked before any training: an impossible metric
-    setting fails here, in one line, with nothing computed yet."""
+    setting, a corrupt or refused classifier or feature cache fails here, in one line; a classifier that must be
+    trained and the real images' features are computed here, before the model trains."""
     settings = bench_settings(cfg)
     names = list(settings.metrics)
     planned = build_datamodule(cfg["run"]["data"], **cfg["data"])
-    ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=num_samples(cfg, planned))
+    planned.plan()  # lists the files (no decoding): a missing root or too large an n fails here
+    ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=num_samples(cfg, planned),
+                        log=log)
     check_metrics(names, ctx)
     return names, ctx
 
 
-def score_row(names: list[str], samples: torch.Tensor, ctx: MetricContext) -> dict:
-    """The scored part of a row: metrics (mean, std), each score's protocol, the classifier and real-image records."""
+def score_row(names: list[str], samples: "torch.Tensor | SampleSet", ctx: MetricContext, seconds: float = 0.0) -> dict:
+    """The scored part of a row: metrics (mean, std), each score's protocol, the classifier and real-image records.
+    ``seconds``: feature extraction already spent while the samples streamed."""
     start = time.time()
+    samples = samples if isinstance(samples, SampleSet) else SampleSet(samples)
     scores = compute_metrics(names, samples, ctx)
     return {"metrics": {k: s.as_row() for k, s in scores.items()}, "protocols": {k: s.protocol for k, s in scores.items()},
-            "n_samples": int(samples.shape[0]), "classifier": ctx.records.get("classifier"),
-            "real_images": ctx.records.get("real_images"), "metric_seconds": round(time.time() - start, 2)}
+            "n_samples": int(samples.count), "classifier": ctx.records.get("classifier"),
+            "feature_space": (ctx.records.get("classifier") or {}).get("feature_space"),
+            "real_images": ctx.records.get("real_images"), "metric_seconds": round(seconds + time.time() - start, 2)}
+
+
+class Timed:
+    """Wraps an iterator of sample chunks: adds up the seconds spent inside it (sampling, apart from scoring the
+    chunks) and logs ``sample: k/total`` every ``PROGRESS_SECONDS``."""
+
+    def __init__(self, iterator, total: int, log) -> None:
+        self.iterator = iterator
+        self.total = total
+        self.log = log
+        self.seconds = 0.0
+
+    def __iter__(self):
+        done, started, reported = 0, time.time(), time.time()
+        while True:
+            start = time.time()
+            try:
+                item = next(self.iterator)
+            except StopIteration:
+                self.seconds += time.time() - start
+                return
+            self.seconds += time.time() - start
+            done += item.shape[0]
+            if time.time() - reported >= PROGRESS_SECONDS:
+                reported = time.time()
+                rate = done / (reported - started)
+                self.log(f"sample: {done}/{self.total} samples drawn and scored, {rate:.1f}/s, "
+                         f"ETA {format_seconds((self.total - done) / max(rate, 1e-9))}")
+            yield item
 
 
 def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name):
     cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "bench")
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
     settings = bench_settings(cfg)
-    metric_names, ctx = metric_setup(cfg)
+    boards = leaderboards or leaderboard_dir()
+    table = table_path(boards, data, settings.table or preset)
+    log = log_line if is_rank_zero() else (lambda text: None)
+    metric_names, ctx = metric_setup(cfg, log)
+    log(f"bench: {model} on {data} ({preset}, n={cfg['run']['n'] or 'all'}, seed {seed}, config {config_hash(cfg)}); "
+        f"scored in {ctx.records.get('classifier', {}).get('feature_space') or 'no classifier space'}")
     dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt, ctx.n_samples)
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
     count = ctx.n_samples
     module.to(sampling_device(trainer))  # Lightning's teardown moved it to the CPU; sample where it trained
+    log(f"sample: {count} samples in chunks of {settings.sample_batch_size}, scored as they come")
     start = time.time()
-    samples = sample_all(module, count, seed + 1, chunk=settings.sample_batch_size)
-    sample_seconds = time.time() - start
-    if not is_rank_zero():
+    chunks = Timed(iter_samples(module, count, seed + 1, chunk=settings.sample_batch_size), count, log)
+    keep = max(settings.grid_size, SHEET_SAMPLES, ctx.options.ssim_samples)
+    if is_rank_zero():
+        samples = SampleSet.from_stream(chunks, ctx, feature_spaces(metric_names), keep)
+    else:
+        for _ in chunks:  # the other ranks draw their share of every round
+            pass
         return None
-    save_grid(samples, run_dir / "samples.png", settings.grid_size)
+    sample_seconds = chunks.seconds
+    save_grid(samples.images, run_dir / "samples.png", settings.grid_size)
+    scored = score_row(metric_names, samples, ctx, time.time() - start - sample_seconds)
+    log("score: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in scored["metrics"].items()))
 
     row = {
         "model": model, "data": data, "n": cfg["run"]["n"], "seed": seed, "preset": preset, "kind": "model",
-        **score_row(metric_names, samples, ctx), "n_train": len(dm.datasets["train"]),
+        **scored, "n_train": len(dm.datasets["train"]),
         "iterations": module.iteration, "resumed_from_iteration": iterations_before or None,
         "budget": training_budget(module.iteration, dm.batch_size, trainer.world_size, len(dm.datasets["train"]),
                                   train_seconds if not iterations_before else None),
@@ -331,22 +590,33 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": dm.fingerprint(), **provenance(),
         "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
-    (run_dir / "result.json").write_text(json.dumps(row, indent=1, default=str))
+    write_atomic(run_dir / "result.json", json.dumps(row, indent=1, default=str))
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})
-    table = table_path(leaderboards or leaderboard_dir(), data, settings.table or preset)
     if write_row:
-        row["samples_png"] = write_sample_sheet(table, model, cfg["run"]["n"], seed, samples)
+        try:
+            row["samples_png"] = write_sample_sheet(table, row, samples.images)
+        except Exception as exc:  # a picture must never cost the row
+            row["samples_png"] = None
+            log_line(f"warning: the sample sheet could not be written ({type(exc).__name__}: {exc}); writing the row")
         append_row(table, row)
-        with contextlib.suppress(GenbenchError):
-            render_leaderboards(leaderboards or leaderboard_dir(), data)
+        render_after_row(boards, data)
     return BenchResult(row, run_dir, table)
+
+
+def render_after_row(boards: Path, data: str) -> None:
+    """Re-render the dataset's tables after a row was written; a failure here is a warning, never a lost row."""
+    try:
+        render_leaderboards(boards, data)
+    except Exception as exc:  # the row is safe in the JSONL; `genbench leaderboard` renders it later
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log_line(f"warning: the row was written but rendering the tables failed ({first}); run `genbench leaderboard`")
 
 
 #: written into a run folder when its training has finished (``bench`` writes ``result.json``)
 FIT_RECORD = "fit.json"
 
 
-def run_fit(model: str, data: str, preset: str = "smoke", n: int | None = None, seed: int = 0,
+def run_fit(model: str | None, data: str | None, preset: str | None = None, n: int | None = None, seed: int | None = None,
             overrides: list[str] | None = None, runs: Path | None = None, resume: str | None = None,
             run_name: str | None = None) -> Path:
     """Train only; returns the run folder (checkpoints/last.ckpt holds the weights, ``fit.json`` says it finished)."""

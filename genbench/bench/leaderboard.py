@@ -1,9 +1,17 @@
 """Leaderboards: an append-only JSONL record per (dataset, table) from which Markdown tables are rebuilt.
 
 ``leaderboards/<data>/<table>.jsonl`` gets one JSON object per line, appended under an exclusive file
-lock in a single write, so two runs finishing together never interleave or lose a row.
+lock in a single checked write, so two runs finishing together never interleave or lose a row, and a write cut
+short (a full disk, a file-size limit) is undone and reported instead of leaving half a line.
 ``leaderboards/<data>/<table>.md`` is rendered from it: models as rows, n per class as columns,
 "mean ± std" cells, like the papers' inception-score table.
+
+**One feature space per column.** A classifier score is comparable only with scores computed by the same
+weights, so every row carries its feature space (``feature_space``: ``<name>@<weights checksum>``). Rows written
+before feature spaces were recorded get ``legacy <dataset> classifier (top-1 …, top-5 …, train/held-out images)``
+from their classifier record: an old cache key did not name weights (it changed with the dataset description and
+stayed equal across retrainings), while the held-out accuracies of a retrained classifier differ. The tables show the feature space holding the most
+model rows; rows of any other space are rendered below it, in tables of their own, never in the same column.
 """
 
 from __future__ import annotations
@@ -18,6 +26,11 @@ from pathlib import Path
 from genbench.errors import GenbenchError
 
 
+def warn(text: str) -> None:
+    import sys
+
+    print(f"genbench: warning: {text}", file=sys.stderr, flush=True)
+
 
 def is_reference(row: dict) -> bool:
     return row.get("kind") == "reference"
@@ -28,6 +41,20 @@ def levers_on(row: dict) -> list[str]:
     return sorted(k for k, v in ((row.get("config") or {}).get("speed") or {}).items() if v)
 
 
+def feature_space_of(row: dict) -> str | None:
+    """The feature space a row's classifier scores live in (None: a row without classifier scores)."""
+    if row.get("feature_space"):
+        return row["feature_space"]
+    classifier = row.get("classifier") or {}
+    if classifier.get("feature_space"):
+        return classifier["feature_space"]
+    if classifier.get("key"):  # a row from before feature spaces were recorded: its weights are known by their record
+        dataset = classifier.get("dataset") or classifier["key"].rsplit("-", 1)[0]
+        return (f"legacy {dataset} classifier (top-1 {classifier.get('top1', 0):.2%}, top-5 {classifier.get('top5', 0):.2%}, "
+                f"{classifier.get('n_train')}/{classifier.get('n_heldout')} images)")
+    return None
+
+
 def row_label(row: dict) -> str:
     if is_reference(row):
         return f"*{row['model']}* (reference)"
@@ -36,12 +63,32 @@ def row_label(row: dict) -> str:
 
 
 def latest_rows(rows: list[dict]) -> dict[tuple, dict]:
-    """The latest row per (model and its speed levers, n, seed): a re-run replaces its earlier row in the tables, and
-    a run with levers on never replaces one without."""
+    """The latest row per (model and its speed levers, n, seed) among ``rows`` (rows of one feature space): a re-run
+    replaces its earlier row in the tables, and a run with levers on never replaces one without."""
     latest: dict[tuple, dict] = {}
     for row in rows:
         latest[(row_label(row), row.get("n"), row.get("seed"))] = row
     return latest
+
+
+def by_feature_space(rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
+    """Rows grouped by feature space, the shown one first: the space with the most model rows (ties: the most
+    recent row). Rows without classifier scores join the shown space."""
+    groups: dict[str | None, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[feature_space_of(row)].append(row)
+    spaces = [space for space in groups if space is not None]
+    if not spaces:
+        return [(None, rows)]
+
+    def rank(space):
+        members = groups[space]
+        return (sum(not is_reference(r) for r in latest_rows(members).values()),
+                max(str(r.get("timestamp", "")) for r in members))
+
+    ordered = sorted(spaces, key=rank, reverse=True)
+    groups[ordered[0]] = groups[ordered[0]] + groups.pop(None, [])
+    return [(space, groups[space]) for space in ordered]
 
 
 def ordered_labels(latest: dict[tuple, dict]) -> list[str]:
@@ -65,18 +112,36 @@ def save_grid(samples, path: Path, count: int = 64, padding: int = 2) -> None:
     vutils.save_image((samples[:count].float().clamp(-1, 1) + 1) / 2, path, nrow=int(count ** 0.5) or 1, padding=padding)
 
 
-def sample_sheet_path(table: Path, model: str, n, seed) -> Path:
-    """Where a row's sample sheet lives: ``<data>/samples/<table>-<model>-n<n>-s<seed>.png`` beside the table."""
-    slug = model.replace(" ", "-")
-    return table.parent / "samples" / f"{table.stem}-{slug}-n{n or 'all'}-s{seed}.png"
+def sample_sheet_path(table: Path, row: dict) -> Path:
+    """Where a row's sample sheet lives: ``<data>/samples/<table>-<model>[+<levers>]-n<n>-s<seed>.png`` beside the
+    table; the name carries what the row's label carries, so a run with speed levers never overwrites the sheet of
+    the run without."""
+    slug = "+".join([row["model"].replace(" ", "-"), *levers_on(row)])
+    return table.parent / "samples" / f"{table.stem}-{slug}-n{row.get('n') or 'all'}-s{row.get('seed')}.png"
 
 
-def write_sample_sheet(table: Path, model: str, n, seed, samples) -> str:
+def write_sample_sheet(table: Path, row: dict, samples) -> str:
     """Save the first ``SHEET_SAMPLES`` samples of a row as a 6×6 grid; returns the path relative to the table."""
-    path = sample_sheet_path(table, model, n, seed)
+    path = sample_sheet_path(table, row)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_grid(samples, path, SHEET_SAMPLES, padding=1)
+    write_via_temp(path, lambda tmp: save_grid(samples, tmp, SHEET_SAMPLES, padding=1))
     return str(path.relative_to(table.parent))
+
+
+def write_via_temp(path: Path, write) -> None:
+    """``write(tmp)`` into a temp file unique to this call beside ``path``, then replace ``path`` with it: two
+    renders at once never share a temp file, and a reader never sees half a file."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def render_gallery(table: Path, rows: list[dict]) -> tuple[Path | None, list[str]]:
@@ -112,41 +177,63 @@ def render_gallery(table: Path, rows: list[dict]) -> tuple[Path | None, list[str
         draw.text((x, y + 2), label.replace("*", ""), fill="black")
         canvas.paste(sheet.resize((sheet.width * scale, sheet.height * scale), Image.NEAREST), (x, y + label_h))
     out = table.with_name(f"{table.stem}-gallery.png")
-    canvas.save(out)
+    write_via_temp(out, lambda tmp: canvas.save(tmp, format="PNG"))
     return out, labels
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one row atomically: exclusive lock, one write of the whole line, fsync."""
+    """Append one row under an exclusive lock: the whole line is written (every byte checked) and fsynced. A file
+    whose last line was cut short gets a newline first, so the new row never joins it; a write that fails part-way
+    (full disk, file-size limit) is cut back to where it started and raises one line, so the table stays whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, sort_keys=True, default=str) + "\n"
+    data = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
     with open(path.with_suffix(path.suffix + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
             try:
-                os.write(fd, line.encode())
-                os.fsync(fd)
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    data = b"\n" + data  # never glue a row to a partial line
+                written = 0
+                try:
+                    while written < len(data):
+                        count = os.write(fd, data[written:])
+                        if count <= 0:
+                            raise OSError("no bytes written")
+                        written += count
+                    os.fsync(fd)
+                except OSError as exc:
+                    os.ftruncate(fd, size)
+                    raise GenbenchError(f"could not write the row to {path} ({exc.strerror or exc}); the table was left "
+                                        f"as it was — free space or raise the file-size limit, then rerun") from None
             finally:
                 os.close(fd)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def read_rows(path: Path) -> tuple[list[dict], int]:
-    """Rows of a JSONL table and the number of unreadable lines (skipped, never rewritten)."""
-    rows, bad = [], 0
+def read_rows(path: Path) -> tuple[list[dict], list[str]]:
+    """Rows of a JSONL table and a description of each line skipped (not JSON, or JSON but not an object); skipped
+    lines are never rewritten."""
+    rows: list[dict] = []
+    bad: list[str] = []
     if not path.is_file():
         return rows, bad
-    with open(path) as fh:
-        for line in fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, 1):
             line = line.strip()
             if not line:
                 continue
             try:
-                rows.append(json.loads(line))
+                value = json.loads(line)
             except json.JSONDecodeError:
-                bad += 1
+                bad.append(f"line {number} is not valid JSON")
+                continue
+            if not isinstance(value, dict):
+                bad.append(f"line {number} is a JSON {type(value).__name__}, not an object")
+                continue
+            rows.append(value)
     return rows, bad
 
 
@@ -185,13 +272,18 @@ def published_section(data: str, metric: str) -> list[str]:
 
 def render_table(rows: list[dict], title: str, data: str | None = None, gallery: str | None = None) -> str:
     """Markdown: one section per score (labels and directions from the metric registry), reference rows
-    first, then models × n; latest row per (model, n, seed)."""
-    from genbench.metrics import score_specs
-
-    latest = latest_rows(rows)
+    first, then models × n; latest row per (model, n, seed). Rows of other feature spaces get tables of their own
+    below (``by_feature_space``)."""
+    groups = by_feature_space(rows)
+    shown_space, shown = groups[0]
+    latest = latest_rows(shown)
     lines = [f"# {title}", "", "Rendered by `genbench leaderboard` from the rows in the `.jsonl` beside this file; "
              "every row was produced by `genbench bench` or `genbench reference` (see each row's command, commit "
              "and config).", ""]
+    if shown_space:
+        lines += [f"Classifier scores in feature space `{shown_space}`"
+                  + (f"; {len(groups) - 1} other feature space(s) below, in tables of their own." if len(groups) > 1 else "."),
+                  ""]
     if any(is_reference(r) for r in latest.values()):
         lines += ["Reference rows, scored by the same code: *real images* are held-out real images (the ceiling), "
                   "*noise* is Gaussian noise clipped to [-1, 1] (the floor).", ""]
@@ -201,6 +293,33 @@ def render_table(rows: list[dict], title: str, data: str | None = None, gallery:
     if gallery:
         lines += [f"Samples of every model at the largest n, beside real images: [{gallery}]({gallery})", "",
                   f"![samples]({gallery})", ""]
+    lines += metric_tables(latest, "##", data)
+    everything = {(shown_space, *key): row for key, row in latest.items()}
+    for space, members in groups[1:]:
+        other = latest_rows(members)
+        lines += [f"## Rows in feature space `{space}`", "",
+                  "Scored with other classifier weights than the tables above, so their classifier scores are not "
+                  "comparable with them (pairwise SSIM is); their own reference rows are the ones listed here.", ""]
+        lines += metric_tables(other, "###", None)
+        everything.update({(space, *key): row for key, row in other.items()})
+    lines += budget_section(everything)
+    lines += protocol_section(everything)
+    if any(r.get("preset") == "smoke" and not is_reference(r) for r in everything.values()):
+        lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
+                  "with the papers' numbers, which need the `paper` preset.", ""]
+    devices = sorted({str(r.get("device")) for r in everything.values()})
+    presets = sorted({str(r.get("preset")) for r in everything.values()})
+    lines += [f"Rows: {len(everything)} (latest per feature space, model, n, seed); presets: {', '.join(presets)}; "
+              f"devices: {', '.join(devices)}.", ""]
+    return "\n".join(lines)
+
+
+def metric_tables(latest: dict[tuple, dict], level: str, data: str | None) -> list[str]:
+    """One Markdown table per score of the rows in ``latest`` (models × n); the published numbers after each where
+    ``data`` has some."""
+    from genbench.metrics import score_specs
+
+    lines: list[str] = []
     for metric, spec in score_specs().items():
         cells: dict[tuple, list[dict]] = defaultdict(list)
         for (_model, n, _seed), row in latest.items():
@@ -210,7 +329,7 @@ def render_table(rows: list[dict], title: str, data: str | None = None, gallery:
             continue
         ns = sorted({n for _, n in cells}, key=_n_key)
         present = {label for label, _ in cells}
-        lines += [f"## {spec.label} ({spec.better} is better)", "",
+        lines += [f"{level} {spec.label} ({spec.better} is better)", "",
                   "| model | " + " | ".join("all" if n is None else f"n={n}" for n in ns) + " |",
                   "|---|" + "---|" * len(ns)]
         for label in (x for x in ordered_labels(latest) if x in present):
@@ -218,30 +337,26 @@ def render_table(rows: list[dict], title: str, data: str | None = None, gallery:
         lines.append("")
         if data:
             lines += published_section(data, metric)
-    lines += budget_section(latest)
-    lines += protocol_section(latest)
-    if any(r.get("preset") == "smoke" and not is_reference(r) for r in latest.values()):
-        lines += ["Smoke rows (a few hundred CPU iterations) check the pipeline end to end; they are not comparable "
-                  "with the papers' numbers, which need the `paper` preset.", ""]
-    devices = sorted({str(r.get("device")) for r in latest.values()})
-    presets = sorted({str(r.get("preset")) for r in latest.values()})
-    lines += [f"Rows: {len(latest)} (latest per model, n, seed); presets: {', '.join(presets)}; devices: {', '.join(devices)}.", ""]
-    return "\n".join(lines)
+    return lines
 
 
 def budget_section(latest: dict[tuple, dict]) -> list[str]:
     """The training budget of each model row: iterations, observed images, epochs and wall time."""
-    rows = sorted((r for r in latest.values() if r.get("budget")), key=lambda r: (r["model"], _n_key(r.get("n")), r.get("seed")))
+    rows = sorted((r for r in latest.values() if r.get("budget")),
+                  key=lambda r: (r["model"], _n_key(r.get("n")), _n_key(r.get("seed")), str(feature_space_of(r))))
     if not rows:
         return []
+    spaces = len({feature_space_of(r) for r in latest.values()}) > 1
     lines = ["## Training budget and sampling", "",
-             "| model | n | seed | iterations | images seen | epochs | wall time (s) | device | evaluation samples |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | n | seed | iterations | images seen | epochs | wall time (s) | device | evaluation samples |"
+             + (" feature space |" if spaces else ""),
+             "|---|---|---|---|---|---|---|---|---|" + ("---|" if spaces else "")]
     for r in rows:
         b = r["budget"]
         wall = "—" if b.get("wall_seconds") is None else f"{b['wall_seconds']:.0f}"
         lines.append(f"| {r['model']} | {r.get('n') or 'all'} | {r.get('seed')} | {b['iterations']} | {b['images_seen']} | "
-                     f"{b['epochs']} | {wall} | {r.get('device')} | {sampling_summary(r)} |")
+                     f"{b['epochs']} | {wall} | {r.get('device')} | {sampling_summary(r)} |"
+                     + (f" {feature_space_of(r)} |" if spaces else ""))
     return [*lines, ""]
 
 
@@ -271,13 +386,14 @@ def protocol_section(latest: dict[tuple, dict]) -> list[str]:
         for name, text in (row.get("protocols") or {}).items():
             protocols[name].add(text)
         if row.get("classifier"):
-            classifiers[row["classifier"]["key"]] = row["classifier"]
+            classifiers[feature_space_of(row)] = row["classifier"]
     if not protocols:
         return []
     lines = ["## Protocol", ""]
-    for key, c in sorted(classifiers.items()):
-        lines.append(f"- offline classifier `{key}`: held-out top-1 {c['top1']:.1%}, top-5 {c['top5']:.1%} "
-                     f"({c['n_train']} training / {c['n_heldout']} held-out images)")
+    for space, c in sorted(classifiers.items()):
+        source = {"shipped": "shipped in assets/classifiers", "local": "trained locally"}.get(c.get("source"), "weights not kept")
+        lines.append(f"- offline classifier, feature space `{space}` ({source}): held-out top-1 {c['top1']:.1%}, "
+                     f"top-5 {c['top5']:.1%} ({c['n_train']} training / {c['n_heldout']} held-out images)")
     for name in sorted(protocols):
         texts = sorted(protocols[name])
         shown = texts[0] if len(texts) == 1 else f"{texts[0]} (and {len(texts) - 1} other sample counts/settings; see rows)"
@@ -296,23 +412,24 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
         for jsonl in sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".failures.jsonl")):
             rows, bad = read_rows(jsonl)
+            for problem in bad:
+                warn(f"{jsonl}: {problem}; skipped")
             if not rows:
                 continue
-            gallery, _ = render_gallery(jsonl, rows)
+            shown = by_feature_space(rows)[0][1]  # the gallery and plots show one feature space
+            gallery, _ = render_gallery(jsonl, shown)
             text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name, gallery.name if gallery else None)
             notes = jsonl.with_suffix(".notes.md")  # the table's notes, written by people (no numbers: rows carry them)
             if notes.is_file():
                 text += "\n## Notes\n\n" + notes.read_text().strip() + "\n"
             if bad:
-                text += f"\n{bad} unreadable line(s) in {jsonl.name} were skipped.\n"
+                text += f"\n{len(bad)} line(s) of {jsonl.name} were skipped: {'; '.join(bad)}.\n"
             out = jsonl.with_suffix(".md")
-            tmp = out.with_suffix(".md.tmp")
-            tmp.write_text(text)
-            tmp.replace(out)
+            write_via_temp(out, lambda tmp: tmp.write_text(text))
             written.append(out)
             if gallery:
                 written.append(gallery)
-            written.extend(plot_table(rows, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))
+            written.extend(plot_table(shown, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))
     return written
 
 
@@ -367,7 +484,7 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         out = stem.parent / f"{stem.name}-{metric}.png"
-        fig.savefig(out)
+        write_via_temp(out, lambda tmp: fig.savefig(tmp, format="png"))
         plt.close(fig)
         written.append(out)
     return written

@@ -64,9 +64,28 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
                    "preset": preset, **score_row(names, images, ctx), "requested_samples": count,
                    "heldout_split": benchmark.heldout_split if kind == "real images" else None,
                    "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": benchmark.fingerprint(),
-                   **provenance(), "samples_png": write_sample_sheet(table, kind, n, seed, images)}
+                   **provenance()}
+            row["samples_png"] = write_sample_sheet(table, row, images)
             append_row(table, row)
             rows.append(row)
             log(f"{kind} (n={n}): " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in row["metrics"].items()))
     render_leaderboards(boards, data)
     return rows
+
+
+def ship_classifier(data: str, preset: str, name: str, overrides: list[str] | None = None) -> dict:
+    """Train ``data``'s offline classifier under ``preset``'s preprocessing (default settings, from scratch) and
+    ship it as ``assets/classifiers/<name>.pt`` with its manifest entry."""
+    import tempfile
+
+    from genbench.bench.settings import check_name
+    from genbench.data import build_datamodule
+    from genbench.metrics.classifier import get_classifier, write_shipped
+
+    check_name(name, "--name")
+    cfg = effective_config(None, data, preset, None, 0, overrides)
+    options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}
+    with tempfile.TemporaryDirectory() as scratch:
+        classifier = get_classifier(lambda: build_datamodule(data, **{**options, "n_per_class": None}), data,
+                                    directory=Path(scratch), shipped=None, log=print)
+        return write_shipped(classifier.path, name)

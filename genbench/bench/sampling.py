@@ -3,6 +3,8 @@
 The n samples are cut into chunks of ``chunk`` samples; chunk c is drawn after seeding torch with
 (seed, c). Under DDP rank r draws chunks r, r + W, …; the chunks are all-gathered and put back in order,
 so no sample is dropped or counted twice and the set equals the single-process set exactly.
+``iter_samples`` hands the chunks on in order as they are drawn (a round of W chunks at a time under DDP), so
+scoring can consume them without the whole set ever being held in memory.
 """
 
 from __future__ import annotations
@@ -31,19 +33,31 @@ def draw_chunks(model, n: int, seed: int, chunks: list[int], chunk: int) -> dict
     return out
 
 
-def sample_all(model, n: int, seed: int, chunk: int = 64) -> torch.Tensor:
-    """n samples in [-1, 1], identical whether drawn by one process or gathered from all DDP ranks; the model's
-    evaluation chains are fixed first (``prepare_evaluation``), so no persistent state is drawn twice."""
+def iter_samples(model, n: int, seed: int, chunk: int = 64):
+    """The n samples in [-1, 1] as chunks, in order, identical whether drawn by one process or by all DDP ranks
+    (rank r draws chunks r, r + W, …; each round's chunks are all-gathered); the model's evaluation chains are fixed
+    first (``prepare_evaluation``), so no persistent state is drawn twice. Every rank gets every chunk."""
+    if chunk < 1:
+        raise ValueError(f"chunk must be positive, got {chunk}")
     model.prepare_evaluation(n, seed, sync=True)
     num_chunks = (n + chunk - 1) // chunk
-    if dist.is_available() and dist.is_initialized():
-        rank, world = dist.get_rank(), dist.get_world_size()
-        mine = draw_chunks(model, n, seed, list(range(rank, num_chunks, world)), chunk)
-        gathered: list[dict[int, torch.Tensor] | None] = [None] * world
-        dist.all_gather_object(gathered, {c: t.cpu() for c, t in mine.items()})
-        merged = {c: t for part in gathered for c, t in (part or {}).items()}
-    else:
-        merged = draw_chunks(model, n, seed, list(range(num_chunks)), chunk)
-    samples = torch.cat([merged[c] for c in range(num_chunks)]) if num_chunks else torch.zeros(0)
+    distributed = dist.is_available() and dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    for first in range(0, num_chunks, world):
+        if distributed:
+            mine = draw_chunks(model, n, seed, [c for c in [first + rank] if c < num_chunks], chunk)
+            gathered: list[dict[int, torch.Tensor] | None] = [None] * world
+            dist.all_gather_object(gathered, {c: t.cpu() for c, t in mine.items()})
+            merged = {c: t for part in gathered for c, t in (part or {}).items()}
+        else:
+            merged = draw_chunks(model, n, seed, [first], chunk)
+        for c in range(first, min(first + world, num_chunks)):
+            yield merged[c]
+
+
+def sample_all(model, n: int, seed: int, chunk: int = 64) -> torch.Tensor:
+    """The n samples of ``iter_samples`` as one tensor."""
+    chunks = list(iter_samples(model, n, seed, chunk))
+    samples = torch.cat(chunks) if chunks else torch.zeros(0)
     assert samples.shape[0] == n, (samples.shape, n)
     return samples

@@ -8,6 +8,7 @@ Every section is validated like ``model`` and ``data``: an unknown key (``bench.
 from __future__ import annotations
 
 import inspect
+import re
 from dataclasses import dataclass, field, fields
 
 from genbench.errors import GenbenchError
@@ -41,6 +42,21 @@ class BenchSettings:
     grid_size: int = 64
     sample_batch_size: int = 256
 
+    def __post_init__(self) -> None:
+        for name, least in (("grid_every", 0), ("grid_size", 1), ("sample_batch_size", 1)):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+                raise GenbenchError(f"bench.{name} must be an integer ≥ {least}, got {value!r}")
+        if self.num_samples != "train" and (not isinstance(self.num_samples, int) or isinstance(self.num_samples, bool)
+                                            or self.num_samples < 1):
+            raise GenbenchError(f"bench.num_samples must be a positive integer or 'train', got {self.num_samples!r}")
+        if not isinstance(self.metrics, list) or not all(isinstance(m, str) for m in self.metrics):
+            raise GenbenchError(f"bench.metrics must be a list of metric names, got {self.metrics!r}")
+        if self.table is not None:
+            check_name(self.table, "bench.table")
+        if not isinstance(self.metric_options, dict):
+            raise GenbenchError(f"bench.metric_options must be a mapping, got {self.metric_options!r}")
+
 
 @dataclass
 class LoggerSettings:
@@ -57,6 +73,43 @@ class LoggerSettings:
 
 #: keys of the ``trainer`` section that genbench reads itself (the rest go to Lightning's Trainer)
 TRAINER_EXTRAS = ("max_iterations", "checkpoint_every")
+#: the sections of a config (``run`` is written by genbench: model, data, preset, n, seed)
+SECTIONS = ("model", "data", "trainer", "bench", "logger", "speed", "run")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
+
+
+def check_name(value, what: str) -> str:
+    """A name that becomes one file or folder name (a table, a run): letters, digits and ``._+=-``, no path."""
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or len(value) > 200:
+        raise GenbenchError(f"{what} must be a plain name (letters, digits, '._+=-', not starting with '.' or '-', "
+                            f"no '/'), got {value!r}")
+    return value
+
+
+def check_trainer(trainer: dict) -> None:
+    """The values genbench and Lightning would otherwise refuse only after data and model are built."""
+    for name in TRAINER_EXTRAS:
+        value = trainer.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise GenbenchError(f"trainer.{name} must be a positive integer, got {value!r}")
+    accelerator = trainer.get("accelerator", "auto")
+    if accelerator not in ACCELERATORS:
+        raise GenbenchError(f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}")
+    import torch
+
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise GenbenchError(f"trainer.accelerator={accelerator} but no CUDA device is available here; use cpu or auto")
+    if accelerator == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise GenbenchError("trainer.accelerator=mps but MPS is not available here; use cpu or auto")
+    nodes = trainer.get("num_nodes")
+    if nodes is not None and (not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1):
+        raise GenbenchError(f"trainer.num_nodes must be a positive integer, got {nodes!r}")
+    devices = trainer.get("devices")
+    if isinstance(devices, bool) or isinstance(devices, float) or (isinstance(devices, int) and devices in (0,) or
+                                                                    isinstance(devices, int) and devices < -1):
+        raise GenbenchError(f"trainer.devices must be a positive integer, -1 (all), 'auto', a list of device indices or "
+                            f"a string such as '0,1', got {devices!r}")
 
 
 def trainer_keys() -> set[str]:
@@ -75,11 +128,17 @@ def _check_keys(section: str, given: dict, accepted: set[str]) -> None:
 
 
 def validate_sections(cfg: dict) -> None:
-    """Refuse unknown keys in ``bench``, ``logger`` and ``trainer`` (``model`` and ``data`` are checked
-    against their classes when built)."""
+    """Refuse unknown sections, unknown keys in ``bench``, ``logger`` and ``trainer`` and values those sections
+    cannot take (``model`` and ``data`` are checked against their classes when built)."""
+    unknown = sorted(set(cfg) - set(SECTIONS), key=str)
+    if unknown:
+        raise GenbenchError(f"unknown config section(s) {unknown}; the sections are {', '.join(SECTIONS[:-1])} "
+                            f"(e.g. --set trainer.max_iterations=3)")
     for section, cls in (("bench", BenchSettings), ("logger", LoggerSettings)):
         _check_keys(section, cfg.get(section) or {}, {f.name for f in fields(cls)})
+        cls(**(cfg.get(section) or {}))
     _check_keys("trainer", cfg.get("trainer") or {}, trainer_keys())
+    check_trainer(cfg.get("trainer") or {})
     from genbench.models.speed import SpeedSettings
 
     SpeedSettings.from_dict(cfg.get("speed"))

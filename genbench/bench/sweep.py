@@ -8,7 +8,9 @@ sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import os
 import queue
 import subprocess
@@ -40,10 +42,13 @@ class Job:
     overrides: tuple[str, ...] = field(default=())
     tag: str = ""
 
-    @property
-    def run_name(self) -> str:
+    def run_name(self, overrides: list[str] | None = None) -> str:
+        """The job's run folder name; every override (the sweep's and the job's own) is part of it, as a short hash,
+        so jobs with other settings never share a folder (one would refuse to resume the other's)."""
         tag = f"-{self.tag}" if self.tag else ""
-        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}"
+        extra = self.all_overrides(list(overrides or []))
+        digest = f"-o{hashlib.sha256(json.dumps(extra).encode()).hexdigest()[:8]}" if extra else ""
+        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}{digest}"
 
     @property
     def label(self) -> str:
@@ -54,7 +59,7 @@ class Job:
 
     def argv(self, overrides: list[str], boards: Path) -> list[str]:
         args = ["bench", "--model", self.model, "--data", self.data, "--seed", str(self.seed), "--preset", self.preset,
-                "--run-name", self.run_name, "--leaderboards", str(boards)]
+                "--run-name", self.run_name(overrides), "--leaderboards", str(boards)]
         if self.n is not None:
             args += ["--n", str(self.n)]
         for item in self.all_overrides(overrides):

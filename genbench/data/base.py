@@ -145,7 +145,59 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    """The image files of ``folder``, sorted; a file name that is not valid UTF-8 is refused in one line (it could
+    not be recorded in a row, a fingerprint or a JSON file)."""
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    for path in files:
+        try:
+            path.name.encode("utf-8")
+        except UnicodeEncodeError:
+            raise GenbenchError(f"image file name {os.fsencode(path.name)!r} in {os.fsdecode(os.fsencode(folder))!r} is not "
+                                f"valid UTF-8; rename it (e.g. convmv -f latin1 -t utf8)") from None
+    return files
+
+
+#: above this many bytes a split's content signature uses file sizes and modification times instead of the bytes
+CONTENT_HASH_LIMIT = 256 * 2**20
+
+
+def content_signature(items: list[tuple["ImageRef", int]]) -> str:
+    """A hash of what a list of image references holds, independent of where it lives: the file bytes (names
+    relative to their class folder) while they total at most ``CONTENT_HASH_LIMIT``, else sizes and
+    modification times (cheap on a large tree); in-memory images (torchvision arrays) by their pixels."""
+    h = hashlib.sha256()
+    paths = [ref for ref, _ in items if isinstance(ref, Path)]
+    by_bytes = sum(p.stat().st_size for p in paths) <= CONTENT_HASH_LIMIT
+    h.update(b"bytes" if by_bytes else b"stat")
+    for ref, label in items:
+        h.update(f"|{label}|".encode())
+        if isinstance(ref, Path):
+            h.update("/".join(ref.parts[-2:]).encode())
+            if by_bytes:
+                h.update(hashlib.sha1(ref.read_bytes()).digest())
+            else:
+                stat = ref.stat()
+                h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
+        else:
+            h.update(np.ascontiguousarray(np.asarray(ref())).tobytes())
+    return h.hexdigest()[:16]
+
+
+def open_image(ref: "ImageRef") -> Image.Image:
+    """An image file or in-memory image, decoded; unreadable files and decompression bombs are one line, and
+    16-bit greyscale is scaled to 8 bits (``convert`` would saturate every pixel above 255)."""
+    try:
+        image = Image.open(ref) if isinstance(ref, Path) else ref()
+        image.load()
+    except Image.DecompressionBombError as exc:
+        raise GenbenchError(f"refusing image {ref}: {exc}") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise GenbenchError(f"cannot read image {ref}: {exc}") from None
+    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
+        array = np.asarray(image).astype(np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
+    return image
 
 
 def class_folder_items(root: Path, classes: list[str] | None = None) -> tuple[list[tuple[ImageRef, int]], list[str]]:
@@ -228,6 +280,10 @@ class ImageDataModule(L.LightningDataModule):
             raise GenbenchError(f"channels must be 1 or 3, got {channels}")
         if n_per_class is not None and n_per_class < 1:
             raise GenbenchError(f"n_per_class must be positive, got {n_per_class}")
+        if batch_size < 1:
+            raise GenbenchError(f"data.batch_size must be a positive integer, got {batch_size!r}")
+        if num_workers < 0:
+            raise GenbenchError(f"data.num_workers must be ≥ 0, got {num_workers!r}")
         if not 0.0 <= val_fraction < 1.0:
             raise GenbenchError(f"val_fraction must be in [0, 1), got {val_fraction}")
         if resize not in ("crop", "stretch"):
@@ -351,11 +407,7 @@ class ImageDataModule(L.LightningDataModule):
         return chosen
 
     def _load_one(self, ref: ImageRef) -> np.ndarray:
-        try:
-            image = Image.open(ref) if isinstance(ref, Path) else ref()
-            image.load()
-        except OSError as exc:
-            raise GenbenchError(f"cannot read image {ref}: {exc}") from None
+        image = open_image(ref)
         image = image.convert("RGB" if self.channels == 3 else "L")
         array = np.asarray(self.preprocess(image), dtype=np.uint8)
         return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
@@ -378,6 +430,13 @@ class ImageDataModule(L.LightningDataModule):
         for path in self.file_lists["train"]:
             h.update("/".join(Path(path).parts[-2:]).encode())
         return h.hexdigest()[:16]
+
+    def content_signature(self, splits: list[str]) -> str:
+        """What the images of ``splits`` hold (``content_signature``), for cache keys that must change when the
+        files are replaced under the same names."""
+        plan = self.plan()
+        return hashlib.sha256("|".join(f"{s}:{content_signature(plan[s])}" for s in splits if s in plan).encode()
+                              ).hexdigest()[:16]
 
     def images(self, split: str = "train") -> torch.Tensor:
         """All images of ``split`` in [-1, 1] (for metrics on real data)."""

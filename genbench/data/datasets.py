@@ -318,8 +318,9 @@ class Textures(ImageDataModule):
     name = "textures"
     layout = "<root>/<group>/<texture>.jpg|png|bmp"
 
-    def __init__(self, texture: str = "bricks", image_size: int = 64, batch_size: int = 1, repeats: int = 16, **kwargs) -> None:
-        super().__init__(image_size=image_size, batch_size=batch_size, val_fraction=0.0, **kwargs)
+    def __init__(self, texture: str = "bricks", image_size: int = 64, batch_size: int = 1, repeats: int = 16,
+                 val_fraction: float = 0.0, **kwargs) -> None:
+        super().__init__(image_size=image_size, batch_size=batch_size, val_fraction=val_fraction, **kwargs)
         self.texture = texture
         self.repeats = repeats
 

@@ -85,11 +85,16 @@ def _register_feature_metrics(space: str, names: dict[str, str], label: str) -> 
         if ctx.n_samples is not None:
             check_neighbourhood(ctx.options.pr_neighborhood, ctx.n_samples, ctx.reference_count())
 
-    register(Metric(names["score"], (ScoreSpec(names["score"], f"{label} score (inception-style)", "higher"),), score, check_score))
-    register(Metric(names["fid"], (ScoreSpec(names["fid"], f"FID ({label} features)", "lower"),), fid, check_space))
-    register(Metric(names["kid"], (ScoreSpec(names["kid"], f"KID ({label} features)", "lower"),), kid, check_kid))
+    spaces = (space,)
+    register(Metric(names["score"], (ScoreSpec(names["score"], f"{label} score (inception-style)", "higher"),), score,
+                    check_score, spaces=spaces))
+    register(Metric(names["fid"], (ScoreSpec(names["fid"], f"FID ({label} features)", "lower"),), fid, check_space,
+                    spaces=spaces, real_images=True))
+    register(Metric(names["kid"], (ScoreSpec(names["kid"], f"KID ({label} features)", "lower"),), kid, check_kid,
+                    spaces=spaces, real_images=True))
     register(Metric(names["pr"], (ScoreSpec(names["precision"], f"Precision ({label} features)", "higher"),
-                                  ScoreSpec(names["recall"], f"Recall ({label} features)", "higher")), pr, check_pr))
+                                  ScoreSpec(names["recall"], f"Recall ({label} features)", "higher")), pr, check_pr,
+                    spaces=spaces, real_images=True))
 
 
 _register_feature_metrics("inception", {"score": "inception_score", "fid": "fid", "kid": "kid", "pr": "inception_pr",
@@ -113,7 +118,7 @@ register(Metric("synthesis_quality", (
     ScoreSpec("class_probability", "Softmax probability of the true category", "higher"),
     ScoreSpec("top5_error", "Top-5 classification error", "lower"),
     ScoreSpec("top1_probability", "Mean top-1 classifier probability", "higher"),
-), _synthesis_quality, _check_space("classifier")))
+), _synthesis_quality, _check_space("classifier"), spaces=("classifier",)))
 
 
 def _ssim(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
@@ -135,17 +140,30 @@ register(Metric("pairwise_ssim", (ScoreSpec("pairwise_ssim", "Average pairwise S
 
 
 def check_metrics(names: list[str], ctx: MetricContext) -> None:
-    """Fail before any training if a requested metric cannot run (unknown name, missing weights, a
-    one-class dataset for the classifier, too few samples for the requested splits/subsets/neighbourhood)."""
-    for name in names:
-        metric = METRICS.get(name)
+    """Fail before any training if a requested metric cannot run: first the cheap checks (unknown name, missing
+    weights, a one-class dataset for the classifier, too few samples for the requested splits/subsets/
+    neighbourhood), then every feature space is loaded (a corrupt, foreign or refused classifier stops here; one
+    that must be trained is trained now) and the real images' features are loaded or computed (a corrupt cache
+    stops here)."""
+    metrics = [METRICS.get(name) for name in names]
+    for metric in metrics:
         if metric.check is not None:
             metric.check(ctx)
+    for space in feature_spaces(names):
+        ctx.space(space)
+    for space in dict.fromkeys(s for m in metrics if m.real_images for s in m.spaces):
+        ctx.reference(space)
 
 
-def compute_metrics(names: list[str], images: torch.Tensor, ctx: MetricContext) -> dict[str, Score]:
-    """Every score of the named metrics for ``images`` in [-1, 1], one feature pass per feature space."""
-    samples = SampleSet(images)
+def feature_spaces(names: list[str]) -> list[str]:
+    """The feature spaces the named metrics read, in order of first use."""
+    return list(dict.fromkeys(space for name in names for space in METRICS.get(name).spaces))
+
+
+def compute_metrics(names: list[str], images: "torch.Tensor | SampleSet", ctx: MetricContext) -> dict[str, Score]:
+    """Every score of the named metrics for ``images`` in [-1, 1] (or a streamed ``SampleSet``), one feature pass
+    per feature space."""
+    samples = images if isinstance(images, SampleSet) else SampleSet(images)
     scores: dict[str, Score] = {}
     for name in names:
         scores.update(METRICS.get(name).compute(samples, ctx))
@@ -154,5 +172,5 @@ def compute_metrics(names: list[str], images: torch.Tensor, ctx: MetricContext) 
 
 DEFAULT_METRICS = ["classifier_score", "synthesis_quality", "classifier_fid", "classifier_kid", "classifier_pr", "pairwise_ssim"]
 
-__all__ = ["DEFAULT_METRICS", "METRICS", "Metric", "MetricContext", "MetricOptions", "SampleSet", "Score", "ScoreSpec",
+__all__ = ["feature_spaces", "DEFAULT_METRICS", "METRICS", "Metric", "MetricContext", "MetricOptions", "SampleSet", "Score", "ScoreSpec",
            "check_metrics", "compute_metrics", "score_specs"]

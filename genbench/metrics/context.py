@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 import torch
 
 from genbench.errors import GenbenchError
-from genbench.metrics.features import Features, FeatureSpace, Reference, extract_features, reference_features
+from genbench.metrics.features import (Features, FeatureSpace, Reference, concat_features, extract_features, make_extractor,
+                                       reference_features)
 
 #: data options that change neither which images a dataset holds nor how they look
 NON_CONTENT_DATA_OPTIONS = ("n_per_class", "shuffle_seed", "batch_size", "num_workers")
@@ -57,7 +58,7 @@ class MetricContext:
     scored (known before training, so the checks can refuse impossible settings before any work)."""
 
     def __init__(self, dataset: str, data_options: dict, options: dict | MetricOptions | None = None,
-                 n_samples: int | None = None) -> None:
+                 n_samples: int | None = None, log=None) -> None:
         from genbench.config import instantiate
 
         self.dataset = dataset
@@ -66,10 +67,12 @@ class MetricContext:
             options = instantiate(MetricOptions, dict(options or {}), "bench.metric_options")
         self.options = options
         self.n_samples = n_samples
+        self.log = log  # progress lines (training a classifier takes minutes)
         self.records: dict = {}  # filled while scoring: the classifier's record, the real-image sets
         self._datamodules: dict[str, object] = {}
         self._classifier = None
         self._spaces: dict[str, FeatureSpace] = {}
+        self._extractors: dict[str, object] = {}
         self._references: dict[str, Reference] = {}
 
     # -- data --------------------------------------------------------------------------------------------
@@ -99,7 +102,7 @@ class MetricContext:
             from genbench.metrics.classifier import ClassifierSettings, get_classifier
 
             settings = ClassifierSettings(**self.options.classifier)
-            self._classifier = get_classifier(self.classifier_data, self.dataset, settings)
+            self._classifier = get_classifier(self.classifier_data, self.dataset, settings, log=self.log)
             self.records["classifier"] = self._classifier.record()
         return self._classifier
 
@@ -123,6 +126,12 @@ class MetricContext:
                 self._spaces[name] = inception_space(self.options.inception_weights)
         return self._spaces[name]
 
+    def extractor(self, name: str):
+        """The torch-fidelity extractor of feature space ``name``, loaded once per context."""
+        if name not in self._extractors:
+            self._extractors[name] = make_extractor(self.space(name))
+        return self._extractors[name]
+
     def reference(self, name: str) -> Reference:
         """Cached features of the real images feature-space metrics compare against."""
         if name not in self._references:
@@ -143,17 +152,42 @@ class MetricContext:
 
 
 class SampleSet:
-    """The images being scored and their features, one extractor pass per feature space."""
+    """The images being scored and their features, one extractor pass per feature space.
 
-    def __init__(self, images: torch.Tensor) -> None:
+    ``images`` holds every sample, or — for a set streamed in chunks (``from_stream``) — only the first ones
+    (what pairwise SSIM and the sample sheets read); ``count`` is the whole set's size either way."""
+
+    def __init__(self, images: torch.Tensor, count: int | None = None, features: dict[str, Features] | None = None) -> None:
         self.images = images
-        self._features: dict[str, Features] = {}
-
-    @property
-    def count(self) -> int:
-        return self.images.shape[0]
+        self.count = images.shape[0] if count is None else count
+        self._features: dict[str, Features] = dict(features or {})
 
     def features(self, ctx: MetricContext, space: str) -> Features:
         if space not in self._features:
-            self._features[space] = extract_features(self.images, ctx.space(space), ctx.options.feature_batch_size)
+            if self.images.shape[0] != self.count:
+                raise GenbenchError(f"the {space} features of this streamed sample set were not computed while it "
+                                    f"streamed; name the space in from_stream")
+            self._features[space] = extract_features(self.images, ctx.space(space), ctx.options.feature_batch_size,
+                                                     ctx.extractor(space))
         return self._features[space]
+
+    @classmethod
+    def from_stream(cls, chunks, ctx: MetricContext, spaces: list[str], keep: int) -> "SampleSet":
+        """Score a sample set that arrives in chunks (in [-1, 1]): each chunk goes through every feature space in
+        ``spaces`` and is dropped, except the first ``keep`` samples. Memory: one chunk plus the features."""
+        from genbench.data import to_uint8
+
+        head: list[torch.Tensor] = []
+        kept, count = 0, 0
+        parts: dict[str, list[Features]] = {space: [] for space in spaces}
+        for chunk in chunks:
+            quantised = to_uint8(chunk)
+            for space in spaces:
+                parts[space].append(extract_features(quantised, ctx.space(space), ctx.options.feature_batch_size,
+                                                      ctx.extractor(space)))
+            if kept < keep:
+                head.append(chunk[: keep - kept].cpu())
+                kept += head[-1].shape[0]
+            count += chunk.shape[0]
+        images = torch.cat(head) if head else torch.zeros(0)
+        return cls(images, count, {space: concat_features(p) for space, p in parts.items() if p})

@@ -50,6 +50,8 @@ class Metric:
     compute: Callable[["SampleSet", "MetricContext"], dict[str, Score]]
     check: Callable[["MetricContext"], None] | None = None
     description: str = field(default="", compare=False)
+    spaces: tuple[str, ...] = ()  # the feature spaces whose features it reads (extracted while samples stream)
+    real_images: bool = False  # whether it compares with the real images' features
 
 
 METRICS: Registry[Metric] = Registry("metric")

@@ -13,8 +13,8 @@ quantised by rounding; features come out in float64.
 - Precision/recall (Kynkäänniemi et al. 2019): the fraction of generated samples inside the k-NN balls
   of the real ones and vice versa: ``prc_features_to_metric``.
 
-Real images' features are computed once per (feature space, dataset, split) and cached next to the
-extractor's weights (``<cache>/classifiers`` for the offline classifier).
+Real images' features are computed once per (feature space, dataset, split, content of the split's images)
+and cached under ``$GENBENCH_CACHE`` (``features/`` for the offline classifier, ``inception/`` for Inception).
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +36,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from genbench.errors import GenbenchError
 from genbench.metrics.fidelity import Uint8Images
 
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2
 ISC_SHUFFLE_SEED = 2020  # torch-fidelity's fixed seed: the samples are shuffled before the splits
 KID_SEED = 2020
 
@@ -68,13 +69,22 @@ class Features:
         return self.pool.shape[0]
 
 
-def extract_features(images: torch.Tensor, space: FeatureSpace, batch_size: int = 256) -> Features:
-    """One pass of ``space``'s extractor over ``images`` in [-1, 1] (N, C, H, W)."""
-    cuda = torch.cuda.is_available()
-    extractor = create_feature_extractor(space.extractor, [space.logits_layer, space.pool_layer], cuda=cuda,
-                                         feature_extractor_weights_path=str(space.weights), verbose=False)
-    out = get_featuresdict_from_dataset(Uint8Images(images), extractor, batch_size, cuda, save_cpu_ram=True, verbose=False)
+def make_extractor(space: FeatureSpace):
+    """``space``'s torch-fidelity extractor (weights loaded once; reuse it for every chunk of a sample set)."""
+    return create_feature_extractor(space.extractor, [space.logits_layer, space.pool_layer], cuda=torch.cuda.is_available(),
+                                    feature_extractor_weights_path=str(space.weights), verbose=False)
+
+
+def extract_features(images: torch.Tensor, space: FeatureSpace, batch_size: int = 256, extractor=None) -> Features:
+    """One pass of ``space``'s extractor over ``images`` in [-1, 1] (N, C, H, W) or uint8."""
+    extractor = extractor if extractor is not None else make_extractor(space)
+    out = get_featuresdict_from_dataset(Uint8Images(images), extractor, batch_size, torch.cuda.is_available(),
+                                        save_cpu_ram=True, verbose=False)
     return Features(logits=out[space.logits_layer].double(), pool=out[space.pool_layer].double())
+
+
+def concat_features(parts: list[Features]) -> Features:
+    return Features(torch.cat([p.logits for p in parts]), torch.cat([p.pool for p in parts]))
 
 
 # -- scores from features (torch-fidelity's pure functions) ------------------------------------------
@@ -150,16 +160,19 @@ class Reference:
         return f"{self.meta['count']} real {self.meta['split']} images of {self.meta['dataset']}"
 
 
-def reference_key(space: FeatureSpace, description: dict, split: str, max_images: int) -> str:
+def reference_key(space: FeatureSpace, description: dict, split: str, max_images: int, content: str) -> str:
     blob = json.dumps({"v": FEATURES_VERSION, "space": space.identity, "pool": space.pool_layer, "data": description,
-                       "split": split, "max": max_images}, sort_keys=True)
+                       "split": split, "max": max_images, "content": content}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def load_reference(path: Path) -> Reference:
     try:
         bundle = torch.load(path, map_location="cpu", weights_only=True)
-        return Reference(Features(bundle["logits"], bundle["pool"]), bundle["meta"])
+        reference = Reference(Features(bundle["logits"], bundle["pool"]), bundle["meta"])
+        if reference.features.logits.shape[0] != reference.features.pool.shape[0] or reference.features.count < 1:
+            raise ValueError("inconsistent feature counts")
+        return reference
     except Exception as exc:  # truncated, foreign or from another version
         raise GenbenchError(f"cached real-image features {path} are unreadable ({type(exc).__name__}); delete the file "
                             f"to recompute them") from None
@@ -167,13 +180,15 @@ def load_reference(path: Path) -> Reference:
 
 def reference_features(space: FeatureSpace, datamodule, split: str, max_images: int, batch_size: int = 256) -> Reference:
     """Features of the real ``split`` images of ``datamodule`` (a seeded subset of ``max_images`` where it
-    holds more), computed once and cached; a cache hit decodes no image."""
+    holds more), computed once and cached, keyed by the split's content; a cache hit decodes no image."""
     plan = datamodule.plan()
     if split not in plan:
         raise GenbenchError(f"{datamodule.name} has no {split!r} split for the metrics' real images; it has "
                             f"{', '.join(plan)} (set bench.metric_options.reference_split)")
     description = {k: v for k, v in datamodule.describe().items() if k not in ("root", "n_per_class")}
-    path = space.cache_dir / f"{space.identity}.real-{datamodule.name}-{split}-{reference_key(space, description, split, max_images)}.pt"
+    content = datamodule.content_signature([split])
+    key = reference_key(space, description, split, max_images, content)
+    path = space.cache_dir / f"{space.identity}.real-{datamodule.name}-{split}-{key}.pt"
     if path.is_file():
         return load_reference(path)
     images = datamodule.images(split)
@@ -182,9 +197,9 @@ def reference_features(space: FeatureSpace, datamodule, split: str, max_images: 
         images = images[pick.sort().values]
     features = extract_features(images, space, batch_size)
     meta = {"dataset": datamodule.name, "split": split, "count": features.count, "of": len(plan[split]),
-            "fingerprint": description["fingerprint"], "space": space.identity, "file": path.name}
+            "fingerprint": description["fingerprint"], "content": content, "space": space.identity, "file": path.name}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save({"logits": features.logits, "pool": features.pool, "meta": meta}, tmp)
     tmp.replace(path)
     return Reference(features, meta)

@@ -18,6 +18,8 @@ from genbench.models.langevin import LangevinConfig, frozen, langevin, latent_po
 from genbench.models.nets import build_generator
 
 LATENT_HINT = "lower model.latent_langevin.step_size or model.lr"
+#: inferential back-propagation: 30 Langevin steps on h per iteration, δ = 0.1 (official TF code)
+LATENT_LANGEVIN = {"n_steps": 30, "step_size": 0.1}
 
 
 def infer_latent(generator: nn.Module, h0: torch.Tensor, x: torch.Tensor, sigma: float, config: LangevinConfig,
@@ -75,12 +77,21 @@ class ABP(GenerativeModel):
             raise GenbenchError(f"sigma must be positive, got {sigma}")
         if persistent_latents and num_train < 1:
             raise GenbenchError("abp with persistent_latents needs num_train (the number of training images)")
-        self.latent_config = LangevinConfig.from_dict(latent_langevin or {"n_steps": 30, "step_size": 0.1},
-                                                      "model.latent_langevin")
+        self.latent_config = LangevinConfig.from_dict(latent_langevin or LATENT_LANGEVIN, "model.latent_langevin")
         self.generator = build_generator(arch, latent_dim, image_size, channels, generator_net)
         self.register_buffer("latents", torch.randn(num_train if persistent_latents else 0, latent_dim))
 
     learns_from_corrupted_data = True
+
+    @classmethod
+    def resolve_nested(cls, options: dict) -> dict:
+        from genbench.models.nets import resolve_net_options
+
+        options["latent_langevin"] = LangevinConfig.from_dict(options.get("latent_langevin") or LATENT_LANGEVIN,
+                                                              "model.latent_langevin").to_dict()
+        if isinstance(options.get("generator_net"), (dict, type(None))):
+            options["generator_net"] = resolve_net_options("generator", options.get("arch", "conv"), options.get("generator_net"))
+        return options
 
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))

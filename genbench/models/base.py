@@ -71,6 +71,21 @@ class GenerativeModel(L.LightningModule):
         self.speed = SpeedSettings()
         self._levers_device: torch.device | None = None
 
+    # -- the effective settings -----------------------------------------------------------------------------------
+    @classmethod
+    def resolve_options(cls, options: dict) -> dict:
+        """Every constructor argument with the value a model built from ``options`` gets: the given one, else the
+        signature's default; nested settings (Langevin chains, nets) resolved the same way. This is what a run's
+        effective config records and hashes, so a changed default changes the hash."""
+        from genbench.config import plain, signature_defaults
+
+        return plain(cls.resolve_nested({**signature_defaults(cls), **options}))
+
+    @classmethod
+    def resolve_nested(cls, options: dict) -> dict:
+        """Fill the nested settings of resolved ``options`` (none here)."""
+        return options
+
     # -- speed levers (``genbench.models.speed``; all off by default) ---------------------------------------------
     def set_speed(self, speed: SpeedSettings) -> None:
         """Turn on the ``speed`` levers (the device-dependent ones at the first step or sample)."""

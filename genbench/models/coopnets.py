@@ -17,6 +17,9 @@ from genbench.models.abp import infer_latent, reconstruction_loss
 from genbench.models.base import MODELS
 from genbench.models.descriptor import Descriptor, langevin_stats
 from genbench.models.langevin import LangevinConfig
+
+#: G1 (Langevin on h given the revised images): off in the official code (0 steps; δ = 0.1 when turned on)
+LATENT_LANGEVIN = {"n_steps": 0, "step_size": 0.1}
 from genbench.models.nets import build_generator
 
 
@@ -61,9 +64,19 @@ class CoopNets(Descriptor):
                                 "model.sample_langevin.n_steps instead of eval_chains / eval_steps")
         super().__init__(chain_init=chain_init, bn_sampling=bn_sampling, num_chains=num_chains, **kwargs)
         self.save_hyperparameters()
-        self.latent_config = LangevinConfig.from_dict(latent_langevin or {"n_steps": 0, "step_size": 0.1},
-                                                      "model.latent_langevin")
+        self.latent_config = LangevinConfig.from_dict(latent_langevin or LATENT_LANGEVIN, "model.latent_langevin")
         self.generator = build_generator(self.arch, latent_dim, self.image_size, self.channels, generator_net)
+
+    @classmethod
+    def resolve_nested(cls, options: dict) -> dict:
+        from genbench.models.nets import resolve_net_options
+
+        options = super().resolve_nested(options)
+        options["latent_langevin"] = LangevinConfig.from_dict(options.get("latent_langevin") or LATENT_LANGEVIN,
+                                                              "model.latent_langevin").to_dict()
+        if isinstance(options.get("generator_net"), (dict, type(None))):
+            options["generator_net"] = resolve_net_options("generator", options.get("arch", "conv"), options.get("generator_net"))
+        return options
 
     def draft(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """G0: h ~ N(0, I) and X̂ = g(h) (no gradient to α here)."""
@@ -103,4 +116,4 @@ class CoopNets(Descriptor):
         _, x_draft = self.draft(n)
         if self.hparams.sample_from == "generator":
             return x_draft
-        return self.revise(x_draft, self.sample_langevin_config)[0]
+        return self.revise(x_draft, self.sample_langevin_config, sampling=True)[0]

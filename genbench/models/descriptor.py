@@ -106,6 +106,17 @@ class Descriptor(GenerativeModel):
         self.evaluation_order: torch.Tensor | None = None  # buffer states of the evaluation samples (prepare_evaluation)
         self.evaluation_config: LangevinConfig | None = None
 
+    @classmethod
+    def resolve_nested(cls, options: dict) -> dict:
+        from genbench.models.nets import resolve_net_options
+
+        options["langevin"] = LangevinConfig.from_dict(options.get("langevin") or {}, "model.langevin").to_dict()
+        if options.get("sample_langevin"):
+            options["sample_langevin"] = LangevinConfig.from_dict(options["sample_langevin"], "model.sample_langevin").to_dict()
+        if isinstance(options.get("net"), (dict, type(None))):
+            options["net"] = resolve_net_options("energy", options.get("arch", "conv"), options.get("net"))
+        return options
+
     # -- the model's equations ----------------------------------------------------------------
     def f(self, x: torch.Tensor) -> torch.Tensor:
         """f(X; θ) per example."""
@@ -115,11 +126,20 @@ class Descriptor(GenerativeModel):
         """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""
         return descriptor_energy(self.f, self.hparams.ref_std)(x)
 
-    def revise(self, x0: torch.Tensor, config: LangevinConfig | None = None, trace: bool = False):
-        """Langevin revision of ``x0`` under E with θ frozen → (X̃, diagnostics)."""
+    def revise(self, x0: torch.Tensor, config: LangevinConfig | None = None, trace: bool = False,
+               sampling: bool = False):
+        """Langevin revision of ``x0`` under E with θ frozen → (X̃, diagnostics). ``sampling``: the chains draw
+        evaluation samples (a divergence then names the sampling settings)."""
         with frozen(self.energy_net):  # E = ‖X‖²/(2s²) − f: the reference term in closed form, autograd through −f
             return langevin(x0, lambda x: -self.f(x), config or self.langevin_config, trace=trace, what="X",
-                            hint=LANGEVIN_HINT, gaussian_precision=reference_precision(self.hparams.ref_std))
+                            hint=self.sampling_hint() if sampling else LANGEVIN_HINT,
+                            gaussian_precision=reference_precision(self.hparams.ref_std))
+
+    def sampling_hint(self) -> str:
+        """What to lower when the evaluation chains diverge: the settings they ran with."""
+        section = "model.sample_langevin" if self.hparams.sample_langevin else "model.langevin"
+        return (f"while drawing evaluation samples; lower {section}.step_size (or set {section}.grad_clip)"
+                + (" or model.eval_steps" if self.hparams.eval_steps else ""))
 
     # -- chains -----------------------------------------------------------------------------------
     def noise_chains(self, n: int) -> torch.Tensor:
@@ -237,7 +257,7 @@ class Descriptor(GenerativeModel):
             x0 = self.buffer.states[index.to(self.buffer.states.device)]
         else:
             x0 = self.noise_chains(n)
-        return self.revise(x0, self.evaluation_config or self.evaluation_langevin())[0]
+        return self.revise(x0, self.evaluation_config or self.evaluation_langevin(), sampling=True)[0]
 
 
 def langevin_stats(diag, prefix: str) -> dict:

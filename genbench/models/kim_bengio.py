@@ -65,8 +65,21 @@ class KimBengio(GenerativeModel):
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)
-        features = build_energy_net("conv", image_size, channels, {"init_std": 0.02, "n_out": n_features, **(net or {})})
+        features = build_energy_net("conv", image_size, channels, self.net_options(net, n_features))
         self.energy_net = ExpertEnergy(features, features.net[-1].out_channels, n_experts)
+
+    @staticmethod
+    def net_options(net: dict | None, n_features: int) -> dict:
+        """The energy net's options: the descriptor net with N(0, 0.02²) init and ``n_features`` outputs."""
+        return {"init_std": 0.02, "n_out": n_features, **(net or {})}
+
+    @classmethod
+    def resolve_nested(cls, options: dict) -> dict:
+        from genbench.models.nets import resolve_net_options
+
+        if isinstance(options.get("net"), (dict, type(None))):
+            options["net"] = resolve_net_options("energy", "conv", cls.net_options(options.get("net"), options["n_features"]))
+        return options
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         return self.energy_net(x)

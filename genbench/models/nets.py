@@ -249,6 +249,22 @@ class MLPEnergy(MLP):
         return super().forward(x).view(x.shape[0])
 
 
+#: the arguments a net takes from the model (its image shape), not from the ``net`` / ``generator_net`` options
+SHAPE_ARGUMENTS = ("image_size", "channels", "in_shape", "out_shape", "latent_dim")
+
+
+def resolve_net_options(kind: str, arch: str, options: dict | None) -> dict:
+    """``options`` of an energy net (``kind="energy"``) or a generator with every other argument at its default."""
+    from genbench.config import signature_defaults
+
+    if arch not in ("conv", "mlp"):
+        raise GenbenchError(f"model.arch must be 'conv' or 'mlp', got {arch!r}")
+    cls = {("energy", "mlp"): MLPEnergy, ("energy", "conv"): DescriptorNet,
+           ("generator", "mlp"): MLPGenerator, ("generator", "conv"): ConvGenerator}[(kind, arch)]
+    defaults = {k: v for k, v in signature_defaults(cls).items() if k not in SHAPE_ARGUMENTS}
+    return {**defaults, **(options or {})}
+
+
 def build_energy_net(arch: str, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
     """f(X; θ): the CoopNets descriptor net (``conv``) or an MLP (``mlp``), from ``model.net`` options."""
     from genbench.config import instantiate

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import yaml
 
 from genbench.config import config_hash
 from genbench.errors import GenbenchError
@@ -25,19 +24,23 @@ class TrainedModel:
     cfg: dict
     run_dir: Path
     reused: bool
+    legacy_config_hash: str | None = None  # the hash rows recorded before configs were resolved (lookup only)
 
     def record(self) -> dict:
         """What a table row says about the model it scored."""
         run = self.cfg["run"]
         return {"model": self.name, "model_preset": run["preset"], "n": run["n"], "seed": run["seed"],
                 "config_hash": config_hash(self.cfg), "run_dir": str(self.run_dir), "iterations": self.module.iteration,
-                "reused_run": self.reused}
+                "reused_run": self.reused, "legacy_config_hash": self.legacy_config_hash}
+
+
 
 
 def finished_runs(runs: Path, data: str, model: str, wanted_hash: str) -> list[Path]:
-    """Run folders of ``model`` on ``data`` whose config hashes to ``wanted_hash`` and whose training finished
-    (``result.json`` from bench or ``fit.json`` from fit, beside ``checkpoints/last.ckpt``), newest first."""
-    from genbench.bench.harness import FIT_RECORD
+    """Run folders of ``model`` on ``data`` whose resolved config hashes to ``wanted_hash`` (folders written before
+    configs were resolved are resolved here) and whose training finished (``result.json`` from bench or ``fit.json``
+    from fit, beside ``checkpoints/last.ckpt``), newest first."""
+    from genbench.bench.harness import FIT_RECORD, recorded_config
 
     found = []
     for config in (runs / data / model).glob("*/config.yaml"):
@@ -47,9 +50,9 @@ def finished_runs(runs: Path, data: str, model: str, wanted_hash: str) -> list[P
         if not ((folder / "result.json").is_file() or (folder / FIT_RECORD).is_file()):
             continue
         try:
-            if config_hash(yaml.safe_load(config.read_text())) == wanted_hash:
+            if config_hash(recorded_config(folder)) == wanted_hash:
                 found.append(folder)
-        except yaml.YAMLError:
+        except GenbenchError:  # unreadable, or a config that no longer resolves (a removed option)
             continue
     return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
 
@@ -75,12 +78,13 @@ def trained_model(model: str, data: str, preset: str, n: int | None, seed: int, 
                   runs: Path | None = None, log=print) -> TrainedModel:
     """The model of (model, data, preset, n, seed, overrides), trained: a finished run of the same config is
     reused; else it is trained (``genbench fit``) under the run name ``table-<preset>-n<n>-s<seed>-<hash>``."""
-    from genbench.bench.harness import effective_config, run_fit
+    from genbench.bench.harness import effective_config, legacy_config_hash, run_fit
     from genbench.paths import runs_dir
 
     runs = runs or runs_dir()
     cfg = effective_config(model, data, preset, n, seed, overrides)
     wanted = config_hash(cfg)
+    legacy = legacy_config_hash(model, data, preset, n, seed, overrides)
     for folder in finished_runs(runs, data, model, wanted):
         try:
             dm, module = load_trained(cfg, folder)
@@ -88,8 +92,8 @@ def trained_model(model: str, data: str, preset: str, n: int | None, seed: int, 
             log(f"  not reusing {folder}: {exc}")
             continue
         log(f"  {model}: reusing {folder}")
-        return TrainedModel(model, module, dm, cfg, folder, reused=True)
+        return TrainedModel(model, module, dm, cfg, folder, reused=True, legacy_config_hash=legacy)
     log(f"  {model}: training ({preset} preset, config {wanted}) ...")
     folder = run_fit(model, data, preset, n, seed, overrides, runs, run_name=f"table-{preset}-n{n or 'all'}-s{seed}-{wanted}")
     dm, module = load_trained(cfg, folder)
-    return TrainedModel(model, module, dm, cfg, folder, reused=False)
+    return TrainedModel(model, module, dm, cfg, folder, reused=False, legacy_config_hash=legacy)

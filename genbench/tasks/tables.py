@@ -217,8 +217,14 @@ def scored_row(rows: "TableRows", base: dict, key_fields: tuple[str, ...], compu
     """The row of ``base``: found in the JSONL by its key (``key_fields`` of ``base`` and the model's config
     hash), or computed as ``score(compute())``, appended and logged. Returns (row, the fresh result or None)."""
     run = base["model_run"]
+    legacy = run.get("legacy_config_hash") if run else None
+    if run:
+        base = {**base, "model_run": {k: v for k, v in run.items() if k != "legacy_config_hash"}}
+        run = base["model_run"]
     key = settings_hash({k: base[k] for k in key_fields} | {"model": run["config_hash"] if run else None})
     row = rows.find(key)
+    if row is None and legacy:  # a row keyed before configs were resolved
+        row = rows.find(settings_hash({k: base[k] for k in key_fields} | {"model": legacy}))
     if row is not None:
         return row, None
     start = time.time()

@@ -1,0 +1,454 @@
+"""What a user can rely on: the feature space of every score is fixed and recorded, a run never resumes under another
+config, and each input a user can get wrong is one line before any training (the README's "Reliability")."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from genbench.bench.harness import (check_checkpoint_fits, check_memory, effective_config, prepare_run, render_after_row,
+                                    resolve_config)
+from genbench.bench.leaderboard import (append_row, by_feature_space, feature_space_of, read_rows, render_leaderboards,
+                                        render_table, sample_sheet_path)
+from genbench.cli import main
+from genbench.config import config_hash, parse_override
+from genbench.data import build_datamodule
+from genbench.errors import DivergenceError, GenbenchError
+from genbench.metrics import DEFAULT_METRICS, MetricContext, SampleSet, compute_metrics, feature_spaces
+from genbench.metrics import classifier as classifier_module
+from genbench.metrics.classifier import SHIPPED_DIR, get_classifier, load_bundle, read_manifest
+
+SCENES = Path(__file__).resolve().parent.parent / "assets" / "imagenet-scenes-tiny"
+TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=20", "bench.metric_options.ssim_samples=10",
+        "model.g_width=8", "model.d_width=8"]
+
+
+def _row(model: str, n: int, space: str | None, value: float, kind: str = "model", stamp: str = "2026-01-01") -> dict:
+    row = {"model": model, "n": n, "seed": 0, "kind": kind, "data": "d", "preset": "cpu", "timestamp": stamp,
+           "metrics": {"classifier_fid": {"mean": value, "std": None}}}
+    if space:
+        row["feature_space"] = space
+    return row
+
+
+# -- 1. one fixed feature space per table, shipped with the project --------------------------------------------------
+
+@pytest.mark.parametrize("image_size, name", [(32, "imagenet-scenes-tiny-32px"), (64, "imagenet-scenes-tiny-64px")])
+def test_scenes_score_with_the_shipped_classifier_and_train_none(monkeypatch, image_size, name):
+    monkeypatch.setattr(classifier_module, "train_classifier", lambda *a, **k: pytest.fail("a classifier was trained"))
+    entry = next(e for e in read_manifest() if e["name"] == name)
+    ctx = MetricContext("imagenet-scenes-tiny", {"image_size": image_size})
+    classifier = ctx.classifier()
+    assert classifier.source == "shipped" and classifier.sha256 == entry["sha256"]
+    assert classifier.identity == f"{name}@{entry['sha256'][:12]}" == ctx.records["classifier"]["feature_space"]
+    assert classifier.path.parent == SHIPPED_DIR
+
+
+def test_mnist_classifier_is_shipped_and_accurate():
+    entry = next(e for e in read_manifest() if e["name"] == "mnist-28px")
+    assert entry["top1"] >= 0.98 and entry["data"]["image_size"] == 28 and entry["data"]["channels"] == 1
+    assert classifier_module.file_sha256(SHIPPED_DIR / entry["file"]) == entry["sha256"]
+
+
+def test_a_retrained_classifier_is_a_feature_space_of_its_own(tmp_path):
+    two = lambda: build_datamodule("imagenet-scenes-tiny", categories=["alp", "coral_reef"], image_size=32)  # noqa: E731
+    local = get_classifier(two, "imagenet-scenes-tiny", classifier_module.ClassifierSettings(width=8, epochs=4), tmp_path)
+    assert local.source == "local" and local.identity.startswith("imagenet-scenes-tiny-32px-local@")
+    assert local.identity.endswith(classifier_module.file_sha256(local.path)[:12])
+
+
+def test_a_shipped_classifier_that_fails_its_checksum_stops_scoring_before_training(tmp_path, monkeypatch):
+    copy = tmp_path / "classifiers"
+    shutil.copytree(SHIPPED_DIR, copy)
+    entry = next(e for e in read_manifest(copy) if e["name"] == "imagenet-scenes-tiny-32px")
+    data = bytearray((copy / entry["file"]).read_bytes())
+    data[-100] ^= 0xFF
+    (copy / entry["file"]).write_bytes(bytes(data))
+    monkeypatch.setattr(classifier_module, "SHIPPED_DIR", copy)
+    monkeypatch.setattr(classifier_module, "_VERIFIED", {})
+    monkeypatch.setattr(classifier_module.get_classifier, "__defaults__", (None, None, copy, None))
+    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None)
+    from genbench.bench.harness import metric_setup
+
+    with pytest.raises(GenbenchError, match="fails its checksum"):
+        metric_setup(cfg)
+
+
+def test_a_corrupt_feature_cache_stops_the_run_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
+    from genbench.bench.harness import metric_setup
+
+    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None)
+    metric_setup(cfg)  # computes and caches the real images' features
+    (cached,) = (tmp_path / "cache" / "features").glob("*.pt")
+    cached.write_bytes(b"not a tensor file")
+    with pytest.raises(GenbenchError, match="unreadable"):
+        metric_setup(cfg)
+
+
+def test_caches_follow_the_content_of_the_images_not_their_names(tmp_path):
+    root = tmp_path / "scenes"
+    for split in ("train", "val"):
+        for name in ("alp", "coral_reef"):
+            shutil.copytree(SCENES / split / name, root / split / name)
+    dm = lambda: build_datamodule("imagenet-scenes-tiny", root=str(root), categories=["alp", "coral_reef"])  # noqa: E731
+    before = dm().content_signature(["train", "val"])
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(root, moved)
+    elsewhere = build_datamodule("imagenet-scenes-tiny", root=str(moved), categories=["alp", "coral_reef"])
+    assert elsewhere.content_signature(["train", "val"]) == before  # where the data lives does not matter
+    victim = sorted((root / "train" / "alp").iterdir())[0]
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(victim, format="JPEG")
+    assert dm().content_signature(["train", "val"]) != before  # the same names with other pixels do
+
+
+def test_rows_of_two_feature_spaces_never_share_a_column():
+    rows = [_row("dcgan", 50, "a@1", 10.0), _row("coopnets", 50, "a@1", 20.0),
+            _row("real images", 50, "a@1", 1.0, kind="reference"),
+            _row("dcgan", 50, "b@2", 99.0, stamp="2026-06-01")]
+    groups = by_feature_space(rows)
+    assert [space for space, _ in groups] == ["a@1", "b@2"]  # the space with the most model rows is shown first
+    text = render_table(rows, "t")
+    shown, other = text.split("## Rows in feature space `b@2`")
+    assert "10.000" in shown and "99.000" not in shown and "99.000" in other and "10.000" not in other
+
+
+def test_rows_without_a_recorded_space_get_a_legacy_one_per_classifier_record():
+    record = {"dataset": "scenes", "key": "scenes-63915876b393", "top1": 0.69, "top5": 0.976, "n_train": 5000,
+              "n_heldout": 500}
+    old = {"classifier": record}
+    rekeyed = {"classifier": {**record, "key": "scenes-d452cf955108"}}  # the same weights under a newer cache key
+    retrained = {"classifier": {**record, "top1": 0.70}}  # the same key, other weights
+    assert feature_space_of(old) == "legacy scenes classifier (top-1 69.00%, top-5 97.60%, 5000/500 images)"
+    assert feature_space_of(rekeyed) == feature_space_of(old) != feature_space_of(retrained)
+    assert feature_space_of({"metrics": {}}) is None
+
+
+def test_every_committed_row_keeps_its_place():
+    """Each committed table still renders every row it holds, and the rows written before feature spaces were recorded
+    (migrated on reading, never rewritten) stay together: one legacy space per table, whatever cache key they had."""
+    boards = Path(__file__).resolve().parent.parent / "leaderboards"
+    for jsonl in boards.glob("*/*.jsonl"):
+        if jsonl.name.endswith(".failures.jsonl"):
+            continue
+        rows, bad = read_rows(jsonl)
+        assert not bad and all(feature_space_of(r) for r in rows if "metrics" in r), jsonl
+        legacy = {feature_space_of(r) for r in rows if "feature_space" not in r}
+        assert len(legacy) == 1, (jsonl, legacy)
+        text = render_table(rows, jsonl.stem)
+        for row in rows:
+            assert f"| {row['model']}" in text or f"*{row['model']}*" in text, (jsonl, row["model"])
+
+
+# -- 2. a run never resumes under another config ----------------------------------------------------------------------
+
+def test_the_effective_config_resolves_every_setting_and_its_hash_covers_defaults(monkeypatch):
+    cfg = effective_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None)
+    model = cfg["model"]
+    assert model["lr"] == 0.007 and model["gen_lr"] == 1e-4 and model["ref_std"] == 0.016
+    assert model["langevin"]["n_steps"] == 15 and model["langevin"]["step_size"] == 0.002
+    assert model["generator_net"]["kernel_size"] == 5 and cfg["data"]["resize"] == "crop"
+    assert resolve_config(cfg) == cfg  # resolving is idempotent
+    before = config_hash(cfg)
+    from genbench.models.coopnets import CoopNets
+
+    defaults = list(CoopNets.__init__.__defaults__)
+    defaults[1] = 0.25  # sigma
+    monkeypatch.setattr(CoopNets.__init__, "__defaults__", tuple(defaults))
+    assert config_hash(effective_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None)) != before
+
+
+def test_a_named_run_never_resumes_under_another_config(tmp_path):
+    runs = tmp_path / "runs"
+    cfg, run_dir, _ = prepare_run("dcgan", "digits", "smoke", None, 0, ["model.lr=0.0002"], runs, "same", None, "bench")
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    written = (run_dir / "config.yaml").read_text()
+    assert json.loads((run_dir / "run.json").read_text())["config_hash"] == config_hash(cfg)
+    with pytest.raises(GenbenchError, match=r"model\.lr \(0\.05 here, 0\.0002 in the run\)"):
+        prepare_run("dcgan", "digits", "smoke", None, 0, ["model.lr=0.05"], runs, "same", None, "bench")
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    assert (run_dir / "config.yaml").read_text() == written  # the refused run wrote nothing
+
+
+def test_resume_refuses_another_model_and_validates_like_a_new_run(tmp_path):
+    runs = tmp_path / "runs"
+    _, run_dir, _ = prepare_run("vae", "digits", "smoke", None, 0, ["model.width=8"], runs, "v", None, "fit")
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save({"state_dict": {}}, ckpt)
+    with pytest.raises(GenbenchError, match=r"run\.model \('dcgan' here, 'vae' in the run\)"):
+        prepare_run("dcgan", None, None, None, None, None, runs, None, str(run_dir), "bench")
+    with pytest.raises(GenbenchError, match="unknown config section"):
+        prepare_run(None, None, None, None, None, ["trainer_max_iterations=3"], runs, None, str(run_dir), "bench")
+    cfg, same, _ = prepare_run(None, None, None, None, None, ["trainer.max_iterations=500"], runs, None, str(run_dir), "bench")
+    assert same == run_dir and cfg["run"]["model"] == "vae"  # training longer is the one change a resume may make
+
+
+def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, capsys):
+    from genbench.bench.harness import build
+
+    _, dcgan = build(effective_config("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"]))
+    _, vae = build(effective_config("vae", "digits", "smoke", None, 0, ["model.width=8"]))
+    ckpt = tmp_path / "vae.ckpt"
+    torch.save({"state_dict": vae.state_dict()}, ckpt)
+    with pytest.raises(GenbenchError, match="was not written by this dcgan"):
+        check_checkpoint_fits(ckpt, dcgan, "dcgan")
+    _, run_dir, _ = prepare_run("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"],
+                                tmp_path / "runs", "d", None, "fit")
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    (run_dir / "checkpoints").mkdir()
+    shutil.copyfile(ckpt, run_dir / "checkpoints" / "last.ckpt")  # a foreign checkpoint in a dcgan run folder
+    config = (run_dir / "config.yaml").read_text()
+    assert main(["fit", "--resume", str(run_dir)]) == 2
+    assert "was not written by this dcgan" in capsys.readouterr().err
+    assert (run_dir / "config.yaml").read_text() == config and not (run_dir / "logs").exists()
+
+
+def test_sweep_run_names_carry_their_overrides():
+    from genbench.bench.sweep import Job
+
+    job = Job("dcgan", "digits", 20, 0, "smoke")
+    assert job.run_name() == "sweep-smoke-n20-s0"
+    assert job.run_name(["model.lr=0.05"]) != job.run_name(["model.lr=0.01"]) != job.run_name()
+
+
+def test_fit_run_name_is_honoured_and_runs_leave_one_checkpoint_and_append_their_log(tmp_path):
+    env = {**os.environ, "GENBENCH_RUNS": str(tmp_path / "runs")}
+    base = [sys.executable, "-m", "genbench.cli", "fit", "--model", "dcgan", "--data", "digits", "--n", "20",
+            "--run-name", "mine", "--set", "model.g_width=8", "--set", "model.d_width=8", "--set", "trainer.log_every_n_steps=1"]
+    first = subprocess.run([*base, "--set", "trainer.max_iterations=3"], env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    run_dir = tmp_path / "runs" / "digits" / "dcgan" / "mine"
+    assert "train: iteration 3/3" in first.stderr  # a progress line in a log file (no terminal)
+    second = subprocess.run([*base, "--set", "trainer.max_iterations=6"], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "weights_only" not in second.stderr
+    assert sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.ckpt")) == ["checkpoints/last.ckpt"]
+    lines = (run_dir / "logs" / "metrics.csv").read_text().splitlines()
+    steps = [int(float(line.split(",")[lines[0].split(",").index("step")])) for line in lines[1:]]
+    assert min(steps) < 3 <= max(steps)  # both parts of the run are in the log
+    third = subprocess.run([*base, "--set", "trainer.max_iterations=6", "--set", "model.lr=0.05"], env=env,
+                           capture_output=True, text=True, timeout=300)
+    errors = [line for line in third.stderr.splitlines() if line.startswith("genbench: error")]
+    assert third.returncode == 2 and len(errors) == 1 and "model.lr" in errors[0]
+
+
+# -- 3. defects found by probing ---------------------------------------------------------------------------------------
+
+def test_an_append_cut_short_is_undone_and_fails(tmp_path):
+    table = tmp_path / "t.jsonl"
+    append_row(table, {"model": "a", "n": 1})
+    size = table.stat().st_size
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 40}, {size + 40}))
+        from genbench.bench.leaderboard import append_row
+        from genbench.errors import GenbenchError
+        try:
+            append_row(__import__("pathlib").Path({str(table)!r}), {{"model": "b" * 500, "n": 2}})
+        except GenbenchError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 3 and "could not write the row" in proc.stderr
+    assert table.stat().st_size == size
+    with open(table, "a") as fh:
+        fh.write('{"model": "half')  # a partial line left by something else
+    append_row(table, {"model": "c", "n": 3})
+    rows, bad = read_rows(table)
+    assert [r["model"] for r in rows] == ["a", "c"] and bad == ["line 2 is not valid JSON"]
+
+
+@pytest.mark.parametrize("override", ["bench.table=../../x", "bench.table=/tmp/x", "bench.table=.hidden"])
+def test_table_names_that_leave_the_leaderboards_are_refused(override):
+    with pytest.raises(GenbenchError, match="bench.table must be a plain name"):
+        effective_config("dcgan", "digits", "smoke", None, 0, [override])
+
+
+def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path):
+    with pytest.raises(GenbenchError, match="--run-name must be a plain name"):
+        prepare_run("dcgan", "digits", "smoke", None, 0, None, tmp_path / "runs", "../../../x", None, "bench")
+    assert not any(tmp_path.rglob("config.yaml"))
+
+
+def test_a_lever_run_has_its_own_sample_sheet(tmp_path):
+    plain = {"model": "dcgan", "n": 50, "seed": 0, "config": {"speed": {"fused_adam": False}}}
+    lever = {"model": "dcgan", "n": 50, "seed": 0, "config": {"speed": {"fused_adam": True}}}
+    assert sample_sheet_path(tmp_path / "cpu.jsonl", plain) != sample_sheet_path(tmp_path / "cpu.jsonl", lever)
+    assert "fused_adam" in sample_sheet_path(tmp_path / "cpu.jsonl", lever).name
+
+
+def test_a_16_bit_png_is_scaled_to_8_bits(tmp_path):
+    values = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    path = tmp_path / "deep.png"
+    Image.fromarray(values).save(path)
+    assert Image.open(path).mode.startswith("I")
+    dm = build_datamodule("scene15", image_size=64, channels=1)
+    pixels = dm._load_one(path)[0].astype(int)
+    assert np.abs(pixels - np.round(values / 257.0)).max() <= 1 and (pixels == 255).mean() < 0.01
+
+
+def test_a_decompression_bomb_and_a_non_utf8_name_are_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    Image.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    dm = build_datamodule("scene15", image_size=8)
+    with pytest.raises(GenbenchError, match="refusing image"):
+        dm._load_one(path)
+    root = tmp_path / "scenes"
+    for split in ("train", "val"):
+        shutil.copytree(SCENES / split / "alp", root / split / "alp")
+    bad = root / "train" / "alp" / os.fsdecode(b"caf\xe9.JPEG")
+    shutil.copyfile(next((SCENES / "train" / "alp").iterdir()), bad)
+    with pytest.raises(GenbenchError, match="not valid UTF-8"):
+        build_datamodule("imagenet-scenes-tiny", root=str(root), categories=["alp"]).plan()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("trainer_max_iterations=3", "unknown config section"),
+    ("trainer.max_iterations=-1", "trainer.max_iterations must be a positive integer"),
+    ("data.batch_size=0", "data.batch_size must be a positive integer"),
+    ("bench.sample_batch_size=0", "bench.sample_batch_size must be an integer ≥ 1"),
+    ("trainer.accelerator=tpu", "trainer.accelerator must be one of"),
+    ("model.lr=abc", "bad model (dcgan) option lr='abc': expected float"),
+    ("data.image_size=20000", "over a quarter of this machine"),
+])
+def test_bad_values_are_one_line_before_training(tmp_path, capsys, override, message):
+    argv = ["bench", "--model", "dcgan", "--data", "digits", "--leaderboards", str(tmp_path / "boards"),
+            "--set", override]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert message in err[-1] and len([line for line in err if line.startswith("genbench: error")]) == 1
+    assert not (tmp_path / "boards").exists()
+
+
+def test_a_negative_seed_is_one_line(capsys):
+    assert main(["config", "--model", "dcgan", "--data", "digits", "--seed", "-1"]) == 2
+    assert "--seed must be an integer" in capsys.readouterr().err
+
+
+def test_exponents_are_numbers():
+    assert parse_override("model.lr=1e-4") == {"model": {"lr": 1e-4}}
+    cfg = effective_config("dcgan", "digits", "smoke", None, 0, ["model.lr=1e-4"])
+    assert cfg["model"]["lr"] == 1e-4
+
+
+def test_two_renders_at_once_and_a_failing_render_lose_nothing(tmp_path, monkeypatch):
+    table = tmp_path / "boards" / "d" / "cpu.jsonl"
+    for i in range(6):
+        append_row(table, _row(f"m{i}", 50, "a@1", float(i)))
+    script = ("import sys\nfrom pathlib import Path\nfrom genbench.bench.leaderboard import render_leaderboards\n"
+              "for _ in range(15):\n    render_leaderboards(Path(sys.argv[1]))\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "boards")], stderr=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errors
+    assert not list(table.parent.glob(".*")) and "| m5 |" in table.with_suffix(".md").read_text()
+    monkeypatch.setattr("genbench.bench.harness.render_leaderboards", lambda *a: 1 / 0)
+    render_after_row(tmp_path / "boards", "d")  # a warning, not an exception
+
+
+def test_a_line_that_is_not_an_object_is_skipped_with_its_number(tmp_path, capsys):
+    table = tmp_path / "boards" / "d" / "cpu.jsonl"
+    append_row(table, _row("dcgan", 50, "a@1", 1.0))
+    with open(table, "a") as fh:
+        fh.write("[1, 2]\n")
+    append_row(table, _row("vae", 50, "a@1", 2.0))
+    render_leaderboards(tmp_path / "boards")
+    assert "line 2 is a JSON list" in capsys.readouterr().err
+    assert "| vae |" in (table.with_suffix(".md")).read_text()
+
+
+def test_a_classifier_file_without_meta_is_one_line(tmp_path):
+    path = tmp_path / "c.pt"
+    torch.save({"state_dict": {}}, path)
+    with pytest.raises(GenbenchError, match="not a genbench classifier"):
+        load_bundle(path)
+
+
+def test_divergence_while_sampling_names_the_sampling_settings():
+    from genbench.models import build_model
+
+    model = build_model("descriptor", image_size=8, channels=1, net={"widths": [4, 4, 4], "n_out": 2},
+                        sample_langevin={"n_steps": 10, "step_size": 1000.0})
+    with pytest.raises(DivergenceError, match=r"model\.sample_langevin\.step_size"):
+        model.sample(4)
+
+
+def test_streamed_samples_score_as_the_whole_set_and_keep_only_a_head():
+    ctx = MetricContext("imagenet-scenes-tiny", {"image_size": 32})
+    images = ctx.benchmark_data().images("val")[:300]
+    names = [m for m in DEFAULT_METRICS]
+    whole = compute_metrics(names, images, ctx)
+    streamed = SampleSet.from_stream(iter(images.split(64)), ctx, feature_spaces(names), keep=100)
+    assert streamed.images.shape[0] == 100 and streamed.count == 300
+    for name, score in compute_metrics(names, streamed, ctx).items():
+        assert score.mean == pytest.approx(whole[name].mean, rel=1e-6, abs=1e-9), name
+
+
+def test_impossible_sizes_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    assert main(["fit", "--model", "dcgan", "--data", "digits", "--set", "data.image_size=20000"]) == 2
+    assert "over a quarter of this machine" in capsys.readouterr().err and not (tmp_path / "runs").exists()
+    cfg = effective_config("dcgan", "digits", "smoke", None, 0, None)
+    cfg["bench"]["sample_batch_size"] = 10**6  # 256 MB of 8×8 images
+    with pytest.raises(GenbenchError, match="bench.sample_batch_size"):
+        check_memory(cfg, memory=2**28)
+    check_memory(effective_config("dcgan", "digits", "smoke", None, 0, None), memory=24 * 2**30)
+
+
+def test_progress_lines_come_every_interval():
+    from genbench.bench.callbacks import ProgressLog
+
+    now = [0.0]
+    lines = []
+    progress = ProgressLog(100, every=30, clock=lambda: now[0], log=lines.append)
+
+    class Module:
+        iteration = 0
+
+    class Trainer:
+        is_global_zero = True
+        callback_metrics = {"loss": torch.tensor(0.5)}
+
+    progress.on_train_start(Trainer, Module)
+    for step in range(1, 61):
+        now[0] = step * 2.0
+        Module.iteration = step
+        progress.on_train_batch_end(Trainer, Module, None, None, step)
+    assert len(lines) == 1 + 4 and "iteration 15/100, 0.50 it/s, ETA 2m50s, loss 0.5" in lines[1]
+
+
+def test_the_shipped_feature_space_reproduces_the_committed_reference_rows():
+    """A user's scores equal the committed table's on the same images: the cpu table's real-images and noise rows,
+    recomputed here with the shipped classifier, match the committed ones."""
+    from genbench.bench.harness import metric_setup, score_row
+    from genbench.bench.reference import reference_images
+
+    boards = Path(__file__).resolve().parent.parent / "leaderboards" / "imagenet-scenes-tiny"
+    entry = next(e for e in read_manifest() if e["name"] == "imagenet-scenes-tiny-32px")
+    space = f"{entry['name']}@{entry['sha256'][:12]}"
+    rows, _ = read_rows(boards / "cpu.jsonl")
+    committed = [r for r in rows if r.get("kind") == "reference" and r.get("feature_space") == space and r["n"] == 50]
+    assert {r["model"] for r in committed} == {"real images", "noise"}
+    for row in committed:
+        cfg = effective_config(None, "imagenet-scenes-tiny", "cpu", 50, row["seed"], None)
+        names, ctx = metric_setup(cfg)
+        images = reference_images(row["model"], ctx.benchmark_data(), ctx.n_samples, row["seed"])
+        again = score_row(names, images, ctx)
+        assert again["feature_space"] == space
+        for name, value in row["metrics"].items():
+            assert again["metrics"][name]["mean"] == pytest.approx(value["mean"], rel=1e-5, abs=1e-7), (row["model"], name)
