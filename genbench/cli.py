@@ -1,4 +1,4 @@
-"""``genbench fit | bench | reference | config | leaderboard | sweep | table | classifier | show | list`` — one CLI over the YAML configs in ``configs/``.
+"""``genbench fit | bench | reference | config | leaderboard | sweep | table | classifier | migrate | show | list`` — one CLI over the YAML configs in ``configs/``.
 
 Settings compose as configs/presets/<preset>.yaml → models/<model>.yaml → data/<data>.yaml → the model
 file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=value`` overrides (repeatable).
@@ -95,6 +95,11 @@ def build_parser() -> ArgumentParser:
     classifier.add_argument("--name", required=True, help="the shipped name, e.g. imagenet-scenes-tiny-32px")
     classifier.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     sub.add_subcommand("classifier", classifier)
+    migrate = ArgumentParser(description="Re-score the reference rows of the tables' legacy feature spaces (rows written "
+                                         "before feature spaces were recorded) and record each one that reproduces.")
+    migrate.add_argument("--data", default="imagenet-scenes-tiny", help="the dataset whose tables to migrate")
+    migrate.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("migrate", migrate)
     return parser
 
 
@@ -156,6 +161,14 @@ def dispatch(command: str, args) -> None:
         for path in run_table(args.table, args.preset, args.data, args.set,
                               Path(args.leaderboards) if args.leaderboards else None):
             print(path)
+    elif command == "migrate":
+        from genbench.bench.leaderboard import render_leaderboards
+        from genbench.bench.migrate import migrate
+        from genbench.paths import leaderboard_dir
+
+        boards = Path(args.leaderboards) if args.leaderboards else leaderboard_dir()
+        if migrate(boards, args.data):
+            render_leaderboards(boards, args.data)
     elif command == "classifier":
         from genbench.bench.reference import ship_classifier
 

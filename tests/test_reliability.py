@@ -452,3 +452,34 @@ def test_the_shipped_feature_space_reproduces_the_committed_reference_rows():
         assert again["feature_space"] == space
         for name, value in row["metrics"].items():
             assert again["metrics"][name]["mean"] == pytest.approx(value["mean"], rel=1e-5, abs=1e-7), (row["model"], name)
+
+
+def test_migrate_maps_a_legacy_space_only_when_its_reference_rows_reproduce(tmp_path):
+    from genbench.bench.migrate import migrate
+
+    boards = tmp_path / "boards"
+    quick = ["bench.metric_options.classifier={width: 16, epochs: 10, batch_size: 64, lr: 0.005}", "bench.num_samples=200"]
+    assert main(["reference", "--data", "digits", "--n", "[20]", "--leaderboards", str(boards),
+                 *sum((["--set", q] for q in quick), [])]) == 0
+    table = boards / "digits" / "smoke.jsonl"
+    fresh, _ = read_rows(table)
+    space = fresh[0]["feature_space"]
+
+    def legacy(row, top1):  # a row as written before feature spaces were recorded
+        old = {k: v for k, v in json.loads(json.dumps(row)).items() if k != "feature_space"}
+        old["classifier"] = {k: v for k, v in row["classifier"].items() if k not in ("feature_space", "sha256", "source")}
+        old["classifier"]["top1"] = top1
+        return old
+
+    same = [legacy(r, 0.5) for r in fresh]
+    other = [legacy(r, 0.6) for r in fresh]
+    other[0]["metrics"]["classifier_fid"]["mean"] *= 1.01  # scored with other weights
+    table.unlink()
+    for row in [*same, *other]:
+        append_row(table, row)
+    records = migrate(boards, "digits", log=lambda *_: None)
+    assert [r["feature_space"] for r in records] == [space] and records[0]["legacy"] == feature_space_of(same[0])
+    assert all(e["largest_relative_difference"] <= 1e-9 for e in records[0]["evidence"])
+    render_leaderboards(boards, "digits")
+    text = (boards / "digits" / "smoke.md").read_text()
+    assert f"feature space `{space}`" in text.splitlines()[4] and "Rows in feature space `legacy digits" in text

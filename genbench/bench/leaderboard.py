@@ -10,7 +10,9 @@ short (a full disk, a file-size limit) is undone and reported instead of leaving
 weights, so every row carries its feature space (``feature_space``: ``<name>@<weights checksum>``). Rows written
 before feature spaces were recorded get ``legacy <dataset> classifier (top-1 …, top-5 …, train/held-out images)``
 from their classifier record: an old cache key did not name weights (it changed with the dataset description and
-stayed equal across retrainings), while the held-out accuracies of a retrained classifier differ. The tables show the feature space holding the most
+stayed equal across retrainings), while the held-out accuracies of a retrained classifier differ. A legacy space
+that ``genbench migrate`` measured to be a current one (its reference rows re-scored to the same numbers) is read
+as that one (``feature-spaces.json`` beside the tables). The tables show the feature space holding the most
 model rows; rows of any other space are rendered below it, in tables of their own, never in the same column.
 """
 
@@ -53,6 +55,32 @@ def feature_space_of(row: dict) -> str | None:
         return (f"legacy {dataset} classifier (top-1 {classifier.get('top1', 0):.2%}, top-5 {classifier.get('top5', 0):.2%}, "
                 f"{classifier.get('n_train')}/{classifier.get('n_heldout')} images)")
     return None
+
+
+MIGRATIONS_FILE = "feature-spaces.json"
+
+
+def read_migrations(folder: Path) -> dict[str, dict]:
+    """legacy feature space → its migration record (``feature_space`` and the evidence), for one dataset folder."""
+    path = folder / MIGRATIONS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise GenbenchError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); restore it from git") from None
+    return {e["legacy"]: e for e in entries if isinstance(e, dict) and "legacy" in e and "feature_space" in e}
+
+
+def apply_migrations(rows: list[dict], migrations: dict[str, dict]) -> list[dict]:
+    """The rows with each verified legacy feature space replaced by the space it was measured to be (in memory)."""
+    out = []
+    for row in rows:
+        legacy = None if "feature_space" in row else feature_space_of(row)
+        if legacy in migrations:
+            row = {**row, "feature_space": migrations[legacy]["feature_space"], "feature_space_migrated_from": legacy}
+        out.append(row)
+    return out
 
 
 def row_label(row: dict) -> str:
@@ -412,6 +440,7 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
         for jsonl in sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".failures.jsonl")):
             rows, bad = read_rows(jsonl)
+            rows = apply_migrations(rows, read_migrations(folder))
             for problem in bad:
                 warn(f"{jsonl}: {problem}; skipped")
             if not rows:

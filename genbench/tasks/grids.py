@@ -196,11 +196,12 @@ def run_synthesis_quality(s: SynthesisQualityTable, preset: str, published: dict
 def category_rows(tables: list[Path], models: list[str], ns: list[int]) -> list[dict]:
     """The latest row per (model, n, seed) of each category's table, in the feature space the table shows: the
     references and the table's ``models`` at its ``ns`` (rows of other models or n in those tables are left out)."""
-    from genbench.bench.leaderboard import by_feature_space, is_reference, latest_rows, read_rows
+    from genbench.bench.leaderboard import (apply_migrations, by_feature_space, is_reference, latest_rows, read_migrations,
+                                            read_rows)
 
     rows = []
     for table in tables:
-        found, _ = read_rows(table)
+        found = apply_migrations(read_rows(table)[0], read_migrations(table.parent))
         shown = by_feature_space(found)[0][1] if found else []  # one feature space per figure, as in the tables
         rows += [{**row, "category_table": table.stem} for row in latest_rows(shown).values()
                  if row.get("n") in ns and (is_reference(row) or row["model"] in models)]
