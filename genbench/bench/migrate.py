@@ -26,7 +26,9 @@ def rescore_reference(row: dict) -> dict:
     from genbench.bench.harness import metric_setup, resolve_config, score_row
     from genbench.bench.reference import reference_images
 
-    cfg = resolve_config(row["config"])
+    cfg = dict(row["config"])
+    cfg["run"], cfg["model"] = {**cfg["run"], "model": None}, {}  # a reference row has no model (older rows said "reference")
+    cfg = resolve_config(cfg)
     names, ctx = metric_setup(cfg)
     count = row.get("requested_samples") or row["n_samples"]
     images = reference_images(row["model"], ctx.benchmark_data(), count, row["seed"])
@@ -64,13 +66,18 @@ def migrate(boards: Path, data: str, log=print) -> list[dict]:
                 continue
             checked, spaces, worst = [], set(), 0.0
             for row in refs:
-                again = rescore_reference(row)
+                try:
+                    again = rescore_reference(row)
+                except GenbenchError as exc:  # e.g. a config that no longer resolves
+                    log(f"{jsonl.stem}: {space} not verified: re-scoring {row['model']} (n={row.get('n')}) failed: {exc}")
+                    spaces.add(None)
+                    break
                 difference, count = largest_difference(row["metrics"], again["metrics"])
                 worst = max(worst, difference)
                 spaces.add(again["feature_space"])
                 checked.append({"table": jsonl.stem, "model": row["model"], "n": row.get("n"), "seed": row.get("seed"),
                                 "scores": count, "largest_relative_difference": difference})
-            if len(spaces) != 1 or worst > TOLERANCE:
+            if len(spaces) != 1 or None in spaces or worst > TOLERANCE:
                 log(f"{jsonl.stem}: {space} not verified (largest relative difference {worst:.3g}, spaces {sorted(spaces)})")
                 continue
             (target,) = spaces
