@@ -54,40 +54,39 @@ def migrate(boards: Path, data: str, log=print) -> list[dict]:
     if not folder.is_dir():
         raise GenbenchError(f"no leaderboard for dataset {data!r} under {boards}")
     migrations = read_migrations(folder)
-    written = []
+    legacy: dict[str, list[tuple[str, dict]]] = {}  # every table's legacy reference rows, by legacy space
     for jsonl in sorted(p for p in folder.glob("*.jsonl") if not p.name.endswith(".failures.jsonl")):
-        rows, _ = read_rows(jsonl)
-        legacy: dict[str, list[dict]] = {}
-        for row in rows:
+        for row in read_rows(jsonl)[0]:
             if is_reference(row) and "feature_space" not in row and feature_space_of(row):
-                legacy.setdefault(feature_space_of(row), []).append(row)
-        for space, refs in legacy.items():
-            if space in migrations:
-                continue
-            checked, spaces, worst = [], set(), 0.0
-            for row in refs:
-                try:
-                    again = rescore_reference(row)
-                except GenbenchError as exc:  # e.g. a config that no longer resolves
-                    log(f"{jsonl.stem}: {space} not verified: re-scoring {row['model']} (n={row.get('n')}) failed: {exc}")
-                    spaces.add(None)
-                    break
-                difference, count = largest_difference(row["metrics"], again["metrics"])
-                worst = max(worst, difference)
-                spaces.add(again["feature_space"])
-                checked.append({"table": jsonl.stem, "model": row["model"], "n": row.get("n"), "seed": row.get("seed"),
-                                "scores": count, "largest_relative_difference": difference})
-            if len(spaces) != 1 or None in spaces or worst > TOLERANCE:
-                log(f"{jsonl.stem}: {space} not verified (largest relative difference {worst:.3g}, spaces {sorted(spaces)})")
-                continue
-            (target,) = spaces
-            record = {"legacy": space, "feature_space": target, "evidence": checked, "tolerance": TOLERANCE,
-                      "git_commit": provenance()["git_commit"], "command": provenance()["command"],
-                      "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            migrations[space] = record
-            written.append(record)
-            log(f"{jsonl.stem}: {space} = {target} (all {sum(c['scores'] for c in checked)} scores of "
-                f"{len(checked)} reference rows reproduced; largest relative difference {worst:.3g})")
+                legacy.setdefault(feature_space_of(row), []).append((jsonl.stem, row))
+    written = []
+    for space, refs in legacy.items():
+        if space in migrations:
+            continue
+        checked, spaces, worst = [], set(), 0.0
+        for table, row in refs:
+            try:
+                again = rescore_reference(row)
+            except GenbenchError as exc:  # e.g. a config that no longer resolves
+                log(f"{space} not verified: re-scoring {table} {row['model']} (n={row.get('n')}) failed: {exc}")
+                spaces.add(None)
+                break
+            difference, count = largest_difference(row["metrics"], again["metrics"])
+            worst = max(worst, difference)
+            spaces.add(again["feature_space"])
+            checked.append({"table": table, "model": row["model"], "n": row.get("n"), "seed": row.get("seed"),
+                            "scores": count, "largest_relative_difference": difference})
+        if len(spaces) != 1 or None in spaces or worst > TOLERANCE:
+            log(f"{space} not verified (largest relative difference {worst:.3g}, spaces {sorted(map(str, spaces))})")
+            continue
+        (target,) = spaces
+        record = {"legacy": space, "feature_space": target, "evidence": checked, "tolerance": TOLERANCE,
+                  "git_commit": provenance()["git_commit"], "command": provenance()["command"],
+                  "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        migrations[space] = record
+        written.append(record)
+        log(f"{space} = {target}: all {sum(c['scores'] for c in checked)} scores of {len(checked)} reference rows in "
+            f"{', '.join(sorted({c['table'] for c in checked}))} reproduced (largest relative difference {worst:.3g})")
     if written:
         path = folder / MIGRATIONS_FILE
         path.write_text(json.dumps(list(migrations.values()), indent=1, sort_keys=True) + "\n")
