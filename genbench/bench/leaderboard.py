@@ -312,6 +312,12 @@ def render_table(rows: list[dict], title: str, data: str | None = None, gallery:
         lines += [f"Classifier scores in feature space `{shown_space}`"
                   + (f"; {len(groups) - 1} other feature space(s) below, in tables of their own." if len(groups) > 1 else "."),
                   ""]
+        migrated = sorted({r["feature_space_migrated_from"] for r in latest.values() if r.get("feature_space_migrated_from")})
+        if migrated:
+            count = sum(bool(r.get("feature_space_migrated_from")) for r in latest.values())
+            lines += [f"{count} of these rows were written before feature spaces were recorded ({'; '.join(migrated)}); "
+                      f"`genbench migrate` re-scored their reference rows in this space and every score reproduced "
+                      f"(evidence in `feature-spaces.json`).", ""]
     if any(is_reference(r) for r in latest.values()):
         lines += ["Reference rows, scored by the same code: *real images* are held-out real images (the ceiling), "
                   "*noise* is Gaussian noise clipped to [-1, 1] (the floor).", ""]
