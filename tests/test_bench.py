@@ -73,7 +73,7 @@ def test_bench_writes_a_complete_row(bench_row):
     (["bench", "--set", "bench.metrics=[inception_score]"], "weights-inception-2015-12-05-6726825d.pth not found"),
     (["bench", "--set", "bench.metric_options.kid_subset_size=1000"], "KID subset size 1000 exceeds the 500 generated"),
     (["bench", "--set", "bench.metrics=[classifier_fidd]"], "unknown metric 'classifier_fidd'; known: "),
-    (["bench", "--set", "bench.num_sample=3"], "unknown bench option(s) ['num_sample']; accepted: grid_every, grid_size"),
+    (["bench", "--set", "bench.num_sample=3"], "unknown bench option(s) ['num_sample']; accepted: curve_samples, eval_every, grid_every"),
     (["bench", "--set", "logger.wandbb=true"], "unknown logger option(s) ['wandbb']; accepted: entity, group"),
     (["bench", "--set", "trainer.max_iteration=3"], "unknown trainer option(s) ['max_iteration']; accepted: "),
 ])

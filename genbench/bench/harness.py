@@ -286,8 +286,8 @@ def recorded_config(run_dir: Path) -> dict | None:
 LENGTH_KEYS = ("trainer.max_iterations", "trainer.max_epochs", "trainer.max_steps")
 
 
-#: settings that change where a run logs, not what it computes: a resume may change them
-LOGGING_SECTION = "logger."
+#: sections that change where a run logs and how it is scored, not what it trains: a resume may change them
+FREE_SECTIONS = ("logger.", "bench.")
 
 
 def _longer(new, old) -> bool:
@@ -302,12 +302,13 @@ def _longer(new, old) -> bool:
 
 def check_same_config(cfg: dict, recorded: dict, run_dir: Path) -> None:
     """A run folder is resumed only under the effective config it was made with — except that training may be made
-    longer (``LENGTH_KEYS``) and logging may change (``logger``); anything else is one line naming the keys."""
+    longer (``LENGTH_KEYS``), and logging and scoring may change (``logger``, ``bench``); anything else is one line
+    naming the keys."""
     if config_hash(cfg) == config_hash(recorded):
         return
     from genbench.config import differing_keys
 
-    keys = [k for k in differing_keys(cfg, recorded) if not k.startswith(LOGGING_SECTION)
+    keys = [k for k in differing_keys(cfg, recorded) if not k.startswith(FREE_SECTIONS)
             and not (k in LENGTH_KEYS and _longer(_dig(cfg, k, None), _dig(recorded, k, None)))]
     if not keys:
         return
@@ -396,7 +397,7 @@ def write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None):
+def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None, callbacks: list | None = None):
     """Fit the configured model; a divergence becomes one line naming the last good checkpoint. With
     ``num_samples``, an evaluation the model cannot draw is refused before training."""
     from genbench.bench.tracking import make_wandb_logger
@@ -414,7 +415,7 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None =
             record_config(run_dir, cfg, "resume")  # the config the folder's weights now continue under
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
     wandb_logger = make_wandb_logger(logger_settings(cfg), run_dir, run_dir.name, tags, cfg)
-    trainer = make_trainer(cfg, run_dir, loggers=[wandb_logger] if wandb_logger else [])
+    trainer = make_trainer(cfg, run_dir, callbacks, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
         trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
@@ -554,7 +555,9 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     metric_names, ctx = metric_setup(cfg, log)
     log(f"bench: {model} on {data} ({preset}, n={cfg['run']['n'] or 'all'}, seed {seed}, config {config_hash(cfg)}); "
         f"scored in {ctx.records.get('classifier', {}).get('feature_space') or 'no classifier space'}")
-    dm, module, trainer, wandb_logger, train_seconds = train(cfg, run_dir, ckpt, ctx.n_samples)
+    curve = curve_callback(cfg, metric_names, log)
+    dm, module, trainer, wandb_logger, elapsed = train(cfg, run_dir, ckpt, ctx.n_samples, [curve] if curve else None)
+    train_seconds = elapsed - (curve.scoring_seconds if curve else 0.0)  # scoring the curve is not training
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
@@ -584,6 +587,8 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "sample_device": str(sampling_device(trainer)), "bn_sampling": module.bn_sampling,
         "evaluation_chains": module.evaluation_chains,
         "train_seconds": round(train_seconds, 2),
+        "curve": {"every": settings.eval_every, "samples": settings.curve_samples, "points": curve.points,
+                  "scoring_seconds": round(curve.scoring_seconds, 2)} if curve else None,
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2),
         "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,
@@ -601,6 +606,20 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         append_row(table, row)
         render_after_row(boards, data)
     return BenchResult(row, run_dir, table)
+
+
+def curve_callback(cfg: dict, names: list[str], log):
+    """The learning-curve callback of ``bench.eval_every`` (None when off), its metrics checked before training for
+    ``bench.curve_samples`` samples."""
+    settings = bench_settings(cfg)
+    if not settings.eval_every:
+        return None
+    from genbench.bench.curves import LearningCurve
+
+    ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=settings.curve_samples, log=log)
+    check_metrics(names, ctx)
+    return LearningCurve(settings.eval_every, settings.curve_samples, names, ctx, settings.sample_batch_size,
+                         log if is_rank_zero() else (lambda text: None))
 
 
 def render_after_row(boards: Path, data: str) -> None:

@@ -298,7 +298,8 @@ def published_section(data: str, metric: str) -> list[str]:
     return [*lines, ""]
 
 
-def render_table(rows: list[dict], title: str, data: str | None = None, gallery: str | None = None) -> str:
+def render_table(rows: list[dict], title: str, data: str | None = None, gallery: str | None = None,
+                 curves: str | None = None) -> str:
     """Markdown: one section per score (labels and directions from the metric registry), reference rows
     first, then models × n; latest row per (model, n, seed). Rows of other feature spaces get tables of their own
     below (``by_feature_space``)."""
@@ -327,6 +328,9 @@ def render_table(rows: list[dict], title: str, data: str | None = None, gallery:
     if gallery:
         lines += [f"Samples of every model at the largest n, beside real images: [{gallery}]({gallery})", "",
                   f"![samples]({gallery})", ""]
+    if curves:
+        lines += [f"Learning curves (score against iterations and against training seconds, scored every "
+                  f"`bench.eval_every` iterations): [{curves}]({curves})", ""]
     lines += metric_tables(latest, "##", data)
     everything = {(shown_space, *key): row for key, row in latest.items()}
     for space, members in groups[1:]:
@@ -453,7 +457,9 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
                 continue
             shown = by_feature_space(rows)[0][1]  # the gallery and plots show one feature space
             gallery, _ = render_gallery(jsonl, shown)
-            text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name, gallery.name if gallery else None)
+            curves = plot_curves(shown, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}")
+            text = render_table(rows, f"{folder.name} — {jsonl.stem}", folder.name, gallery.name if gallery else None,
+                                curves.name if curves else None)
             notes = jsonl.with_suffix(".notes.md")  # the table's notes, written by people (no numbers: rows carry them)
             if notes.is_file():
                 text += "\n## Notes\n\n" + notes.read_text().strip() + "\n"
@@ -462,8 +468,7 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             out = jsonl.with_suffix(".md")
             write_via_temp(out, lambda tmp: tmp.write_text(text))
             written.append(out)
-            if gallery:
-                written.append(gallery)
+            written += [p for p in (gallery, curves) if p]
             written.extend(plot_table(shown, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))
     return written
 
@@ -523,3 +528,51 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
         plt.close(fig)
         written.append(out)
     return written
+
+
+#: the score a learning-curve figure draws, in order of preference
+CURVE_SCORES = ("classifier_fid", "fid", "classifier_score", "pairwise_ssim")
+
+
+def plot_curves(rows: list[dict], stem: Path, title: str) -> Path | None:
+    """``<table>-curves.png``: the learning curves of the rows at the table's largest n that have one — the score
+    against iterations and against training seconds, a line per model (latest row per seed: one line each), the
+    real-images and noise rows at that n as horizontal lines. None when no row has a curve."""
+    latest = latest_rows(rows)
+    with_curves = [r for r in latest.values() if (r.get("curve") or {}).get("points")]
+    if not with_curves:
+        return None
+    n = max((r.get("n") for r in with_curves), key=_n_key)
+    chosen = [r for r in with_curves if r.get("n") == n]
+    score = next(s for s in CURVE_SCORES if any(s in p["scores"] for r in chosen for p in r["curve"]["points"]))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from genbench.metrics import score_specs
+
+    spec = score_specs().get(score)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
+    for row in sorted(chosen, key=lambda r: (row_label(r), str(r.get("seed")))):
+        points = [p for p in row["curve"]["points"] if score in p["scores"]]
+        label = row_label(row) + (f" (seed {row['seed']})" if sum(r is not row and row_label(r) == row_label(row)
+                                                                    for r in chosen) else "")
+        for ax, x in zip(axes, ("iteration", "train_seconds")):
+            ax.plot([p[x] for p in points], [p["scores"][score] for p in points], marker="o", markersize=3, label=label)
+    for row in (r for r in latest.values() if is_reference(r) and r.get("n") == n and score in r.get("metrics", {})):
+        for ax in axes:
+            ax.axhline(row["metrics"][score]["mean"], linestyle="--", color="0.2" if "real" in row["model"] else "0.6",
+                       label=f"{row['model']} (reference)")
+    for ax, x in zip(axes, ("training iterations", "training seconds (scoring excluded)")):
+        ax.set_xlabel(x)
+        ax.set_ylabel(f"{spec.label if spec else score} ({spec.better if spec else ''} is better)", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"{title}: learning curves at n = {n or 'all'} ({chosen[0]['curve']['samples']} samples per point)",
+                 fontsize=9)
+    fig.tight_layout()
+    out = stem.parent / f"{stem.name}-curves.png"
+    write_via_temp(out, lambda tmp: fig.savefig(tmp, format="png"))
+    plt.close(fig)
+    return out

@@ -32,6 +32,9 @@ class BenchSettings:
         grid_every: write a sample grid every this many iterations (0: off).
         grid_size: samples in the final grid.
         sample_batch_size: samples drawn per chunk (the DDP-invariant chunking).
+        eval_every: score ``curve_samples`` samples every this many iterations while training (0: off); the
+            learning curve goes into the row and to the loggers (``genbench.bench.curves``).
+        curve_samples: samples scored at each point of the learning curve.
     """
 
     metrics: list[str] = field(default_factory=_default_metrics)
@@ -41,9 +44,12 @@ class BenchSettings:
     grid_every: int = 0
     grid_size: int = 64
     sample_batch_size: int = 256
+    eval_every: int = 0
+    curve_samples: int = 500
 
     def __post_init__(self) -> None:
-        for name, least in (("grid_every", 0), ("grid_size", 1), ("sample_batch_size", 1)):
+        for name, least in (("grid_every", 0), ("grid_size", 1), ("sample_batch_size", 1), ("eval_every", 0),
+                            ("curve_samples", 2)):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise GenbenchError(f"bench.{name} must be an integer ≥ {least}, got {value!r}")

@@ -1,0 +1,99 @@
+"""Learning curves: every ``bench.eval_every`` iterations, a fixed number of samples is drawn and scored while the
+model trains, so a row shows how the score moved with iterations, training seconds and images seen — not only
+where it ended.
+
+Scoring never changes training: the samples are drawn from their own seeded stream (every RNG the run uses is
+restored afterwards), the model's parameters and buffers (BatchNorm statistics, replay buffers, latent memories)
+and its evaluation state are put back as they were, and the time spent scoring is not counted as training time.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from genbench.bench.callbacks import log_line
+from genbench.bench.sampling import chunk_seed
+from genbench.metrics import MetricContext, SampleSet, compute_metrics, feature_spaces
+from genbench.models.base import capture_rng_state, restore_rng_state
+
+#: attributes of a model that drawing evaluation samples sets (``prepare_evaluation``, ``sample``)
+EVALUATION_STATE = ("sample_position", "evaluation_chains", "evaluation_order", "evaluation_config")
+#: the seed of the curve's samples (the same samples' noise at every point of every run)
+CURVE_SEED = 7919
+
+
+class LearningCurve(Callback):
+    """Every ``every`` iterations (and at the last one), score ``count`` samples with the metrics ``names`` of
+    ``ctx``; each point — iteration, training seconds (scoring excluded), images seen, scores — goes to the
+    run's loggers as it is computed and to ``points``. Rank 0 scores; the other ranks wait at the next step."""
+
+    def __init__(self, every: int, count: int, names: list[str], ctx: MetricContext, chunk: int = 256,
+                 log=log_line) -> None:
+        self.every = every
+        self.count = count
+        self.names = names
+        self.ctx = ctx
+        self.chunk = chunk
+        self.emit = log
+        self.points: list[dict] = []
+        self.scoring_seconds = 0.0
+        self._start = 0.0
+        self._first_iteration = 0
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._start = time.monotonic()
+        self._first_iteration = pl_module.iteration
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration % self.every == 0 and trainer.is_global_zero:
+            self.score(trainer, pl_module)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        done = {p["iteration"] for p in self.points}
+        if trainer.is_global_zero and pl_module.iteration not in done and pl_module.iteration > self._first_iteration:
+            self.score(trainer, pl_module)
+
+    def score(self, trainer, pl_module) -> dict:
+        start = time.monotonic()
+        scores = score_without_side_effects(pl_module, self.count, self.names, self.ctx, self.chunk)
+        seconds = time.monotonic() - start
+        point = {"iteration": pl_module.iteration,
+                 "train_seconds": round(start - self._start - self.scoring_seconds, 2),
+                 "images_seen": (pl_module.iteration - self._first_iteration) * trainer.train_dataloader.batch_size
+                 * trainer.world_size if trainer.train_dataloader is not None else None,
+                 "scores": {k: s.mean for k, s in scores.items()}, "scoring_seconds": round(seconds, 2)}
+        self.scoring_seconds += seconds
+        self.points.append(point)
+        for logger in trainer.loggers:
+            logger.log_metrics({f"curve/{k}": v for k, v in point["scores"].items()}, step=trainer.global_step)
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in point["scores"].items())
+        self.emit(f"curve: iteration {point['iteration']}, {point['train_seconds']:.0f} s of training: {shown}")
+        return point
+
+
+def score_without_side_effects(module, count: int, names: list[str], ctx: MetricContext, chunk: int = 256) -> dict:
+    """Scores of ``count`` samples of ``module`` drawn from the curve's own seeded stream; every RNG state, the
+    module's parameters, buffers, train/eval mode and evaluation state are as they were afterwards."""
+    rng = capture_rng_state()
+    weights = {k: v.detach().clone() for k, v in module.state_dict(keep_vars=False).items()}
+    attributes = {k: getattr(module, k) for k in EVALUATION_STATE if hasattr(module, k)}
+    training = module.training
+    try:
+        module.prepare_evaluation(count, CURVE_SEED)
+
+        def chunks():
+            for index, first in enumerate(range(0, count, chunk)):
+                torch.manual_seed(chunk_seed(CURVE_SEED, index))
+                yield module.sample(min(chunk, count - first), batch_size=chunk, first=first)
+
+        samples = SampleSet.from_stream(chunks(), ctx, feature_spaces(names), keep=ctx.options.ssim_samples)
+        return compute_metrics(names, samples, ctx)
+    finally:
+        module.load_state_dict(weights)
+        for key, value in attributes.items():
+            setattr(module, key, value)
+        module.train(training)
+        restore_rng_state(rng)

@@ -1,0 +1,68 @@
+"""Learning curves (``bench.eval_every``): scoring while training changes nothing the model learns, the points go to
+the row and the loggers, and the table draws them."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+from genbench.bench import run_bench
+from genbench.bench.leaderboard import append_row, render_leaderboards
+
+CLASSIFIER = "bench.metric_options.classifier={width: 16, epochs: 10, batch_size: 64, lr: 0.005}"
+COMMON = {
+    "dcgan": ["model.g_width=8", "model.d_width=8"],
+    "pcd": ["model.langevin={n_steps: 3, step_size: 0.1}", "model.net={widths: [8, 8, 8], n_out: 4}",
+            "model.buffer_size=64", "model.num_chains=16"],
+}
+
+
+def _bench(tmp_path: Path, model: str, name: str, curves: bool):
+    overrides = ["trainer.max_iterations=6", "trainer.deterministic=true", "trainer.log_every_n_steps=1",
+                 "bench.metrics=[classifier_fid, pairwise_ssim]", CLASSIFIER, "bench.num_samples=61",
+                 "bench.metric_options.ssim_samples=10", *COMMON[model]]
+    if curves:
+        overrides += ["bench.eval_every=2", "bench.curve_samples=40"]
+    return run_bench(model, "digits", "smoke", 20, 0, overrides, leaderboards=tmp_path / name / "boards",
+                     runs=tmp_path / name / "runs")
+
+
+@pytest.mark.parametrize("model", ["dcgan", "pcd"])
+def test_curves_change_no_weight_and_record_every_point(tmp_path, model):
+    plain = _bench(tmp_path, model, "plain", curves=False)
+    curved = _bench(tmp_path, model, "curved", curves=True)
+    a = torch.load(plain.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    b = torch.load(curved.run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:  # BatchNorm statistics and replay buffers included
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    assert torch.equal(a["genbench_rng"]["torch"], b["genbench_rng"]["torch"])
+    assert plain.row["metrics"] == curved.row["metrics"]  # the final samples are the same too
+    curve = curved.row["curve"]
+    assert plain.row["curve"] is None and [p["iteration"] for p in curve["points"]] == [2, 4, 6]
+    seconds = [p["train_seconds"] for p in curve["points"]]
+    assert seconds == sorted(seconds) and curve["scoring_seconds"] > 0
+    assert all(set(p["scores"]) == {"classifier_fid", "pairwise_ssim"} for p in curve["points"])
+    batch = curved.row["config"]["data"]["batch_size"]
+    assert [p["images_seen"] for p in curve["points"]] == [2 * batch, 4 * batch, 6 * batch]
+    assert curve["points"][-1]["images_seen"] == curved.row["budget"]["images_seen"]
+    with open(curved.run_dir / "logs" / "metrics.csv") as fh:  # every point went to the run's loggers
+        logged = [r for r in csv.DictReader(fh) if r.get("curve/classifier_fid")]
+    assert len(logged) == 3
+
+
+def test_curve_points_are_drawn_and_linked(tmp_path):
+    table = tmp_path / "d" / "cpu.jsonl"
+    for model, start in (("dcgan", 80.0), ("coopnets", 120.0)):
+        points = [{"iteration": i, "train_seconds": 2.0 * i, "images_seen": 64 * i,
+                   "scores": {"classifier_fid": start / (1 + i / 100)}} for i in range(0, 501, 100)]
+        append_row(table, {"model": model, "n": 50, "seed": 0, "kind": "model", "feature_space": "a@1",
+                           "metrics": {"classifier_fid": {"mean": points[-1]["scores"]["classifier_fid"], "std": None}},
+                           "curve": {"every": 100, "samples": 500, "points": points}})
+    append_row(table, {"model": "noise", "n": 50, "seed": 0, "kind": "reference", "feature_space": "a@1",
+                       "metrics": {"classifier_fid": {"mean": 340.0, "std": None}}})
+    render_leaderboards(tmp_path)
+    figure = tmp_path / "d" / "cpu-curves.png"
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "[cpu-curves.png](cpu-curves.png)" in (tmp_path / "d" / "cpu.md").read_text()
