@@ -312,28 +312,60 @@ class LSUNBedroom(ImageDataModule):
 @DATASETS.register("textures")
 class Textures(ImageDataModule):
     """One texture exemplar for the descriptor's texture synthesis: ``<root>/<group>/<file>``;
-    ``texture`` names the file by stem (``bricks``) or ``group/stem`` (``frame-232a/grass_obs``).
-    Every batch holds ``batch_size`` copies of the one image."""
+    ``texture`` names the file by stem (``stucco``) or ``group/stem`` (``frame-232a/grass_obs``), or one of
+    scikit-image's textures, which ship with the package (``skimage/brick``, ``skimage/grass``, ``skimage/gravel``).
+    Every batch holds ``batch_size`` copies of the one image. An exemplar with transparent pixels is refused:
+    converting it to RGB would paint them black."""
 
     name = "textures"
     layout = "<root>/<group>/<texture>.jpg|png|bmp"
+    skimage_textures = ("brick", "grass", "gravel")
 
-    def __init__(self, texture: str = "bricks", image_size: int = 64, batch_size: int = 1, repeats: int = 16,
+    def __init__(self, texture: str = "skimage/brick", image_size: int = 64, batch_size: int = 1, repeats: int = 16,
                  val_fraction: float = 0.0, **kwargs) -> None:
         super().__init__(image_size=image_size, batch_size=batch_size, val_fraction=val_fraction, **kwargs)
         self.texture = texture
         self.repeats = repeats
 
     def collect(self) -> Collected:
+        want = self.texture.split("/")
+        if want[0] == "skimage":
+            if len(want) != 2 or want[1] not in self.skimage_textures:
+                raise GenbenchError(f"texture {self.texture!r}: scikit-image ships "
+                                    f"{', '.join('skimage/' + t for t in self.skimage_textures)}")
+            item = (skimage_texture(want[1]), 0)
+            return Collected({"train": [item] * self.repeats, "val": [item]}, [self.texture], None)
         root = first_existing(candidate_roots(self.name, self.root, [SHARED_DATA_DIR / "textures"]), self.name, self.layout)
         files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
-        want = self.texture.split("/")
         match = [p for p in files if p.stem == want[-1] and (len(want) == 1 or p.parent.name == want[0])]
         if not match:
             known = sorted({f"{p.parent.name}/{p.stem}" for p in files})
-            raise GenbenchError(f"texture {self.texture!r} not found under {root}; known: {', '.join(known)}")
+            raise GenbenchError(f"texture {self.texture!r} not found under {root}; known: "
+                                f"{', '.join(known + ['skimage/' + t for t in self.skimage_textures])}")
+        check_opaque(match[0])
         item = (match[0], 0)
         return Collected({"train": [item] * self.repeats, "val": [item]}, [self.texture], root)
+
+
+def skimage_texture(name: str):
+    """A scikit-image texture as an in-memory image reference (no download: the file ships with the package)."""
+    def load() -> Image.Image:
+        from skimage import data as skdata
+
+        return Image.fromarray(getattr(skdata, name)())
+
+    return load
+
+
+def check_opaque(path: Path) -> None:
+    """Refuse, in one line, an exemplar with transparent pixels."""
+    with Image.open(path) as image:
+        if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+            return
+        alpha = np.asarray(image.convert("RGBA"))[..., 3]
+    if (alpha < 255).any():
+        raise GenbenchError(f"texture exemplar {path} has transparent pixels ({(alpha < 255).mean():.1%} of them); as RGB "
+                            f"they would be black — choose an opaque exemplar, or flatten it on a background first")
 
 
 @DATASETS.register("digits")

@@ -139,6 +139,30 @@ register(Metric("pairwise_ssim", (ScoreSpec("pairwise_ssim", "Average pairwise S
                 _ssim, _check_ssim))
 
 
+def _texture_swd(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+    from genbench.metrics.swd import SWDSettings, swd
+
+    exemplar = ctx.benchmark_data().images("train")[:1]  # a texture dataset repeats its one exemplar
+    images = samples.images
+    if images.shape[-1] != exemplar.shape[-1]:
+        from genbench.errors import GenbenchError
+
+        raise GenbenchError(f"texture_swd compares samples and exemplar of one size, got {images.shape[-1]} and "
+                            f"{exemplar.shape[-1]}")
+    settings = SWDSettings()
+    mean, levels = swd(images, exemplar, settings)
+    protocol = (f"sliced Wasserstein distance ×1e3 (Karras et al. 2018) between {settings.patch}×{settings.patch} patch "
+                f"descriptors of a Laplacian pyramid (levels down to {settings.min_size} px, per-level values "
+                f"{', '.join(f'{v:.1f}' for v in levels)}), {settings.patches_per_image} patches per image, "
+                f"{settings.directions}×{settings.repeats} directions, seed {settings.seed}; {images.shape[0]} samples vs "
+                f"the exemplar of {ctx.dataset}")
+    return {"texture_swd": Score(mean, None, protocol)}
+
+
+register(Metric("texture_swd", (ScoreSpec("texture_swd", "Texture SWD ×10³ (multi-scale patches vs the exemplar)", "lower"),),
+                _texture_swd))
+
+
 def check_metrics(names: list[str], ctx: MetricContext) -> None:
     """Fail before any training if a requested metric cannot run: first the cheap checks (unknown name, missing
     weights, a one-class dataset for the classifier, too few samples for the requested splits/subsets/
