@@ -84,7 +84,8 @@ def parse_override(text: str) -> dict:
 def compose(model: str | None, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
     """Effective config, later sources winning: presets/<preset>.yaml → models/<model>.yaml →
     data/<data>.yaml → the data file's ``presets.<preset>`` block → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
-    (and its ``presets.<preset>`` block) → ``section.key=value`` overrides. ``model=None`` gives the
+    (and its ``presets.<preset>`` block) → the preset's ``tier`` block (what every row of its table shares, e.g. the
+    cpu tier's 32×32) → ``section.key=value`` overrides (which may not change the tier unless ``bench.table`` does). ``model=None`` gives the
     table's own config (no model files): what reference rows and the preprocessing check use."""
     root = root or configs_dir()
     model_cfg = root / "models" / f"{model}.yaml" if model else root / "models" / ".none"
@@ -94,7 +95,9 @@ def compose(model: str | None, data: str, preset: str, overrides: list[str] | No
         known = sorted(p.stem for p in preset_cfg.parent.glob("*.yaml"))
         raise GenbenchError(f"unknown preset {preset!r}; known: {', '.join(known)}")
     cfg: dict = {"model": {}, "data": {}, "trainer": {}, "bench": {}}
-    cfg = deep_merge(cfg, load_yaml(preset_cfg))
+    preset_yaml = load_yaml(preset_cfg)
+    tier = preset_yaml.pop("tier", {}) or {}
+    cfg = deep_merge(cfg, preset_yaml)
     presets: dict = {}
     if model_cfg.is_file():
         model_yaml = load_yaml(model_cfg)
@@ -112,9 +115,33 @@ def compose(model: str | None, data: str, preset: str, overrides: list[str] | No
         exp_presets = exp.pop("presets", {}) or {}
         cfg = deep_merge(cfg, exp)
         cfg = deep_merge(cfg, exp_presets.get(preset, {}) or {})
+    cfg = deep_merge(cfg, tier)  # what makes the tier a tier wins over every dataset's and model's defaults
+    own_table = (cfg.get("bench") or {}).get("table")
     for text in overrides or []:
         cfg = deep_merge(cfg, parse_override(text))
+    check_tier(preset, tier, cfg, own_table)
     return cfg
+
+
+def check_tier(preset: str, tier: dict, cfg: dict, own_table: str | None) -> None:
+    """The values of a preset's ``tier`` block hold for every row of its table: an override that changes one is
+    refused unless the run writes to a table of its own (``--set bench.table=<name>``)."""
+    if (cfg.get("bench") or {}).get("table") != own_table:
+        return
+    for key, value, given in _leaves(tier, cfg):
+        if given != value:
+            raise GenbenchError(f"the {preset!r} tier fixes {key}={value!r} for every row of its table (configs/presets/"
+                                f"{preset}.yaml, tier:), got {given!r}; write to a table of its own with "
+                                f"--set bench.table=<name>")
+
+
+def _leaves(expected: dict, actual: dict, prefix: str = ""):
+    """(dotted key, expected value, actual value) for every leaf of ``expected``."""
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, actual.get(key) or {}, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value, actual.get(key)
 
 
 def accepted_arguments(cls: type) -> set[str]:

@@ -217,3 +217,15 @@ def test_a_row_written_into_leaderboards_does_not_make_the_next_one_dirty(tmp_pa
     assert harness.git_commit() == clean
     (tmp_path / "code.py").write_text("x = 2\n")  # the code changed
     assert harness.git_commit() == clean + "-dirty"
+
+
+def test_the_cpu_tier_is_32px_on_every_dataset_and_an_override_needs_a_table_of_its_own():
+    from genbench.bench.harness import effective_config
+    from genbench.errors import GenbenchError
+
+    for data in ("imagenet-scenes-tiny", "celeba", "mnist", "digits", "cifar10"):
+        assert compose("dcgan", data, "cpu")["data"]["image_size"] == 32, data
+    with pytest.raises(GenbenchError, match="the 'cpu' tier fixes data.image_size=32"):
+        effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64"])
+    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64", "bench.table=cpu-64"])
+    assert cfg["data"]["image_size"] == 64
