@@ -151,6 +151,8 @@ def test_scene15_drops_byte_identical_files(needs_shared):
 
 def test_texture_unknown_name_lists_known(needs_shared):
     needs_shared("textures")
-    build_datamodule("textures", texture="bricks").setup()
-    with pytest.raises(GenbenchError, match="texture 'marble' not found.*bricks"):
+    build_datamodule("textures", texture="frame-232a/stucco").setup()
+    with pytest.raises(GenbenchError, match="texture 'marble' not found.*embark/bricks.*skimage/brick"):
         build_datamodule("textures", texture="marble").setup()
+    with pytest.raises(GenbenchError, match=r"bricks.png has transparent pixels \(16\.7% of them\)"):
+        build_datamodule("textures", texture="bricks").setup()  # an inpainting example: its disc would turn black
