@@ -212,6 +212,7 @@ def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, cap
     assert main(["fit", "--resume", str(run_dir)]) == 2
     assert "was not written by this dcgan" in capsys.readouterr().err
     assert (run_dir / "config.yaml").read_text() == config and not (run_dir / "logs").exists()
+    assert not (run_dir / "data.json").exists()
 
 
 def test_sweep_run_names_carry_their_overrides():

@@ -407,12 +407,12 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None =
     dm, module = build(cfg)
     if num_samples is not None:
         module.check_evaluation(num_samples)
-    if is_rank_zero():
-        (run_dir / "data.json").write_text(json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     if ckpt is not None:
         check_checkpoint_fits(ckpt, module, run["model"])
         if is_rank_zero():
             record_config(run_dir, cfg, "resume")  # the config the folder's weights now continue under
+    if is_rank_zero():
+        write_atomic(run_dir / "data.json", json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
     wandb_logger = make_wandb_logger(logger_settings(cfg), run_dir, run_dir.name, tags, cfg)
     trainer = make_trainer(cfg, run_dir, callbacks, loggers=[wandb_logger] if wandb_logger else [])
