@@ -144,55 +144,52 @@ def _leaves(expected: dict, actual: dict, prefix: str = ""):
             yield f"{prefix}{key}", value, actual.get(key)
 
 
-def accepted_arguments(cls: type) -> set[str]:
-    """Keyword names accepted by ``cls(...)``, following ``**kwargs`` up the class hierarchy."""
-    names: set[str] = set()
+def _init_chain(cls: type):
+    """Each ``__init__`` whose keywords ``cls(...)`` accepts, from ``cls`` up, with its parameters: the hierarchy is
+    followed while an ``__init__`` passes ``**kwargs`` on."""
     for klass in cls.__mro__:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
         params = inspect.signature(init).parameters
-        names.update(n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL))
+        yield init, {n: p for n, p in params.items() if n != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)}
         if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
             break
-    return names
+
+
+def accepted_arguments(cls: type) -> set[str]:
+    """Keyword names accepted by ``cls(...)``, following ``**kwargs`` up the class hierarchy."""
+    return {name for _, params in _init_chain(cls) for name in params}
 
 
 def signature_defaults(cls: type) -> dict[str, Any]:
     """The default of every keyword ``cls(...)`` accepts, following ``**kwargs`` up the class hierarchy (a
     subclass's default wins); arguments without a default are left out."""
     out: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
-        params = inspect.signature(init).parameters
+    for _, params in _init_chain(cls):
         for name, p in params.items():
-            if name != "self" and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and p.default is not p.empty:
+            if p.default is not p.empty:
                 out.setdefault(name, p.default)
-        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            break
     return out
 
 
 def argument_types(cls: type) -> dict[str, Any]:
     """The annotated type of every keyword ``cls(...)`` accepts (the subclass's annotation wins)."""
     out: dict[str, Any] = {}
-    for klass in cls.__mro__:
-        init = klass.__dict__.get("__init__")
-        if init is None:
-            continue
+    for init, params in _init_chain(cls):
         try:
             hints = typing.get_type_hints(init)
         except Exception:  # an annotation that cannot be evaluated is not checked
             hints = {}
-        params = inspect.signature(init).parameters
         for name in params:
             if name in hints:
                 out.setdefault(name, hints[name])
-        if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            break
     return out
+
+
+def is_count(value: Any, least: int) -> bool:
+    """Whether ``value`` is an integer (not a bool) of at least ``least``."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def matches_type(value: Any, annotation: Any) -> bool:

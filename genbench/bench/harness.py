@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import secrets
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -31,9 +31,10 @@ from genbench.bench.settings import bench_settings, check_name, logger_settings,
 from genbench.bench.sampling import iter_samples
 from genbench.models.speed import SpeedSettings
 from genbench.bench.tracking import finish_wandb
-from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash
+from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash, is_count
 from genbench.data import build_datamodule
-from genbench.errors import DivergenceError, GenbenchError
+from genbench.errors import DivergenceError, GenbenchError, first_line
+from genbench.files import write_text
 from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
 from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
@@ -76,9 +77,9 @@ def effective_config(model: str | None, data: str, preset: str, n: int | None, s
 def composed_config(model: str | None, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
     """The config files and overrides of one run merged, with its ``run`` section, before ``resolve_config``.
     Rows written before configs were resolved hashed this (``legacy_config_hash``)."""
-    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**32:
+    if not is_count(seed, 0) or seed >= 2**32:
         raise GenbenchError(f"--seed must be an integer in [0, 2**32), got {seed!r}")
-    if n is not None and (not isinstance(n, int) or isinstance(n, bool) or n < 1):
+    if n is not None and not is_count(n, 1):
         raise GenbenchError(f"--n must be a positive integer, got {n!r}")
     cfg = compose(model, data, preset, overrides)
     check_table_preprocessing(model, data, preset, cfg, overrides)
@@ -204,8 +205,7 @@ def make_trainer(cfg: dict, run_dir: Path, callbacks: list[Callback] | None = No
             **tcfg,
         )
     except (ValueError, TypeError, RuntimeError) as exc:  # Lightning's MisconfigurationException is a ValueError
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise GenbenchError(f"bad trainer config: {first}") from None
+        raise GenbenchError(f"bad trainer config: {first_line(exc)}") from None
 
 
 def num_samples(cfg: dict, dm) -> int:
@@ -231,7 +231,7 @@ def check_checkpoint(path: Path) -> Path:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        reason = first_line(exc)[:120]
         raise GenbenchError(f"checkpoint {path} is corrupt or truncated ({reason}); delete it or resume from another") from None
     if not isinstance(state, dict) or "state_dict" not in state:
         raise GenbenchError(f"checkpoint {path} is not a genbench/Lightning checkpoint (no state_dict)")
@@ -340,14 +340,14 @@ def prepare_run(model: str | None, data: str | None, preset: str | None, n: int 
         raise GenbenchError(f"{resume_dir} has no config.yaml, so the checkpoint's settings are unknown; resume from "
                             f"a genbench run folder (runs/<data>/<model>/<run>)")
     if recorded is not None:
+        from genbench.config import deep_merge, parse_override
+
         base = recorded["run"]
         given = {"model": model, "data": data, "preset": preset, "n": n, "seed": seed}
         model, data, preset, n, seed = (given[k] if given[k] is not None else base[k] for k in given)
-        cfg = effective_config(model, data, preset, n, seed, None) if (model, data, preset) != \
-            (base["model"], base["data"], base["preset"]) else recorded
-        from genbench.config import deep_merge, parse_override
-
-        if cfg is recorded:
+        if (model, data, preset) != (base["model"], base["data"], base["preset"]):
+            cfg = effective_config(model, data, preset, n, seed, None)  # another run altogether: refused below
+        else:  # the run's own config with the command's n, seed and overrides
             cfg = deep_merge(recorded, {"run": {"n": n, "seed": seed}, "data": {"n_per_class": n}})
             for text in overrides or []:
                 cfg = deep_merge(cfg, parse_override(text))
@@ -386,15 +386,8 @@ def record_config(run_dir: Path, cfg: dict, kind: str) -> None:
     history = list(record.get("history", []))
     history.append({"kind": kind, "config_hash": config_hash(cfg), "command": provenance()["command"],
                     "time": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-    write_atomic(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    write_atomic(record_path, json.dumps({"config_hash": config_hash(cfg), "history": history}, indent=1))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file of this process (never a half-written file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    write_text(record_path, json.dumps({"config_hash": config_hash(cfg), "history": history}, indent=1))
 
 
 def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None, callbacks: list | None = None):
@@ -412,7 +405,7 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None =
         if is_rank_zero():
             record_config(run_dir, cfg, "resume")  # the config the folder's weights now continue under
     if is_rank_zero():
-        write_atomic(run_dir / "data.json", json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
+        write_text(run_dir / "data.json", json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]
     wandb_logger = make_wandb_logger(logger_settings(cfg), run_dir, run_dir.name, tags, cfg)
     trainer = make_trainer(cfg, run_dir, callbacks, loggers=[wandb_logger] if wandb_logger else [])
@@ -595,7 +588,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": dm.fingerprint(), **provenance(),
         "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
-    write_atomic(run_dir / "result.json", json.dumps(row, indent=1, default=str))
+    write_text(run_dir / "result.json", json.dumps(row, indent=1, default=str))
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})
     if write_row:
         try:
@@ -627,8 +620,8 @@ def render_after_row(boards: Path, data: str) -> None:
     try:
         render_leaderboards(boards, data)
     except Exception as exc:  # the row is safe in the JSONL; `genbench leaderboard` renders it later
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log_line(f"warning: the row was written but rendering the tables failed ({first}); run `genbench leaderboard`")
+        log_line(f"warning: the row was written but rendering the tables failed ({first_line(exc)}); run "
+                 f"`genbench leaderboard`")
 
 
 #: written into a run folder when its training has finished (``bench`` writes ``result.json``)

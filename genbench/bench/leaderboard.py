@@ -26,6 +26,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from genbench.errors import GenbenchError
+from genbench.files import write_text, write_via_temp
 
 
 def warn(text: str) -> None:
@@ -154,22 +155,6 @@ def write_sample_sheet(table: Path, row: dict, samples) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_via_temp(path, lambda tmp: save_grid(samples, tmp, SHEET_SAMPLES, padding=1))
     return str(path.relative_to(table.parent))
-
-
-def write_via_temp(path: Path, write) -> None:
-    """``write(tmp)`` into a temp file unique to this call beside ``path``, then replace ``path`` with it: two
-    renders at once never share a temp file, and a reader never sees half a file."""
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def render_gallery(table: Path, rows: list[dict]) -> tuple[Path | None, list[str]]:
@@ -466,7 +451,7 @@ def render_leaderboards(root: Path, data: str | None = None) -> list[Path]:
             if bad:
                 text += f"\n{len(bad)} line(s) of {jsonl.name} were skipped: {'; '.join(bad)}.\n"
             out = jsonl.with_suffix(".md")
-            write_via_temp(out, lambda tmp: tmp.write_text(text))
+            write_text(out, text)
             written.append(out)
             written += [p for p in (gallery, curves) if p]
             written.extend(plot_table(shown, jsonl.with_suffix(""), f"{folder.name} — {jsonl.stem}"))

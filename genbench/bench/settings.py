@@ -11,6 +11,7 @@ import inspect
 import re
 from dataclasses import dataclass, field, fields
 
+from genbench.config import is_count
 from genbench.errors import GenbenchError
 
 
@@ -51,10 +52,9 @@ class BenchSettings:
         for name, least in (("grid_every", 0), ("grid_size", 1), ("sample_batch_size", 1), ("eval_every", 0),
                             ("curve_samples", 2)):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < least:
+            if not is_count(value, least):
                 raise GenbenchError(f"bench.{name} must be an integer ≥ {least}, got {value!r}")
-        if self.num_samples != "train" and (not isinstance(self.num_samples, int) or isinstance(self.num_samples, bool)
-                                            or self.num_samples < 1):
+        if self.num_samples != "train" and not is_count(self.num_samples, 1):
             raise GenbenchError(f"bench.num_samples must be a positive integer or 'train', got {self.num_samples!r}")
         if not isinstance(self.metrics, list) or not all(isinstance(m, str) for m in self.metrics):
             raise GenbenchError(f"bench.metrics must be a list of metric names, got {self.metrics!r}")
@@ -97,7 +97,7 @@ def check_trainer(trainer: dict) -> None:
     """The values genbench and Lightning would otherwise refuse only after data and model are built."""
     for name in TRAINER_EXTRAS:
         value = trainer.get(name)
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+        if value is not None and not is_count(value, 1):
             raise GenbenchError(f"trainer.{name} must be a positive integer, got {value!r}")
     accelerator = trainer.get("accelerator", "auto")
     if accelerator not in ACCELERATORS:
@@ -109,11 +109,10 @@ def check_trainer(trainer: dict) -> None:
     if accelerator == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise GenbenchError("trainer.accelerator=mps but MPS is not available here; use cpu or auto")
     nodes = trainer.get("num_nodes")
-    if nodes is not None and (not isinstance(nodes, int) or isinstance(nodes, bool) or nodes < 1):
+    if nodes is not None and not is_count(nodes, 1):
         raise GenbenchError(f"trainer.num_nodes must be a positive integer, got {nodes!r}")
     devices = trainer.get("devices")
-    if isinstance(devices, bool) or isinstance(devices, float) or (isinstance(devices, int) and devices in (0,) or
-                                                                    isinstance(devices, int) and devices < -1):
+    if isinstance(devices, (bool, float)) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
         raise GenbenchError(f"trainer.devices must be a positive integer, -1 (all), 'auto', a list of device indices or "
                             f"a string such as '0,1', got {devices!r}")
 

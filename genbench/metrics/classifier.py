@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,7 +34,9 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genbench.errors import GenbenchError
 from genbench.metrics.features import FeatureSpace
+from genbench.files import write_via_temp
 from genbench.paths import ASSETS_DIR, cache_dir
+from genbench.versions import package_versions
 
 EXTRACTOR_NAME = "genbench-classifier"
 CLASSIFIER_VERSION = 3
@@ -351,15 +352,11 @@ def _local_classifier(dm, dataset: str, description: dict, settings: ClassifierS
         train_x, train_y = train_x[pick], train_y[pick]
     held_x, held_y = dm.images(held_split), dm.datasets[held_split].labels
     net, scores = train_classifier(train_x, train_y, held_x, held_y, dm.num_classes, settings, log)
-    from genbench.versions import package_versions
-
     meta = {"dataset": dataset, "key": key, "num_classes": dm.num_classes, "classes": dm.class_names,
             "channels": dm.channels, "image_size": dm.image_size, "settings": asdict(settings),
             "data": {**description, "content": content}, "versions": package_versions(),
             "n_train": int(train_x.shape[0]), "n_heldout": int(held_x.shape[0]), **scores}
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp)
-    tmp.replace(path)
+    write_via_temp(path, lambda tmp: torch.save({"state_dict": net.state_dict(), "meta": meta}, tmp))
     return OfflineClassifier(path, meta, name, file_sha256(path), "local")
 
 

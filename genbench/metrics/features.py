@@ -22,7 +22,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +33,7 @@ from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, p
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from genbench.errors import GenbenchError
+from genbench.files import write_via_temp
 from genbench.metrics.fidelity import Uint8Images
 
 FEATURES_VERSION = 2
@@ -199,7 +199,5 @@ def reference_features(space: FeatureSpace, datamodule, split: str, max_images: 
     meta = {"dataset": datamodule.name, "split": split, "count": features.count, "of": len(plan[split]),
             "fingerprint": description["fingerprint"], "content": content, "space": space.identity, "file": path.name}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"logits": features.logits, "pool": features.pool, "meta": meta}, tmp)
-    tmp.replace(path)
+    write_via_temp(path, lambda tmp: torch.save({"logits": features.logits, "pool": features.pool, "meta": meta}, tmp))
     return Reference(features, meta)
