@@ -66,3 +66,14 @@ def test_curve_points_are_drawn_and_linked(tmp_path):
     figure = tmp_path / "d" / "cpu-curves.png"
     assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "[cpu-curves.png](cpu-curves.png)" in (tmp_path / "d" / "cpu.md").read_text()
+
+
+def test_curves_of_a_score_outside_the_preferred_ones_are_drawn(tmp_path):
+    table = tmp_path / "textures" / "smoke.jsonl"
+    points = [{"iteration": i, "train_seconds": float(i), "images_seen": i, "scores": {"texture_swd": 500.0 - i}}
+              for i in (10, 20)]
+    append_row(table, {"model": "descriptor", "n": None, "seed": 0, "kind": "model",
+                       "metrics": {"texture_swd": {"mean": 480.0, "std": None}},
+                       "curve": {"every": 10, "samples": 16, "points": points}})
+    render_leaderboards(tmp_path)
+    assert (tmp_path / "textures" / "smoke-curves.png").is_file()

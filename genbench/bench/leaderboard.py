@@ -515,7 +515,7 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
     return written
 
 
-#: the score a learning-curve figure draws, in order of preference
+#: the score a learning-curve figure draws, in order of preference (else the first score its points have)
 CURVE_SCORES = ("classifier_fid", "fid", "classifier_score", "pairwise_ssim")
 
 
@@ -529,7 +529,10 @@ def plot_curves(rows: list[dict], stem: Path, title: str) -> Path | None:
         return None
     n = max((r.get("n") for r in with_curves), key=_n_key)
     chosen = [r for r in with_curves if r.get("n") == n]
-    score = next(s for s in CURVE_SCORES if any(s in p["scores"] for r in chosen for p in r["curve"]["points"]))
+    scored = [name for r in chosen for p in r["curve"]["points"] for name in p["scores"]]
+    score = next((s for s in CURVE_SCORES if s in scored), scored[0] if scored else None)
+    if score is None:
+        return None
     import matplotlib
 
     matplotlib.use("Agg")
