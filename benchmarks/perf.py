@@ -102,13 +102,13 @@ def memory_probe(out: dict):
         out["peak_memory_kind"] = "process peak RSS so far"
 
 
-def perf_config(model: str, shape: str, iterations: int, overrides: list[str] | None = None) -> dict:
+def perf_config(model: str, shape: str, iterations: int, overrides: list[str] | None = None, data: str = DATA) -> dict:
     """The CLI's effective config of ``model`` at ``shape``, trained for ``iterations``. Also forgets what
     torch.compile compiled for earlier measurements: its cache is per function, so every model this process builds
     would otherwise count against the recompile limit of the next (a real run builds one)."""
     torch._dynamo.reset()
-    return effective_config(model, DATA, SHAPES[shape], 500, 0, [
-        f"trainer.max_iterations={iterations}", "trainer.checkpoint_every=1000000", "bench.grid_every=0",
+    return effective_config(model, data, SHAPES.get(shape, shape), 500, 0, [
+        f"trainer.max_iterations={iterations}", "trainer.checkpoint_every=1000000", "bench.grid_every=0", "bench.eval_every=0",
         "logger.wandb=false", *(overrides or [])])
 
 
@@ -131,11 +131,13 @@ class Stopwatch:
         return (self.marks[-1] - self.marks[warmup - 1]) / (len(self.marks) - warmup)
 
 
-def genbench_iteration(model: str, shape: str, iterations: int, warmup: int, overrides: list[str] | None = None) -> dict:
-    """Seconds per iteration through the Trainer as ``bench`` runs it (after ``warmup`` iterations)."""
+def genbench_iteration(model: str, shape: str, iterations: int, warmup: int, overrides: list[str] | None = None,
+                       data: str = DATA) -> dict:
+    """Seconds per iteration through the Trainer as ``bench`` runs it (after ``warmup`` iterations); ``shape`` is
+    a shape of SHAPES or a preset's name."""
     import lightning as L
 
-    cfg = perf_config(model, shape, warmup + iterations, overrides)
+    cfg = perf_config(model, shape, warmup + iterations, overrides, data)
     L.seed_everything(0, verbose=False)
     dm, module = build(cfg)
     watch = Stopwatch()
@@ -392,13 +394,13 @@ def time_levers(shape: str, iterations: int, warmup: int, log) -> list[dict]:
 
 # -- the cpu preset's iteration counts ------------------------------------------------------------------------------
 
-def time_preset(names: list[str], preset: str, iterations: int, budget: float) -> list[dict]:
-    """Seconds per iteration of each model as ``preset`` configures it (through the Trainer), and the iterations
-    that fill ``budget`` seconds: the numbers the cpu preset's ``trainer.max_iterations`` come from."""
+def time_preset(names: list[str], preset: str, iterations: int, budget: float, data: str = DATA) -> list[dict]:
+    """Seconds per iteration of each model as ``preset`` configures it on ``data`` (through the Trainer), and the
+    iterations that fill ``budget`` seconds: the numbers a tier's ``trainer.max_iterations`` come from."""
     rows = []
     for name in names:
-        result = genbench_iteration(name, preset, iterations, 2)
-        configured = effective_config(name, DATA, preset, None, 0)["trainer"].get("max_iterations")
+        result = genbench_iteration(name, preset, iterations, 2, data=data)
+        configured = effective_config(name, data, preset, None, 0)["trainer"].get("max_iterations")
         seconds = result["seconds_per_iteration"]
         rows.append({"model": name, **result, "budget_iterations": int(budget / seconds), "configured_iterations": configured,
                      "configured_seconds": configured * seconds if configured else None})
@@ -537,6 +539,9 @@ def main() -> None:
                         help="keep this device's earlier measurements, replacing only those measured again now")
     parser.add_argument("--preset", default=None, help="only: seconds per iteration of every model as this preset configures it")
     parser.add_argument("--budget", type=float, default=150.0, help="training seconds per model (with --preset)")
+    parser.add_argument("--preset-models", nargs="*", default=None, choices=MODELS.names(),
+                        help="with --preset: only these models (default: all)")
+    parser.add_argument("--data", default=DATA, help="dataset of the --preset timings (default: %(default)s)")
     args = parser.parse_args()
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # no per-fit banners between the measurements
     folder = Path(args.out)
@@ -544,8 +549,8 @@ def main() -> None:
         print(render_report(folder))
         return
     if args.preset:
-        rows = time_preset(MODELS.names(), args.preset, args.iterations or 5, args.budget)
-        print(f"device: {device_name()}   preset {args.preset} on {DATA}, budget {args.budget:.0f} s per model")
+        rows = time_preset(args.preset_models or MODELS.names(), args.preset, args.iterations or 5, args.budget, args.data)
+        print(f"device: {device_name()}   preset {args.preset} on {args.data}, budget {args.budget:.0f} s per model")
         print(f"{'model':<12} {'s/iteration':>12} {'budget iters':>13} {'configured':>11} {'≈ seconds':>10}")
         for r in rows:
             seconds = f"{r['configured_seconds']:.0f}" if r["configured_seconds"] else "—"
