@@ -25,7 +25,7 @@ RUN_ARGS = $(RUN_BASE) $(if $(N),--n $(N)) \
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit reference sweep table leaderboard list perf classifiers clean
+.PHONY: install test bench fit reference sweep table leaderboard list perf classifiers gpu-wheels gpu-check clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ classifiers:  ## retrain the shipped offline classifiers (new feature spaces: co
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset smoke --name imagenet-scenes-tiny-64px
 	$(BIN)/genbench classifier --data mnist --preset smoke --name mnist-28px
+
+gpu-wheels:  ## download the wheels the GPU machine lacks (torch-fidelity, jsonargparse, …; Python 3.12, manylinux x86-64) into .whl/
+	$(BIN)/python benchmarks/gpu_check.py --wheels
+
+GPU_PYTHON = $(if $(wildcard $(BIN)/python),$(BIN)/python,python3)
+gpu-check:  ## the whole GPU check in one command (CUDA tests, perf, paper rows) → gpu-check-out/; DRY=1: toy size on the CPU
+	$(GPU_PYTHON) benchmarks/gpu_check.py $(if $(DRY),--dry) $(if $(OUT_DIR),--out $(OUT_DIR)) $(if $(BUDGET),--budget $(BUDGET))
 
 clean:
 	rm -rf runs lightning_logs .pytest_cache

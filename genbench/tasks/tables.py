@@ -8,6 +8,7 @@
 - ``synthesis-quality``: one-category models × n through the bench harness; true-class probability, top-5 error
   and pairwise SSIM vs n (the slides' three-panel figure).
 - ``is-vs-n``: every model × n as a sweep over the bench harness (the scene table of the papers).
+- ``textures`` (descriptor): one descriptor per texture exemplar; multi-scale patch SWD against the exemplar.
 
 A table's settings are its dataclass's defaults (the papers' protocol) changed by the ``presets:`` block of
 ``configs/tables/<name>.yaml`` and ``--set key=value``. Trained models come from finished runs of the same
@@ -37,6 +38,7 @@ from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
 from genbench.tasks.report import comparison_figure, models_section, pivot, published_block, write_markdown
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
+from genbench.tasks.textures import TexturesTable, render_textures, run_textures
 
 DEFAULT_BASELINES = ["harmonic", "total-variation", "biharmonic", "telea", "navier-stokes", "masked-input"]
 
@@ -125,7 +127,7 @@ class ReconstructionTable(TaskTable):
 
 TABLES: dict[str, type] = {"completion": CompletionTable, "recovery": RecoveryTable,
                            "reconstruction": ReconstructionTable, "synthesis-quality": SynthesisQualityTable,
-                           "is-vs-n": IsVsNTable}
+                           "is-vs-n": IsVsNTable, "textures": TexturesTable}
 
 
 def table_file(name: str) -> Path:
@@ -171,6 +173,8 @@ def check_settings(name: str, s) -> None:
         raise GenbenchError(f"region must be 'mask' or 'image', got {s.region!r}")
     if getattr(s, "images", None) is not None and s.images < 1:
         raise GenbenchError(f"images must be a positive count or null (all), got {s.images}")
+    if isinstance(s, TexturesTable) and (not isinstance(s.samples, int) or s.samples < 2):
+        raise GenbenchError(f"samples must be an integer ≥ 2 (pairwise SSIM needs two), got {s.samples!r}")
     for d in getattr(s, "dims", []):
         if not isinstance(d, int) or d < 1:
             raise GenbenchError(f"dims must be positive integers, got {d!r}")
@@ -480,7 +484,8 @@ def render_task_table(name: str, s, preset: str, rows: list[dict], figure: dict,
     return [path.with_suffix(".md"), figure_path]
 
 
-RUNNERS = {"completion": run_completion, "recovery": run_recovery, "reconstruction": run_reconstruction}
+RUNNERS = {"completion": run_completion, "recovery": run_recovery, "reconstruction": run_reconstruction,
+           "textures": run_textures}
 
 
 def run_table(name: str, preset: str = "cpu", data: str | None = None, overrides: list[str] | None = None,
@@ -499,4 +504,6 @@ def run_table(name: str, preset: str = "cpu", data: str | None = None, overrides
     rows = TableRows(path)
     log(f"table {name} ({preset}) on {settings.data} → {path}")
     produced, figure = RUNNERS[name](settings, rows, runs, log)
+    if name == "textures":
+        return render_textures(settings, preset, produced, figure, path)
     return render_task_table(name, settings, preset, produced, figure, path)
