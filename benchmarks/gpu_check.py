@@ -33,6 +33,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -115,12 +116,13 @@ def missing_packages(env: dict) -> list[str]:
     return out.stdout.split()
 
 
-def paper_command(model: str, n: int, out: Path, seconds: float, dry: bool) -> list[str]:
+def paper_command(model: str, n: int, work: Path, seconds: float, dry: bool) -> list[str]:
     cli = [sys.executable, "-m", "genbench.cli", "bench", "--model", model, "--data", "imagenet-scenes-tiny",
-           "--preset", "paper", "--n", str(n), "--seed", "0", "--leaderboards", str(out / "leaderboards"),
+           "--preset", "paper", "--n", str(n), "--seed", "0", "--leaderboards", str(work / "leaderboards"),
            "--set", f"bench.metrics={OFFLINE_METRICS}", "--set", "logger.wandb=false"]
     if dry:  # toy size on the CPU: the same command, a few iterations of small nets at 16×16
         return [*cli, "--set", "trainer.accelerator=cpu", "--set", "trainer.max_iterations=2", "--set", "data.batch_size=10",
+                "--set", f"trainer.max_time={{seconds: {max(30, int(seconds))}}}",
                 "--set", "bench.num_samples=20", "--set", "bench.eval_every=1", "--set", "bench.curve_samples=10",
                 "--set", "bench.metrics=[classifier_fid,pairwise_ssim]", "--set", "bench.table=paper-dry",
                 "--set", "data.image_size=16", "--set", "bench.metric_options.ssim_samples=10",
@@ -128,14 +130,16 @@ def paper_command(model: str, n: int, out: Path, seconds: float, dry: bool) -> l
                 *(["--set", "model.num_chains=10", "--set", "model.net={widths: [8, 8, 8], n_out: 4}",
                    "--set", "model.generator_net={base_width: 8}"] if model == "coopnets" else
                   ["--set", "model.g_width=8", "--set", "model.d_width=8"])]
-    minutes = max(1, int(seconds // 60))
-    return [*cli, "--set", "trainer.accelerator=gpu", "--set", f"trainer.max_time=00:00:{minutes:02d}:00",
+    return [*cli, "--set", "trainer.accelerator=gpu", "--set", f"trainer.max_time={{seconds: {max(30, int(seconds))}}}",
             "--set", "bench.eval_every=200", "--set", "bench.curve_samples=500"]
 
 
-def run_check(out: Path, budget: float, dry: bool) -> dict:
+def run_check(out: Path, budget: float, dry: bool, work: Path | None = None) -> dict:
+    """The steps; ``out`` receives the few result files (what a GPU window brings back), ``work`` the runs and
+    rendered leaderboards (default: a fresh temporary folder)."""
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GENBENCH_RUNS": str(out / "runs"),
+    work = work or Path(tempfile.mkdtemp(prefix="gpu-check-"))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "GENBENCH_RUNS": str(work / "runs"), "GENBENCH_CACHE": str(work / "cache"),
            "PYTHONPATH": os.pathsep.join(p for p in [str(out / "site"), str(ROOT), os.environ.get("PYTHONPATH")] if p)}
     if dry:
         env["GENBENCH_GPU_CHECK_DRY"] = "1"
@@ -155,19 +159,24 @@ def run_check(out: Path, budget: float, dry: bool) -> dict:
     # 2. perf
     perf = [sys.executable, "benchmarks/perf.py", "--out", str(out / "perf")]
     perf += (["--shapes", "cpu", "--models", "dcgan", "--iterations", "1", "--warmup", "1", "--rounds", "1",
-              "--langevin-rounds", "1", "--score-images", "64", "--host-memory", "default", "--skip", "sampling"] if dry
+              "--langevin-rounds", "1", "--score-images", "64", "--host-memory", "default", "--skip", "sampling", "levers"] if dry
              else ["--iterations", "10", "--rounds", "2", "--langevin-rounds", "5", "--score-images", "5000",
                    "--host-memory", "default"])
     steps.run("perf", perf, SHARES["perf"] * budget)
-    # 3. the paper rows: n = 50, then n = 100 while time remains (each model gets an equal share of what is left)
-    for n in (50, 100):
+    # 3. the paper rows: n = 50, then n = 100 while time remains (each model gets an equal share of what is left);
+    # the dry run proves the command once, at n = 50
+    for n in (50,) if dry else (50, 100):
         if steps.left() < (10 if dry else 90):
             steps.say(f"paper-n{n}: skipped, {steps.left():.0f} s left")
             break
         for i, model in enumerate(PAPER_MODELS):
             share = steps.left() / (len(PAPER_MODELS) - i)
             train = share - 60  # sampling, scoring and start-up after training
-            steps.run(f"paper-n{n}-{model}", paper_command(model, n, out, train, dry), share)
+            steps.run(f"paper-n{n}-{model}", paper_command(model, n, work, train, dry), share)
+    rows = out / "rows"  # the rows the paper steps wrote, one file per table
+    for table in sorted((work / "leaderboards").glob("*/*.jsonl")):
+        rows.mkdir(exist_ok=True)
+        shutil.copyfile(table, rows / f"{table.parent.name}--{table.name}")
     steps.say(f"done in {budget - steps.left():.0f} s: " +
               ", ".join(f"{s['step']} {s['outcome']}" for s in steps.record["steps"]))
     return steps.record
@@ -186,13 +195,14 @@ def collect(folder: Path) -> list[Path]:
         written.append(target)
     if written:
         subprocess.run([sys.executable, "benchmarks/perf.py", "--render-only"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    for table in sorted((folder / "leaderboards").glob("*/*.jsonl")):
-        target = ROOT / "leaderboards" / table.parent.name / table.name
+    for table in sorted((folder / "rows").glob("*--*.jsonl")):
+        data, name = table.name.split("--", 1)
+        target = ROOT / "leaderboards" / data / name
         have = {json.dumps(r, sort_keys=True) for r in read_rows(target)[0]} if target.is_file() else set()
         for row in read_rows(table)[0]:
             if json.dumps(row, sort_keys=True) not in have:
                 append_row(target, row)
-        render_leaderboards(ROOT / "leaderboards", table.parent.name)
+        render_leaderboards(ROOT / "leaderboards", data)
         written.append(target)
     return written
 
@@ -200,6 +210,7 @@ def collect(folder: Path) -> list[Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(ROOT / "gpu-check-out"), help="folder of the results (default: %(default)s)")
+    parser.add_argument("--work", default=None, help="folder of the runs and rendered tables (default: a temporary one)")
     parser.add_argument("--budget", type=float, default=300.0, help="seconds for all the steps (default: %(default)s)")
     parser.add_argument("--dry", action="store_true", help="every step at toy size on the CPU")
     parser.add_argument("--collect", default=None, help="file the results of a GPU check from this folder here")
@@ -213,7 +224,7 @@ def main() -> None:
         for path in collect(Path(args.collect)):
             print(path)
         return
-    record = run_check(Path(args.out), args.budget, args.dry)
+    record = run_check(Path(args.out), args.budget, args.dry, Path(args.work) if args.work else None)
     failed = [s["step"] for s in record["steps"] if s["outcome"] != "passed"]
     sys.exit(1 if failed or record.get("missing_packages") else 0)
 

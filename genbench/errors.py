@@ -16,8 +16,9 @@ class GenbenchError(Exception):
 class DivergenceError(GenbenchError):
     """An EBM or sampler produced NaN/Inf; the message names the step, quantity and the knob to lower."""
 
-    def __init__(self, step: int | str, quantity: str, hint: str) -> None:
+    def __init__(self, step: int | str, quantity: str, hint: str, condition: str = "is NaN or Inf") -> None:
         self.step = step
         self.quantity = quantity
         self.hint = hint
-        super().__init__(f"diverged at step {step}: {quantity} is NaN or Inf; {hint}")
+        self.condition = condition
+        super().__init__(f"diverged at step {step}: {quantity} {condition}; {hint}")

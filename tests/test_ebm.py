@@ -206,10 +206,37 @@ def test_diverging_ebm_stops_with_one_line_and_keeps_last_checkpoint(tmp_path):
     assert not (tmp_path / "boards").exists()
 
 
+def test_chains_held_on_the_pixel_clamp_are_a_divergence_and_data_on_the_bounds_is_not():
+    """A blown-up chain stays finite under a pixel clamp: the descriptor counts the values on the bounds."""
+    from genbench.errors import DivergenceError
+
+    def iterate(step_size: float, data: torch.Tensor):
+        torch.manual_seed(0)
+        model = build_model("descriptor", image_size=8, channels=1, ref_std=None, chain_init="uniform", num_chains=16,
+                            langevin={"n_steps": 5, "step_size": step_size, "pixel_clamp": [-1, 1]},
+                            net={"widths": [8, 8, 8], "n_out": 4})
+        model.optimizers = lambda opt=model.configure_optimizers(): opt
+        model.manual_backward = lambda loss: loss.backward()
+        logged = {}
+        model.log_diagnostics = lambda values, **k: logged.update(values)
+        model.training_step([data, torch.zeros(len(data), dtype=torch.long), torch.arange(len(data))], 0)
+        return logged
+
+    data = torch.rand(16, 1, 8, 8) * 1.6 - 0.8  # nothing on the bounds
+    calm = iterate(1e-3, data)
+    assert calm["clamp_saturation"] < 0.5
+    with pytest.raises(DivergenceError, match=r"on the pixel clamp \[-1, 1\].*the clamp hides it"):
+        iterate(1e4, data)
+    mostly_black = torch.full((16, 1, 8, 8), -1.0)  # data whose own values sit on the bound (MNIST's background)
+    mostly_black[:, :, 3:5, 3:5] = 0.5
+    iterate(1e4, mostly_black)  # chains on the bounds as often as the data's are not a divergence
+
+
 def test_textures_synthesis_runs(tmp_path, needs_shared):
     from genbench.bench import run_bench
 
     needs_shared("textures")
     result = run_bench("descriptor", "textures", "smoke", None, 0, ["trainer.max_iterations=3", "data.image_size=32"],
                        leaderboards=tmp_path / "boards", runs=tmp_path / "runs")
-    assert result.row["n_samples"] == 16 and "pairwise_ssim" in result.row["metrics"]
+    assert result.row["n_samples"] == 8 and "pairwise_ssim" in result.row["metrics"]  # the 8 persistent chains
+    assert result.row["evaluation_chains"]["chains"] == "buffer"

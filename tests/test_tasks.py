@@ -94,6 +94,7 @@ def test_pca_reconstruction_error_is_the_discarded_spectrum():
     for d in (1, 5, 12):
         errors = reconstruction_errors(data, pca_reconstruct(data, data, d))
         assert errors["mse"] == pytest.approx((singular[d:] ** 2).sum() / flat.size, rel=1e-6)  # float32 images
+        assert errors["rmse"] == pytest.approx(np.sqrt((singular[d:] ** 2).sum() / flat.size), rel=1e-6)
     with pytest.raises(GenbenchError, match="1 ≤ d ≤ min"):
         pca_reconstruct(data, data, 17)
 

@@ -78,3 +78,56 @@ def test_an_exemplar_with_transparency_is_refused_and_scikit_image_textures_load
     for name in ("brick", "grass", "gravel"):
         dm = build_datamodule("textures", texture=f"skimage/{name}", image_size=64)
         assert dm.images("train").shape[-1] == 64 and dm.class_names == [f"skimage/{name}"]
+
+
+def test_shifted_copies_are_cyclic_shifts_of_the_exemplar():
+    from genbench.tasks.textures import shifted_copies
+
+    exemplar = torch.arange(2 * 6 * 5, dtype=torch.float64).view(1, 2, 6, 5)
+    copies = shifted_copies(exemplar, 7, seed=3)
+    assert copies.shape == (7, 2, 6, 5)
+    found = []
+    for copy in copies:  # each copy is exactly one cyclic shift, found by brute force on a separate path
+        shifts = [(dy, dx) for dy in range(6) for dx in range(5)
+                  if torch.equal(copy, torch.roll(exemplar[0], (dy, dx), (-2, -1)))]
+        assert len(shifts) == 1
+        found.append(shifts[0])
+    assert len(set(found)) > 1  # random offsets, not one
+    assert torch.equal(shifted_copies(exemplar, 7, seed=3), copies)
+
+
+def test_offline_exemplars_leave_out_transparent_ones(tmp_path, monkeypatch):
+    from PIL import Image
+    import numpy as np
+
+    from genbench import paths
+    from genbench.tasks import textures
+
+    (tmp_path / "textures" / "group").mkdir(parents=True)
+    rgba = np.full((40, 40, 4), 200, dtype=np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "textures" / "group" / "solid.png")
+    rgba[5:10, 5:10, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "textures" / "group" / "holey.png")
+    monkeypatch.setattr(paths, "SHARED_DATA_DIR", tmp_path)
+    assert textures.offline_exemplars() == ["skimage/brick", "skimage/grass", "skimage/gravel", "group/solid"]
+
+
+@pytest.mark.slow
+def test_the_textures_table_scores_synthesis_between_its_references(tmp_path):
+    import json
+
+    from genbench.tasks.tables import run_table
+
+    boards, runs = tmp_path / "boards", tmp_path / "runs"
+    written = run_table("textures", "smoke", leaderboards=boards, runs=runs, log=lambda *_: None)
+    rows = [json.loads(line) for line in (boards / "textures" / "tasks" / "textures-smoke.jsonl").read_text().splitlines()]
+    by_method = {r["method"]: r["scores"] for r in rows}
+    assert set(by_method) == {"descriptor", "exemplar, shifted", "noise"}
+    assert by_method["exemplar, shifted"]["texture_swd"] < 0.25 * by_method["noise"]["texture_swd"]
+    assert all(r["exemplar"] == "skimage/brick" and r["n_samples"] == 4 for r in rows)
+    assert rows[0]["model_run"]["iterations"] == 4 and rows[0]["model_run"]["model_preset"] == "textures"
+    md = (boards / "textures" / "tasks" / "textures-smoke.md").read_text()
+    assert "| skimage/brick |" in md and all(p.is_file() for p in written)
+    again = run_table("textures", "smoke", leaderboards=boards, runs=runs, log=lambda *_: None)  # rows found, not redone
+    assert len((boards / "textures" / "tasks" / "textures-smoke.jsonl").read_text().splitlines()) == 3 and again

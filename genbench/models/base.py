@@ -181,7 +181,7 @@ class GenerativeModel(L.LightningModule):
         except DivergenceError as exc:
             if str(exc.step).startswith("iteration"):
                 raise
-            raise DivergenceError(f"iteration {self.iteration} ({exc.step})", exc.quantity, exc.hint) from None
+            raise DivergenceError(f"iteration {self.iteration} ({exc.step})", exc.quantity, exc.hint, exc.condition) from None
         self.iteration += 1
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:

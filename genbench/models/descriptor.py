@@ -17,7 +17,7 @@ from typing import Literal
 
 import torch
 
-from genbench.errors import GenbenchError
+from genbench.errors import DivergenceError, GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
 from genbench.models.langevin import (LangevinConfig, ReplayBuffer, descriptor_energy, frozen, langevin,
                                       reference_precision)
@@ -25,6 +25,8 @@ from genbench.models.nets import build_energy_net
 
 ChainInit = Literal["gaussian", "uniform", "persistent", "generator"]
 LANGEVIN_HINT = "lower model.langevin.step_size (or set model.langevin.grad_clip) or model.lr"
+#: share of the synthesized values on the pixel clamp's bounds beyond which the chains count as diverged
+CLAMP_SATURATION_LIMIT = 0.5
 
 
 @MODELS.register("descriptor")
@@ -192,8 +194,27 @@ class Descriptor(GenerativeModel):
         optimizer = self.optimizers()
         n = self.hparams.num_chains or x.shape[0]
         x_synth, diag = self.synthesize(n, trace=True)
+        saturation = self.check_clamp_saturation(x_synth, batch[0])
         stats = self.descriptor_update(x, x_synth, optimizer)
-        self.log_diagnostics({**stats, **langevin_stats(diag, "langevin")}, prog_bar=("energy_gap",))
+        self.log_diagnostics({**stats, **langevin_stats(diag, "langevin"), **saturation}, prog_bar=("energy_gap",))
+
+    def check_clamp_saturation(self, x_synth: torch.Tensor, x_data: torch.Tensor) -> dict:
+        """With ``pixel_clamp``, the share of chain values sitting on the clamp's bounds (logged as
+        ``clamp_saturation``). A chain whose gradient has blown up is held on the bounds by the clamp and stays
+        finite, so the NaN/Inf check never sees it: more than CLAMP_SATURATION_LIMIT of the values on the bounds,
+        and over twice the data's own share, is a divergence."""
+        clamp = self.langevin_config.pixel_clamp
+        if clamp is None:
+            return {}
+        low, high = clamp
+        synth = ((x_synth <= low) | (x_synth >= high)).float().mean().item()
+        data = ((x_data <= low) | (x_data >= high)).float().mean().item()
+        if synth > max(CLAMP_SATURATION_LIMIT, 2 * data):
+            raise DivergenceError("end of langevin", "the synthesized chains",
+                                  "lower model.langevin.step_size or model.lr, or set model.energy_l2 > 0",
+                                  f"have {synth:.1%} of their values on the pixel clamp [{low:g}, {high:g}] (the data: "
+                                  f"{data:.1%}): their gradient blew up and the clamp hides it")
+        return {"clamp_saturation": synth}
 
     def configure_optimizers(self):
         return self.adam(self.energy_net.parameters(), self.hparams.lr, (self.hparams.beta1, self.hparams.beta2))

@@ -1,7 +1,7 @@
 """Reconstruction of held-out images from d numbers: PCA with d components fitted on the training images
 (scikit-learn), the baseline the ABP paper compares its generator with. Errors on [0, 1] pixel values:
 
-    mean squared error  (1/(N·D)) Σ‖x − x̂‖²   and   mean absolute error  (1/(N·D)) Σ|x − x̂|.
+    mean squared error  (1/(N·D)) Σ‖x − x̂‖²,  its root (RMSE),  and  mean absolute error  (1/(N·D)) Σ|x − x̂|.
 
 On the fitted images themselves, the squared error is the discarded spectrum: Σ_{i>d} s_i² / (N·D), with s_i
 the singular values of the centred data matrix.
@@ -28,6 +28,12 @@ def pca_reconstruct(train: torch.Tensor, test: torch.Tensor, d: int, seed: int =
 
 
 def reconstruction_errors(images: torch.Tensor, reconstructed: torch.Tensor) -> dict[str, float]:
-    """Mean squared and mean absolute error on [0, 1] (images in [-1, 1])."""
+    """Mean squared error, its root and mean absolute error on [0, 1] (images in [-1, 1])."""
     diff = (images.double() - reconstructed.double()) / 2
-    return {"mse": float(diff.pow(2).mean()), "mae": float(diff.abs().mean())}
+    mse = float(diff.pow(2).mean())
+    return {"mse": mse, "rmse": mse ** 0.5, "mae": float(diff.abs().mean())}
+
+
+def row_rmse(errors: dict) -> float:
+    """A row's RMSE: recorded, or the root of its recorded mean squared error (rows made before RMSE was recorded)."""
+    return errors["rmse"] if "rmse" in errors else errors["mse"] ** 0.5

@@ -34,7 +34,7 @@ from genbench.tasks.completion import CompletionSettings, LEARNED, complete_abp,
 from genbench.tasks.corruption import parse_corruption
 from genbench.tasks.grids import IsVsNTable, SynthesisQualityTable, run_is_vs_n, run_synthesis_quality
 from genbench.tasks.inpaint import completer
-from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
+from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors, row_rmse
 from genbench.tasks.report import comparison_figure, models_section, pivot, published_block, write_markdown
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
@@ -429,7 +429,7 @@ def run_reconstruction(s: ReconstructionTable, rows: TableRows, runs: Path | Non
             row, reconstructed = scored_row(
                 rows, base, ("method", "d", "n_images", "split", "n_train", "image_size", "data", "inference"),
                 lambda: reconstruct(held), lambda result: {"errors": reconstruction_errors(held, result)},
-                lambda r: f"  d={d} {method}: mean abs error {r['errors']['mae']:.4f}, mse {r['errors']['mse']:.5f}", log)
+                lambda r: f"  d={d} {method}: RMSE {row_rmse(r['errors']):.4f}, mean abs error {r['errors']['mae']:.4f}", log)
             out.append(row)
             figure["columns"][f"{method} d={d}"] = [first_examples(reconstructed, reconstruct, s, held)]
     return out, figure
@@ -470,9 +470,11 @@ def render_task_table(name: str, s, preset: str, rows: list[dict], figure: dict,
         lines += [f"Setup: {first.get('n_images')} held-out images ({first.get('split')} split), {size}×{size}; "
                   f"PCA fitted on the {first.get('n_train')} training images the ABP models learned from; errors on "
                   "pixel values in [0, 1].", ""]
-        for metric, label in (("mae", "mean absolute error"), ("mse", "mean squared error")):
+        errors = (("root-mean-square error, the published tables' error most likely (see Notes)", row_rmse),
+                  ("mean absolute error", lambda e: e["mae"]), ("mean squared error", lambda e: e["mse"]))
+        for label, value in errors:
             lines += [f"## Reconstruction {label} (lower is better)", ""]
-            lines += pivot(rows, lambda r: r["method"], lambda r: f"d={r['d']}", lambda r, m=metric: r["errors"][m], 4,
+            lines += pivot(rows, lambda r: r["method"], lambda r: f"d={r['d']}", lambda r, v=value: v(r["errors"]), 4,
                            [s.model, "pca"], [f"d={d}" for d in s.dims])
     lines += published_block(published(name))
     shown = "original, then each method's reconstruction" if name == "reconstruction" else \
