@@ -25,14 +25,22 @@ from genbench.models.langevin import LangevinConfig, frozen, langevin
 @dataclass
 class CompletionSettings:
     """How learned completers infer: ``latent_steps`` Langevin steps on h of ``latent_step_size`` (ABP,
-    CoopNets), ``revision_steps`` descriptor Langevin steps on the hole (CoopNets; its own step size),
+    CoopNets) from ``latent_init`` — ``prior``: h ~ N(0, I); ``zero``: h = 0 for every image, which puts every chain
+    of a batch at one point, so a generator whose BatchNorm normalises with the batch's statistics divides by a
+    near-zero variance there (measured on the cpu ABP: the chains ran off to ‖h‖/√d ≈ 200–860 and every face came
+    out alike) —, ``revision_steps`` descriptor Langevin steps on the hole (CoopNets; its own step size),
     ``optimisation_steps`` Adam steps of ``optimisation_lr`` on h (GANs)."""
 
     latent_steps: int = 100
     latent_step_size: float = 0.1
+    latent_init: str = "prior"
     revision_steps: int = 15
     optimisation_steps: int = 300
     optimisation_lr: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.latent_init not in ("prior", "zero"):
+            raise GenbenchError(f"inference latent_init must be 'prior' or 'zero', got {self.latent_init!r}")
 
     def record(self) -> dict:
         return dict(self.__dict__)
@@ -45,11 +53,13 @@ def fill(images: torch.Tensor, holes: torch.Tensor, proposal: torch.Tensor) -> t
 
 def masked_latent(generator, images: torch.Tensor, holes: torch.Tensor, latent_dim: int, sigma: float,
                   settings: CompletionSettings, h0: torch.Tensor | None = None) -> torch.Tensor:
-    """h ~ p(h | observed pixels) by Langevin from ``h0`` (default h = 0); the missing pixels do not enter the
-    energy."""
+    """h ~ p(h | observed pixels) by Langevin from ``h0`` (default: ``settings.latent_init``); the missing pixels do
+    not enter the energy."""
     observed = (~holes).to(images.dtype)
     if h0 is None:
-        h0 = torch.zeros(images.shape[0], latent_dim, device=images.device)
+        shape = (images.shape[0], latent_dim)
+        h0 = torch.randn(shape, device=images.device) if settings.latent_init == "prior" else \
+            torch.zeros(shape, device=images.device)
     config = LangevinConfig(n_steps=settings.latent_steps, step_size=settings.latent_step_size)
     h, _ = infer_latent(generator, h0, images * observed, sigma, config, mask=observed)
     return h

@@ -115,7 +115,7 @@ class ReconstructionTable(TaskTable):
     Args:
         dims: the latent dimensions / numbers of components d.
         images: held-out images reconstructed (None: the whole held-out split).
-        inference: Langevin on h for each held-out image, from h = 0 (all pixels observed).
+        inference: Langevin on h for each held-out image from a prior draw h ~ N(0, I) (all pixels observed).
     """
 
     data: str = "celeba"
