@@ -175,3 +175,20 @@ def test_coopnets_completion_revises_only_the_missing_pixels():
     assert torch.equal(revised[~holes], images[~holes]) and torch.equal(drafted[~holes], images[~holes])
     assert not torch.allclose(revised[holes], drafted[holes])  # the descriptor moved the hole
     assert model.training  # the model's mode is restored
+
+
+def test_held_out_latent_inference_starts_from_the_prior_unless_told_otherwise():
+    """h = 0 for every image puts all chains of a batch at one point, where a batch-statistics BatchNorm divides by
+    a near-zero variance; the default start is a prior draw per image."""
+    from genbench.tasks.completion import CompletionSettings, masked_latent
+
+    generator = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 4 * 4))
+    generator = torch.nn.Sequential(generator, torch.nn.Unflatten(1, (1, 4, 4)))
+    images, holes = torch.rand(64, 1, 4, 4) * 2 - 1, torch.zeros(64, 1, 4, 4, dtype=torch.bool)
+    torch.manual_seed(0)
+    prior = masked_latent(generator, images, holes, 6, 0.3, CompletionSettings(latent_steps=0))
+    assert prior.std() == pytest.approx(1.0, abs=0.1) and len({tuple(h.tolist()) for h in prior}) == 64
+    zero = masked_latent(generator, images, holes, 6, 0.3, CompletionSettings(latent_steps=0, latent_init="zero"))
+    assert torch.equal(zero, torch.zeros(64, 6))
+    with pytest.raises(GenbenchError, match="latent_init must be 'prior' or 'zero'"):
+        CompletionSettings(latent_init="mean")
