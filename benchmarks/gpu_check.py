@@ -126,7 +126,7 @@ def paper_command(model: str, n: int, work: Path, seconds: float, dry: bool) -> 
                 "--set", "bench.num_samples=20", "--set", "bench.eval_every=1", "--set", "bench.curve_samples=10",
                 "--set", "bench.metrics=[classifier_fid,pairwise_ssim]", "--set", "bench.table=paper-dry",
                 "--set", "data.image_size=16", "--set", "bench.metric_options.ssim_samples=10",
-                "--set", "bench.metric_options.classifier={epochs: 1, width: 8, max_train: 200}",
+                "--set", "bench.metric_options.classifier={epochs: 4, width: 16}",
                 *(["--set", "model.num_chains=10", "--set", "model.net={widths: [8, 8, 8], n_out: 4}",
                    "--set", "model.generator_net={base_width: 8}"] if model == "coopnets" else
                   ["--set", "model.g_width=8", "--set", "model.d_width=8"])]

@@ -143,7 +143,7 @@ def test_every_committed_row_keeps_its_place():
         rows, bad = read_rows(jsonl)
         assert not bad and all(feature_space_of(r) for r in rows if "metrics" in r), jsonl
         legacy = {feature_space_of(r) for r in rows if "feature_space" not in r}
-        assert len(legacy) == 1, (jsonl, legacy)
+        assert len(legacy) <= 1, (jsonl, legacy)  # tables begun after feature spaces were recorded have none
         text = render_table(rows, jsonl.stem)
         for row in rows:
             assert f"| {row['model']}" in text or f"*{row['model']}*" in text, (jsonl, row["model"])
