@@ -336,7 +336,7 @@ class Textures(ImageDataModule):
             item = (skimage_texture(want[1]), 0)
             return Collected({"train": [item] * self.repeats, "val": [item]}, [self.texture], None)
         root = first_existing(candidate_roots(self.name, self.root, [SHARED_DATA_DIR / "textures"]), self.name, self.layout)
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
+        files = texture_files(root)
         match = [p for p in files if p.stem == want[-1] and (len(want) == 1 or p.parent.name == want[0])]
         if not match:
             known = sorted({f"{p.parent.name}/{p.stem}" for p in files})
@@ -345,6 +345,11 @@ class Textures(ImageDataModule):
         check_opaque(match[0])
         item = (match[0], 0)
         return Collected({"train": [item] * self.repeats, "val": [item]}, [self.texture], root)
+
+
+def texture_files(root: Path) -> list[Path]:
+    """The exemplar images under a textures folder (``<root>/<group>/<file>``), sorted."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
 
 
 def skimage_texture(name: str):

@@ -31,14 +31,12 @@ REFERENCES = ("exemplar, shifted", "noise")
 def offline_exemplars() -> list[str]:
     """scikit-image's textures, then every opaque exemplar of the offline texture folder (``../shared/data/textures``)
     where it exists, as ``group/stem``; exemplars with transparent pixels are left out."""
-    from genbench.data.datasets import check_opaque
+    from genbench.data.datasets import check_opaque, texture_files
     from genbench.paths import SHARED_DATA_DIR
 
     found = list(SKIMAGE_EXEMPLARS)
     root = SHARED_DATA_DIR / "textures"
-    for path in sorted(root.rglob("*")) if root.is_dir() else []:
-        if not path.is_file() or path.suffix.lower() not in {".jpg", ".jpeg", ".png", ".bmp"}:
-            continue
+    for path in texture_files(root) if root.is_dir() else []:
         try:
             check_opaque(path)
         except GenbenchError:
