@@ -61,7 +61,7 @@ perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.m
 	$(BIN)/python benchmarks/perf.py $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
 
 classifiers:  ## retrain the shipped offline classifiers (new feature spaces: committed rows keep theirs) → assets/classifiers
-	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px
+	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px-stretch-minmax
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset smoke --name imagenet-scenes-tiny-64px
 	$(BIN)/genbench classifier --data mnist --preset smoke --name mnist-28px
 

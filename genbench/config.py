@@ -81,8 +81,35 @@ def parse_override(text: str) -> dict:
     return out
 
 
+def preset_chain(path: Path, below: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
+    """A preset file merged over the preset it ``extends`` (recursively), and the chain of names, base first: a
+    preset such as ``cpu-30min`` is the ``cpu`` tier with another budget, and the model files' ``presets.cpu``
+    blocks apply to it before its own ``presets.cpu-30min`` blocks."""
+    own = load_yaml(path)
+    base = own.pop("extends", None)
+    if base is None:
+        return own, [path.stem]
+    base_path = path.parent / f"{base}.yaml"
+    if not base_path.is_file():
+        raise GenbenchError(f"{path}: extends unknown preset {base!r}")
+    if base in (*below, path.stem):
+        raise GenbenchError(f"{path}: presets extend each other in a circle ({' → '.join([*below, path.stem, base])})")
+    merged, lineage = preset_chain(base_path, (*below, path.stem))
+    return deep_merge(merged, own), [*lineage, path.stem]
+
+
+def table_levers(preset: str, root: Path | None = None) -> list[str]:
+    """The ``speed`` levers a preset's ``tier`` turns on for every row of its table: part of the table's protocol,
+    so rows record them and the tables do not label rows by them."""
+    path = (root or configs_dir()) / "presets" / f"{preset}.yaml"
+    if not path.is_file():
+        return []
+    tier = preset_chain(path)[0].get("tier") or {}
+    return sorted(k for k, v in (tier.get("speed") or {}).items() if v)
+
+
 def compose(model: str | None, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
-    """Effective config, later sources winning: presets/<preset>.yaml → models/<model>.yaml →
+    """Effective config, later sources winning: presets/<preset>.yaml (over the preset it extends) → models/<model>.yaml →
     data/<data>.yaml → the data file's ``presets.<preset>`` block → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
     (and its ``presets.<preset>`` block) → the preset's ``tier`` block (what every row of its table shares, e.g. the
     cpu tier's 32×32) → ``section.key=value`` overrides (which may not change the tier unless ``bench.table`` does). ``model=None`` gives the
@@ -95,9 +122,15 @@ def compose(model: str | None, data: str, preset: str, overrides: list[str] | No
         known = sorted(p.stem for p in preset_cfg.parent.glob("*.yaml"))
         raise GenbenchError(f"unknown preset {preset!r}; known: {', '.join(known)}")
     cfg: dict = {"model": {}, "data": {}, "trainer": {}, "bench": {}}
-    preset_yaml = load_yaml(preset_cfg)
+    preset_yaml, lineage = preset_chain(preset_cfg)
     tier = preset_yaml.pop("tier", {}) or {}
     cfg = deep_merge(cfg, preset_yaml)
+
+    def blocks(presets: dict) -> dict:  # a file's presets.<name> blocks along the chain, the preset's own last
+        out: dict = {}
+        for name in lineage:
+            out = deep_merge(out, presets.get(name, {}) or {})
+        return out
     presets: dict = {}
     if model_cfg.is_file():
         model_yaml = load_yaml(model_cfg)
@@ -107,14 +140,14 @@ def compose(model: str | None, data: str, preset: str, overrides: list[str] | No
         data_yaml = load_yaml(data_cfg)
         data_presets = data_yaml.pop("presets", {}) or {}
         cfg = deep_merge(cfg, data_yaml)
-        cfg = deep_merge(cfg, data_presets.get(preset, {}) or {})  # the table's own settings (e.g. cpu: 32×32)
-    cfg = deep_merge(cfg, presets.get(preset, {}) or {})
+        cfg = deep_merge(cfg, blocks(data_presets))  # the table's own settings
+    cfg = deep_merge(cfg, blocks(presets))
     experiment = root / "experiments" / f"{model}-{data}.yaml" if model else root / "experiments" / ".none"
     if experiment.is_file():
         exp = load_yaml(experiment)
         exp_presets = exp.pop("presets", {}) or {}
         cfg = deep_merge(cfg, exp)
-        cfg = deep_merge(cfg, exp_presets.get(preset, {}) or {})
+        cfg = deep_merge(cfg, blocks(exp_presets))
     cfg = deep_merge(cfg, tier)  # what makes the tier a tier wins over every dataset's and model's defaults
     own_table = (cfg.get("bench") or {}).get("table")
     for text in overrides or []:

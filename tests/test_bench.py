@@ -229,3 +229,28 @@ def test_the_cpu_tier_is_32px_on_every_dataset_and_an_override_needs_a_table_of_
         effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64"])
     cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64", "bench.table=cpu-64"])
     assert cfg["data"]["image_size"] == 64
+
+
+def test_a_preset_that_extends_another_is_its_tier_with_its_own_budget(tmp_path, monkeypatch):
+    """cpu-30min = the cpu tier (preprocessing, levers, each model's cpu block) with its own iterations and table;
+    an extends chain that loops is refused in one line."""
+    base = compose("coopnets", "imagenet-scenes-tiny", "cpu")
+    long = compose("coopnets", "imagenet-scenes-tiny", "cpu-30min")
+    assert long["bench"]["table"] == "cpu-30min" and base["bench"]["table"] == "cpu"
+    assert long["model"] == base["model"] and long["data"] == base["data"] and long["speed"] == base["speed"]
+    assert long["trainer"]["max_iterations"] > 10 * base["trainer"]["max_iterations"]
+    assert long["data"]["resize"] == "stretch" and long["data"]["pixel_norm"] == "minmax"
+    from genbench.config import table_levers
+
+    assert table_levers("cpu-30min") == table_levers("cpu") == ["channels_last", "reuse_host_memory"]
+    assert table_levers("smoke") == []
+    import shutil
+
+    from genbench.errors import GenbenchError
+    from genbench.paths import configs_dir
+
+    shutil.copytree(configs_dir(), tmp_path / "configs")
+    (tmp_path / "configs" / "presets" / "cpu.yaml").write_text("extends: cpu-30min\n")
+    monkeypatch.setattr("genbench.config.configs_dir", lambda: tmp_path / "configs")
+    with pytest.raises(GenbenchError, match="extend each other in a circle"):
+        compose("dcgan", "imagenet-scenes-tiny", "cpu")

@@ -131,3 +131,15 @@ def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
     assert text.rstrip().endswith("## Notes\n\nPCD samples look like noise: see the evaluation chains.")
     assert "[cpu-gallery.png](cpu-gallery.png)" in text and "![samples](cpu-gallery.png)" in text
     assert out in markdown
+
+
+def test_levers_a_table_sets_for_every_row_do_not_label_its_rows():
+    from genbench.bench.leaderboard import latest_rows, row_label
+
+    protocol = {"model": "dcgan", "n": 50, "seed": 0, "config": {"speed": {"channels_last": True, "bf16": False}},
+                "table_levers": ["channels_last"]}
+    extra = {**protocol, "config": {"speed": {"channels_last": True, "bf16": True}}}
+    plain = {"model": "dcgan", "n": 50, "seed": 0, "config": {"speed": {"channels_last": True}}}
+    assert row_label(protocol) == "dcgan" and row_label(extra) == "dcgan [speed: bf16]"
+    assert row_label(plain) == "dcgan [speed: channels_last]"  # a row of a table without that protocol
+    assert len(latest_rows([protocol, extra])) == 2

@@ -31,7 +31,7 @@ from genbench.bench.settings import bench_settings, check_name, logger_settings,
 from genbench.bench.sampling import iter_samples
 from genbench.models.speed import SpeedSettings
 from genbench.bench.tracking import finish_wandb
-from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash, is_count
+from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash, is_count, table_levers
 from genbench.data import build_datamodule
 from genbench.errors import DivergenceError, GenbenchError, first_line
 from genbench.files import write_text
@@ -585,8 +585,8 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2),
         "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,
-        "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": dm.fingerprint(), **provenance(),
-        "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
+        "config_hash": config_hash(cfg), "config": cfg, "table_levers": table_levers(preset),
+        "data_fingerprint": dm.fingerprint(), **provenance(), "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
     write_text(run_dir / "result.json", json.dumps(row, indent=1, default=str))
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})

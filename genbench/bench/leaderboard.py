@@ -40,8 +40,10 @@ def is_reference(row: dict) -> bool:
 
 
 def levers_on(row: dict) -> list[str]:
-    """The ``speed`` levers a row's run had on (none: the reference path)."""
-    return sorted(k for k, v in ((row.get("config") or {}).get("speed") or {}).items() if v)
+    """The ``speed`` levers a row's run had on beyond those its table's protocol sets for every row
+    (``table_levers``); none: the table's own path."""
+    protocol = set(row.get("table_levers") or [])
+    return sorted(k for k, v in ((row.get("config") or {}).get("speed") or {}).items() if v and k not in protocol)
 
 
 def feature_space_of(row: dict) -> str | None:
@@ -101,8 +103,9 @@ def latest_rows(rows: list[dict]) -> dict[tuple, dict]:
 
 
 def by_feature_space(rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
-    """Rows grouped by feature space, the shown one first: the space with the most model rows (ties: the most
-    recent row). Rows without classifier scores join the shown space."""
+    """Rows grouped by feature space, the shown one first: the space of the most recent model row (a table rerun
+    under a new protocol shows its new rows first, the earlier ones below). Rows without classifier scores join
+    the shown space."""
     groups: dict[str | None, list[dict]] = defaultdict(list)
     for row in rows:
         groups[feature_space_of(row)].append(row)
@@ -112,7 +115,7 @@ def by_feature_space(rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
 
     def rank(space):
         members = groups[space]
-        return (sum(not is_reference(r) for r in latest_rows(members).values()),
+        return (max((str(r.get("timestamp", "")) for r in members if not is_reference(r)), default=""),
                 max(str(r.get("timestamp", "")) for r in members))
 
     ordered = sorted(spaces, key=rank, reverse=True)
@@ -417,6 +420,10 @@ def protocol_section(latest: dict[tuple, dict]) -> list[str]:
         source = {"shipped": "shipped in assets/classifiers", "local": "trained locally"}.get(c.get("source"), "weights not kept")
         lines.append(f"- offline classifier, feature space `{space}` ({source}): held-out top-1 {c['top1']:.1%}, "
                      f"top-5 {c['top5']:.1%} ({c['n_train']} training / {c['n_heldout']} held-out images)")
+    levers = sorted({lever for row in latest.values() for lever in row.get("table_levers") or []})
+    if levers:
+        lines.append(f"- speed levers the table sets for every model (they change no number; `make perf`): "
+                     f"{', '.join(f'`{lever}`' for lever in levers)}")
     for name in sorted(protocols):
         texts = sorted(protocols[name])
         shown = texts[0] if len(texts) == 1 else f"{texts[0]} (and {len(texts) - 1} other sample counts/settings; see rows)"
