@@ -529,7 +529,8 @@ CURVE_SCORES = ("classifier_fid", "fid", "classifier_score", "pairwise_ssim")
 def plot_curves(rows: list[dict], stem: Path, title: str) -> Path | None:
     """``<table>-curves.png``: the learning curves of the rows at the table's largest n that have one — the score
     against iterations and against training seconds, a line per model (latest row per seed: one line each), the
-    real-images and noise rows at that n as horizontal lines. None when no row has a curve."""
+    real-images and noise rows at that n as horizontal lines; an axis is logarithmic where a linear one would squash
+    a line. None when no row has a curve."""
     latest = latest_rows(rows)
     with_curves = [r for r in latest.values() if (r.get("curve") or {}).get("points")]
     if not with_curves:
@@ -559,6 +560,15 @@ def plot_curves(rows: list[dict], stem: Path, title: str) -> Path | None:
         for ax in axes:
             ax.axhline(row["metrics"][score]["mean"], linestyle="--", color="0.2" if "real" in row["model"] else "0.6",
                        label=f"{row['model']} (reference)")
+    # log axes where linear ones would squash a line: iterations when one model ran over 5× another's (a budget in
+    # seconds gives a cheap iteration many more), scores when the lines and references span over 20×
+    ends = [r["curve"]["points"][-1]["iteration"] for r in chosen]
+    if min(ends) > 0 and max(ends) > 5 * min(ends):
+        axes[0].set_xscale("log")
+    values = [v for ax in axes for line in ax.get_lines() for v in line.get_ydata()]
+    if values and min(values) > 0 and max(values) > 20 * min(values):
+        for ax in axes:
+            ax.set_yscale("log")
     for ax, x in zip(axes, ("training iterations", "training seconds (scoring excluded)")):
         ax.set_xlabel(x)
         ax.set_ylabel(f"{spec.label if spec else score} ({spec.better if spec else ''} is better)", fontsize=8)
