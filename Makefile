@@ -62,6 +62,8 @@ perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.m
 
 classifiers:  ## retrain the shipped offline classifiers (new feature spaces: committed rows keep theirs) → assets/classifiers
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px-stretch-minmax
+	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --set data.resize=crop --set data.pixel_norm=fixed \
+		--set bench.table=cpu-crop --name imagenet-scenes-tiny-32px
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset smoke --name imagenet-scenes-tiny-64px
 	$(BIN)/genbench classifier --data mnist --preset smoke --name mnist-28px
 

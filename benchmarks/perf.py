@@ -284,7 +284,7 @@ def time_evaluation(shape: str, count: int, log) -> dict:
 
     from genbench.metrics import MetricContext, compute_metrics
     from genbench.metrics.classifier import EXTRACTOR_NAME
-    from genbench.metrics.fidelity import Uint8Images
+    from genbench.metrics.features import Uint8Images
 
     cfg = perf_config(None, shape, 1)
     data_options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}

@@ -177,7 +177,7 @@ def test_a_model_that_changes_its_tables_preprocessing_is_refused(tmp_path, monk
 @pytest.mark.slow
 def test_a_cpu_preset_model_beats_the_noise_reference_by_a_margin(tmp_path):
     """The cpu tier end to end on a subset: DCGAN with its cpu settings (32×32, half-width nets) for 600 of its
-    2,030 iterations on n = 50 per class, scored on 300 samples; its classifier FID is far below the noise row's
+    cpu-preset iterations on n = 50 per class, scored on 300 samples; its classifier FID is far below the noise row's
     and above the real-images row's. A quick offline classifier (3 epochs) keeps the test to a few minutes."""
     boards = tmp_path / "boards"
     quick = ["trainer.max_iterations=600", "bench.num_samples=300", "bench.metric_options.classifier.epochs=3",

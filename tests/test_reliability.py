@@ -41,11 +41,16 @@ def _row(model: str, n: int, space: str | None, value: float, kind: str = "model
 
 # -- 1. one fixed feature space per table, shipped with the project --------------------------------------------------
 
-@pytest.mark.parametrize("image_size, name", [(32, "imagenet-scenes-tiny-32px"), (64, "imagenet-scenes-tiny-64px")])
-def test_scenes_score_with_the_shipped_classifier_and_train_none(monkeypatch, image_size, name):
+@pytest.mark.parametrize("data, name", [({"image_size": 32}, "imagenet-scenes-tiny-32px"),
+                                        ({"image_size": 64}, "imagenet-scenes-tiny-64px"),
+                                        ({"image_size": 32, "resize": "stretch", "pixel_norm": "minmax"},
+                                         "imagenet-scenes-tiny-32px-stretch-minmax")])
+def test_scenes_score_with_the_shipped_classifier_and_train_none(monkeypatch, data, name):
+    """Each shipped classifier is found by the preprocessing it was trained for (the cpu tier's is stretch +
+    min-max), so no run of those tables trains one."""
     monkeypatch.setattr(classifier_module, "train_classifier", lambda *a, **k: pytest.fail("a classifier was trained"))
     entry = next(e for e in read_manifest() if e["name"] == name)
-    ctx = MetricContext("imagenet-scenes-tiny", {"image_size": image_size})
+    ctx = MetricContext("imagenet-scenes-tiny", data)
     classifier = ctx.classifier()
     assert classifier.source == "shipped" and classifier.sha256 == entry["sha256"]
     assert classifier.identity == f"{name}@{entry['sha256'][:12]}" == ctx.records["classifier"]["feature_space"]
@@ -68,7 +73,7 @@ def test_a_retrained_classifier_is_a_feature_space_of_its_own(tmp_path):
 def test_a_shipped_classifier_that_fails_its_checksum_stops_scoring_before_training(tmp_path, monkeypatch):
     copy = tmp_path / "classifiers"
     shutil.copytree(SHIPPED_DIR, copy)
-    entry = next(e for e in read_manifest(copy) if e["name"] == "imagenet-scenes-tiny-32px")
+    entry = next(e for e in read_manifest(copy) if e["name"] == "imagenet-scenes-tiny-32px-stretch-minmax")
     data = bytearray((copy / entry["file"]).read_bytes())
     data[-100] ^= 0xFF
     (copy / entry["file"]).write_bytes(bytes(data))
@@ -440,7 +445,7 @@ def test_the_shipped_feature_space_reproduces_the_committed_reference_rows():
     from genbench.bench.reference import reference_images
 
     boards = Path(__file__).resolve().parent.parent / "leaderboards" / "imagenet-scenes-tiny"
-    entry = next(e for e in read_manifest() if e["name"] == "imagenet-scenes-tiny-32px")
+    entry = next(e for e in read_manifest() if e["name"] == "imagenet-scenes-tiny-32px-stretch-minmax")
     space = f"{entry['name']}@{entry['sha256'][:12]}"
     rows, _ = read_rows(boards / "cpu.jsonl")
     committed = [r for r in rows if r.get("kind") == "reference" and r.get("feature_space") == space and r["n"] == 50]

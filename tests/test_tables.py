@@ -287,3 +287,23 @@ def test_synthesis_quality_averages_categories_and_keeps_them_apart(tmp_path):
     assert "| dcgan | 0.350 |" in text  # top-5 error, the other panel
     assert png.is_file() and "[cpu-alp](../cpu-alp.md)" in text
     assert "| vae |" not in text and "n=70" not in text
+
+
+def test_a_baseline_row_is_keyed_by_the_preprocessing_of_its_images(tmp_path):
+    """A completion baseline has no model run whose config would carry the images' preprocessing: a table rerun
+    under another preprocessing computes its rows again instead of reusing the earlier ones."""
+    from genbench.tasks.rows import TableRows, scored_row
+
+    rows = TableRows(tmp_path / "t.jsonl")
+    calls = []
+
+    def score(base):
+        return scored_row(rows, base, ("method",), lambda: calls.append(1), lambda _: {"scores": {}}, lambda _: "",
+                          lambda *_: None)
+
+    plain = {"method": "harmonic", "model_run": None}
+    score(plain)
+    score(plain)
+    assert len(calls) == 1  # found by its key
+    score({**plain, "preprocessing": {"resize": "stretch", "pixel_norm": "minmax"}})
+    assert len(calls) == 2

@@ -17,7 +17,7 @@ import torch
 from genbench.bench.harness import effective_config, metric_setup, provenance, score_row
 from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path, write_sample_sheet
 from genbench.bench.settings import bench_settings
-from genbench.config import config_hash
+from genbench.config import config_hash, table_levers
 from genbench.paths import leaderboard_dir
 
 REFERENCES = {
@@ -63,8 +63,8 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
             row = {"model": kind, "kind": "reference", "reference": description, "data": data, "n": n, "seed": seed,
                    "preset": preset, **score_row(names, images, ctx), "requested_samples": count,
                    "heldout_split": benchmark.heldout_split if kind == "real images" else None,
-                   "config_hash": config_hash(cfg), "config": cfg, "data_fingerprint": benchmark.fingerprint(),
-                   **provenance()}
+                   "config_hash": config_hash(cfg), "config": cfg, "table_levers": table_levers(preset),
+                   "data_fingerprint": benchmark.fingerprint(), **provenance()}
             row["samples_png"] = write_sample_sheet(table, row, images)
             append_row(table, row)
             rows.append(row)

@@ -1,7 +1,7 @@
 """Local sweeps over a W&B-style grid (``configs/sweeps/*.yaml``), without a W&B server.
 
 Each job (model, data, n, seed, preset) runs as its own ``genbench bench`` process with a stable run name,
-so a sweep restarted after a crash skips jobs whose row is already in the leaderboard and resumes
+so a sweep restarted after a crash skips jobs whose row (under the same config hash) is already in the leaderboard and resumes
 unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` and the
 sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
 """
@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from genbench.bench.harness import effective_config, legacy_config_hash
 from genbench.bench.leaderboard import append_row, read_rows, table_path
 from genbench.bench.settings import bench_settings
-from genbench.config import compose, load_yaml, parse_override
+from genbench.config import compose, config_hash, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
 
@@ -114,9 +115,14 @@ def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
     return table_path(boards, job.data, bench_settings(cfg).table or job.preset)
 
 
-def is_finished(job: Job, table: Path) -> bool:
+def is_finished(job: Job, table: Path, overrides: list[str] | None = None) -> bool:
+    """Whether ``table`` holds this job's row under the job's config as it is now (its config hash; a row written
+    before configs were resolved, by its legacy hash): after a preset changes, its table's jobs run again."""
+    extra = job.all_overrides(list(overrides or []))
+    wanted = {config_hash(effective_config(job.model, job.data, job.preset, job.n, job.seed, extra)),
+              legacy_config_hash(job.model, job.data, job.preset, job.n, job.seed, extra)}
     rows, _ = read_rows(table)
-    return any(job.owns(r) for r in rows)
+    return any(job.owns(r) and r.get("config_hash") in wanted for r in rows)
 
 
 def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
@@ -134,7 +140,7 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
     outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
     todo = []
     for job in jobs:
-        if is_finished(job, job_table(job, overrides, boards)):
+        if is_finished(job, job_table(job, overrides, boards), overrides):
             outcome["skipped"].append(job)
         else:
             todo.append(job)

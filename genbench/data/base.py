@@ -22,6 +22,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from genbench.data.corruption import parse_corruption
 from genbench.errors import GenbenchError
 
 ImageRef = Union[Path, Callable[[], Image.Image]]
@@ -304,8 +305,6 @@ class ImageDataModule(L.LightningDataModule):
         self.shuffle_seed = shuffle_seed
         self.corruption_spec = None  # parsed here, so a bad name or fraction fails at construction, in one line
         if corruption is not None:
-            from genbench.tasks.corruption import parse_corruption
-
             self.corruption_spec = parse_corruption(corruption)
         self.corruption = corruption
         self.corruption_seed = corruption_seed

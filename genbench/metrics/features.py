@@ -26,15 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch.utils.data import Dataset
 from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
 from torch_fidelity.metric_isc import KEY_METRIC_ISC_MEAN, KEY_METRIC_ISC_STD, isc_features_to_metric
 from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
+from genbench.data.base import to_uint8
 from genbench.errors import GenbenchError
 from genbench.files import write_via_temp
-from genbench.metrics.fidelity import Uint8Images
 
 FEATURES_VERSION = 2
 ISC_SHUFFLE_SEED = 2020  # torch-fidelity's fixed seed: the samples are shuffled before the splits
@@ -67,6 +68,23 @@ class Features:
     @property
     def count(self) -> int:
         return self.pool.shape[0]
+
+
+class Uint8Images(Dataset):
+    """A torch-fidelity input: (N, C, H, W) images in [-1, 1] → uint8 RGB tensors (grey tiled to 3)."""
+
+    def __init__(self, images: torch.Tensor) -> None:
+        if images.dtype != torch.uint8:
+            images = to_uint8(images)
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        self.images = images.contiguous()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.images[index]
 
 
 def make_extractor(space: FeatureSpace):

@@ -1,4 +1,4 @@
-"""torch-fidelity's inputs and the real Inception-v3: the 2015-12-05 weights are looked up locally and
+"""The real Inception-v3 as a feature space: the 2015-12-05 weights are looked up locally and
 never downloaded by a run. Images go in as uint8, quantised by rounding."""
 
 from __future__ import annotations
@@ -7,30 +7,13 @@ import os
 from pathlib import Path
 
 import torch
-from torch.utils.data import Dataset
 
-from genbench.data.base import to_uint8
 from genbench.errors import GenbenchError
+from genbench.metrics.features import FeatureSpace
+from genbench.paths import cache_dir
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_WEIGHTS_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_WEIGHTS_FILE}"
-
-
-class Uint8Images(Dataset):
-    """A torch-fidelity input: (N, C, H, W) images in [-1, 1] → uint8 RGB tensors (grey tiled to 3)."""
-
-    def __init__(self, images: torch.Tensor) -> None:
-        if images.dtype != torch.uint8:
-            images = to_uint8(images)
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        self.images = images.contiguous()
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return self.images[index]
 
 
 def inception_weights_dir() -> Path:
@@ -58,8 +41,6 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
 def inception_space(path: str | os.PathLike | None = None):
     """The real Inception-v3 as a feature space: ``logits_unbiased`` for the IS, the 2048-d pool for
     FID/KID/precision-recall; real-image features are cached under ``<cache>/inception``."""
-    from genbench.metrics.features import FeatureSpace
-    from genbench.paths import cache_dir
 
     weights = resolve_inception_weights(path)
     return FeatureSpace("inception", "inception-v3-compat", weights, "logits_unbiased", "2048",

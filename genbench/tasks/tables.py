@@ -20,22 +20,20 @@ counts and model config) is not recomputed. Markdown and a PNG of examples are r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from genbench.config import configs_dir, deep_merge, load_yaml, parse_override
+from genbench.data.corruption import parse_corruption
 from genbench.errors import GenbenchError
 from genbench.tasks.completion import CompletionSettings, LEARNED, complete_abp, complete_with_model, masked_latent
-from genbench.tasks.corruption import parse_corruption
 from genbench.tasks.grids import IsVsNTable, SynthesisQualityTable, run_is_vs_n, run_synthesis_quality
 from genbench.tasks.inpaint import completer
 from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors, row_rmse
 from genbench.tasks.report import comparison_figure, models_section, pivot, published_block, write_markdown
+from genbench.tasks.rows import TableRows, scored_row
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
 from genbench.tasks.textures import TexturesTable, render_textures, run_textures
@@ -213,58 +211,19 @@ def region_scores(completed: torch.Tensor, target: torch.Tensor, holes: torch.Te
             "image": {"error": region_error(completed, target), "psnr": region_psnr(completed, target)}}
 
 
-def settings_hash(record: dict) -> str:
-    return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def scored_row(rows: "TableRows", base: dict, key_fields: tuple[str, ...], compute, score, describe, log):
-    """The row of ``base``: found in the JSONL by its key (``key_fields`` of ``base`` and the model's config
-    hash), or computed as ``score(compute())``, appended and logged. Returns (row, the fresh result or None)."""
-    run = base["model_run"]
-    legacy = run.get("legacy_config_hash") if run else None
-    if run:
-        base = {**base, "model_run": {k: v for k, v in run.items() if k != "legacy_config_hash"}}
-        run = base["model_run"]
-    key = settings_hash({k: base[k] for k in key_fields} | {"model": run["config_hash"] if run else None})
-    row = rows.find(key)
-    if row is None and legacy:  # a row keyed before configs were resolved
-        row = rows.find(settings_hash({k: base[k] for k in key_fields} | {"model": legacy}))
-    if row is not None:
-        return row, None
-    start = time.time()
-    result = compute()
-    row = rows.add({**base, "key": key, **score(result), "seconds": round(time.time() - start, 2)})
-    log(describe(row))
-    return row, result
-
-
-class TableRows:
-    """The JSONL of one task table: rows already there are looked up by key and not recomputed."""
-
-    def __init__(self, path: Path) -> None:
-        from genbench.bench.leaderboard import read_rows
-
-        self.path = path
-        self.rows, _ = read_rows(path)
-
-    def find(self, key: str) -> dict | None:
-        return next((r for r in reversed(self.rows) if r.get("key") == key), None)
-
-    def add(self, row: dict) -> dict:
-        from genbench.bench.harness import provenance
-        from genbench.bench.leaderboard import append_row
-
-        row = {**row, **provenance()}
-        append_row(self.path, row)
-        self.rows.append(row)
-        return row
-
-
 def model_for(cache: dict, name: str, data: str, s, overrides: list[str], runs: Path | None, log) -> TrainedModel:
     key = (name, tuple(overrides))
     if key not in cache:
         cache[key] = trained_model(name, data, s.model_preset, s.n, s.seed, overrides, runs, log)
     return cache[key]
+
+
+def preprocessing_record(dm) -> dict:
+    """``{"preprocessing": …}`` for held-out images resized or normalised otherwise than the datamodule's
+    defaults (crop, x/127.5 − 1): part of the key of a row that has no model run to carry it (``scored_row``)."""
+    if (dm.resize, dm.pixel_norm) == ("crop", "fixed"):
+        return {}
+    return {"preprocessing": {"resize": dm.resize, "pixel_norm": dm.pixel_norm}}
 
 
 def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.Tensor, object]:
@@ -308,7 +267,7 @@ def run_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) 
             model = model_for(trained, method, s.data, s, s.overrides, runs, log) if learned else None
             base = {"table": "completion", "method": method, "kind": "learned" if learned else "baseline",
                     **corruption.record(s.mask_seed), "n_images": len(images), "split": dm.heldout_split,
-                    "image_size": int(images.shape[-1]), "data": s.data,
+                    "image_size": int(images.shape[-1]), "data": s.data, **preprocessing_record(dm),
                     "model_run": model.record() if model else None,
                     "inference": inference.record() if learned else None}
 

@@ -21,6 +21,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
+from genbench.tasks.rows import scored_row
 
 SKIMAGE_EXEMPLARS = ["skimage/brick", "skimage/grass", "skimage/gravel"]
 # exemplars whose licence lets their images appear in a committed figure (scikit-image: BSD; embark: MIT/Apache-2.0)
@@ -97,7 +98,6 @@ def texture_scores(images: torch.Tensor, exemplar: torch.Tensor) -> dict:
 def run_textures(s: TexturesTable, rows, runs: Path | None, log) -> tuple[list[dict], dict]:
     from genbench.bench.sampling import sample_all
     from genbench.tasks.runs import trained_model
-    from genbench.tasks.tables import scored_row
 
     exemplars = s.exemplar_list()
     if not exemplars:
