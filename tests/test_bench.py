@@ -66,7 +66,7 @@ def test_bench_writes_a_complete_row(bench_row):
 @pytest.mark.parametrize("argv, message", [
     (["bench", "--model", "nope"], "unknown model 'nope'; known: "),
     (["bench", "--data", "nope"], "unknown dataset 'nope'; known: "),
-    (["bench", "--preset", "huge"], "unknown preset 'huge'; known: cpu, mnist, paper, smoke, textures"),
+    (["bench", "--preset", "huge"], "unknown preset 'huge'; known: cpu, cpu-30min, mnist, paper, smoke, textures"),
     (["bench", "--n", "501"], "n_per_class=501 exceeds the 500 training images"),
     (["bench", "--set", "model.colour=1"], "unknown model (dcgan) option(s) ['colour']"),
     (["bench", "--set", "data.root=/nonexistent/scenes"], "no data for 'imagenet-scenes-tiny': tried /nonexistent/scenes"),

@@ -121,10 +121,12 @@ def test_rows_of_two_feature_spaces_never_share_a_column():
             _row("real images", 50, "a@1", 1.0, kind="reference"),
             _row("dcgan", 50, "b@2", 99.0, stamp="2026-06-01")]
     groups = by_feature_space(rows)
-    assert [space for space, _ in groups] == ["a@1", "b@2"]  # the space with the most model rows is shown first
+    assert [space for space, _ in groups] == ["b@2", "a@1"]  # the space of the newest model row is shown first
     text = render_table(rows, "t")
-    shown, other = text.split("## Rows in feature space `b@2`")
-    assert "10.000" in shown and "99.000" not in shown and "99.000" in other and "10.000" not in other
+    shown, other = text.split("## Rows in feature space `a@1`")
+    assert "99.000" in shown and "10.000" not in shown and "10.000" in other and "99.000" not in other
+    older = [*rows[:3], {**rows[3], "timestamp": "2000-01-01"}]  # the same rows, b@2's written first
+    assert [space for space, _ in by_feature_space(older)] == ["a@1", "b@2"]
 
 
 def test_rows_without_a_recorded_space_get_a_legacy_one_per_classifier_record():
@@ -161,7 +163,7 @@ def test_the_effective_config_resolves_every_setting_and_its_hash_covers_default
     model = cfg["model"]
     assert model["lr"] == 0.007 and model["gen_lr"] == 1e-4 and model["ref_std"] == 0.016
     assert model["langevin"]["n_steps"] == 15 and model["langevin"]["step_size"] == 0.002
-    assert model["generator_net"]["kernel_size"] == 5 and cfg["data"]["resize"] == "crop"
+    assert model["generator_net"]["kernel_size"] == 5 and cfg["data"]["resize"] == "stretch"
     assert resolve_config(cfg) == cfg  # resolving is idempotent
     before = config_hash(cfg)
     from genbench.models.coopnets import CoopNets

@@ -550,12 +550,14 @@ def plot_curves(rows: list[dict], stem: Path, title: str) -> Path | None:
 
     spec = score_specs().get(score)
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=110)
-    for row in sorted(chosen, key=lambda r: (row_label(r), str(r.get("seed")))):
+    palette = plt.get_cmap("tab20" if len(chosen) > 10 else "tab10").colors  # one colour per line
+    for index, row in enumerate(sorted(chosen, key=lambda r: (row_label(r), str(r.get("seed"))))):
         points = [p for p in row["curve"]["points"] if score in p["scores"]]
         label = row_label(row) + (f" (seed {row['seed']})" if sum(r is not row and row_label(r) == row_label(row)
                                                                     for r in chosen) else "")
         for ax, x in zip(axes, ("iteration", "train_seconds")):
-            ax.plot([p[x] for p in points], [p["scores"][score] for p in points], marker="o", markersize=3, label=label)
+            ax.plot([p[x] for p in points], [p["scores"][score] for p in points], marker="o", markersize=3, label=label,
+                    color=palette[index % len(palette)])
     for row in (r for r in latest.values() if is_reference(r) and r.get("n") == n and score in r.get("metrics", {})):
         for ax in axes:
             ax.axhline(row["metrics"][score]["mean"], linestyle="--", color="0.2" if "real" in row["model"] else "0.6",
