@@ -109,8 +109,8 @@ def table_levers(preset: str, root: Path | None = None) -> list[str]:
 
 
 def compose(model: str | None, data: str, preset: str, overrides: list[str] | None = None, root: Path | None = None) -> dict:
-    """Effective config, later sources winning: presets/<preset>.yaml (over the preset it extends) → models/<model>.yaml →
-    data/<data>.yaml → the data file's ``presets.<preset>`` block → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
+    """Effective config, later sources winning: presets/<preset>.yaml (over the preset it extends) →
+    models/<model>.yaml → data/<data>.yaml → the data file's ``presets.<preset>`` block → the model file's ``presets.<preset>`` block → experiments/<model>-<data>.yaml
     (and its ``presets.<preset>`` block) → the preset's ``tier`` block (what every row of its table shares, e.g. the
     cpu tier's 32×32) → ``section.key=value`` overrides (which may not change the tier unless ``bench.table`` does). ``model=None`` gives the
     table's own config (no model files): what reference rows and the preprocessing check use."""

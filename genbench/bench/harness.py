@@ -586,7 +586,8 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
         "sample_seconds": round(sample_seconds, 2),
         "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,
         "config_hash": config_hash(cfg), "config": cfg, "table_levers": table_levers(preset),
-        "data_fingerprint": dm.fingerprint(), **provenance(), "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
+        "data_fingerprint": dm.fingerprint(), **provenance(),
+        "run_dir": str(run_dir), "wandb": getattr(wandb_logger, "genbench_mode", None),
     }
     write_text(run_dir / "result.json", json.dumps(row, indent=1, default=str))
     finish_wandb(wandb_logger, {f"bench/{k}": v["mean"] for k, v in row["metrics"].items()})

@@ -1,8 +1,8 @@
 """Local sweeps over a W&B-style grid (``configs/sweeps/*.yaml``), without a W&B server.
 
 Each job (model, data, n, seed, preset) runs as its own ``genbench bench`` process with a stable run name,
-so a sweep restarted after a crash skips jobs whose row (under the same config hash) is already in the leaderboard and resumes
-unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` and the
+so a sweep restarted after a crash skips jobs whose row (under the same config hash) is already in the leaderboard
+and resumes unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` and the
 sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
 """
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from genbench.bench.harness import effective_config, legacy_config_hash
+from genbench.bench.harness import composed_config, resolve_config
 from genbench.bench.leaderboard import append_row, read_rows, table_path
 from genbench.bench.settings import bench_settings
 from genbench.config import compose, config_hash, load_yaml, parse_override
@@ -119,8 +119,9 @@ def is_finished(job: Job, table: Path, overrides: list[str] | None = None) -> bo
     """Whether ``table`` holds this job's row under the job's config as it is now (its config hash; a row written
     before configs were resolved, by its legacy hash): after a preset changes, its table's jobs run again."""
     extra = job.all_overrides(list(overrides or []))
-    wanted = {config_hash(effective_config(job.model, job.data, job.preset, job.n, job.seed, extra)),
-              legacy_config_hash(job.model, job.data, job.preset, job.n, job.seed, extra)}
+    composed = composed_config(job.model, job.data, job.preset, job.n, job.seed, extra)
+    legacy = config_hash(composed)  # what legacy_config_hash gives, from the config composed once
+    wanted = {legacy, config_hash(resolve_config(composed))}
     rows, _ = read_rows(table)
     return any(job.owns(r) and r.get("config_hash") in wanted for r in rows)
 

@@ -41,7 +41,6 @@ def resolve_inception_weights(path: str | os.PathLike | None = None) -> Path:
 def inception_space(path: str | os.PathLike | None = None):
     """The real Inception-v3 as a feature space: ``logits_unbiased`` for the IS, the 2048-d pool for
     FID/KID/precision-recall; real-image features are cached under ``<cache>/inception``."""
-
     weights = resolve_inception_weights(path)
     return FeatureSpace("inception", "inception-v3-compat", weights, "logits_unbiased", "2048",
                         f"inception-v3-2015-12-05-{weights.stat().st_size}", cache_dir() / "inception")

@@ -27,8 +27,8 @@ class CompletionSettings:
     """How learned completers infer: ``latent_steps`` Langevin steps on h of ``latent_step_size`` (ABP,
     CoopNets) from ``latent_init`` — ``prior``: h ~ N(0, I); ``zero``: h = 0 for every image, which puts every chain
     of a batch at one point, so a generator whose BatchNorm normalises with the batch's statistics divides by a
-    near-zero variance there (measured on the cpu ABP: the chains ran off to ‖h‖/√d ≈ 200–860 and every face came
-    out alike) —, ``revision_steps`` descriptor Langevin steps on the hole (CoopNets; its own step size),
+    near-zero variance there (measured on the cpu ABP: the chains ran off to ‖h‖/√d ≈ 200–860 and every face
+    came out alike) —, ``revision_steps`` descriptor Langevin steps on the hole (CoopNets; its own step size),
     ``optimisation_steps`` Adam steps of ``optimisation_lr`` on h (GANs)."""
 
     latent_steps: int = 100

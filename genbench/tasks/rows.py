@@ -11,7 +11,8 @@ from genbench.config import config_hash
 
 def scored_row(rows: "TableRows", base: dict, key_fields: tuple[str, ...], compute, score, describe, log):
     """The row of ``base``: found in the JSONL by its key (``key_fields`` of ``base``, the model's config hash and
-    the images' ``preprocessing`` where ``base`` records one), or computed as ``score(compute())``, appended and logged. Returns (row, the fresh result or None)."""
+    the images' ``preprocessing`` where ``base`` records one), or computed as ``score(compute())``, appended and
+    logged. Returns (row, the fresh result or None)."""
     run = base["model_run"]
     legacy = run.get("legacy_config_hash") if run else None
     if run:
