@@ -47,14 +47,14 @@ reference:  ## score the reference rows (real images, noise) into PRESET's table
 sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
 	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))
 
-table:  ## one of the papers' other tables: TABLE=completion|recovery|reconstruction|synthesis-quality|is-vs-n [DATA=…] [PRESET=cpu|paper]
+table:  ## one of the papers' other tables: TABLE=<name> (`make list` names them) [DATA=…] [PRESET=cpu|paper]
 	$(BIN)/genbench table --table $(TABLE) --preset $(or $(TABLE_PRESET),cpu) \
 	$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(foreach s,$(SET),--set $(s))
 
 leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
 	$(BIN)/genbench leaderboard
 
-list:
+list:  ## the registered models, datasets, metrics and tables
 	$(BIN)/genbench list
 
 perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.md (PERF_ARGS="--shapes cpu"); PERF_PRESET=cpu: per-model cpu-preset timings

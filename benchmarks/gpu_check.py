@@ -6,7 +6,7 @@ Steps, in order, each a subprocess with its own time cap (a slow step is stopped
    wheels in ``.whl/`` (``make gpu-wheels`` downloads them beforehand) into ``<out>/site``; genbench runs from this
    checkout (``PYTHONPATH``), so the machine's torch is never reinstalled. wandb is imported only by
    ``logger.wandb: true``, which no step sets.
-1. ``cuda-tests``: ``pytest -m cuda`` (``tests/test_cuda.py``): every ``speed`` lever on CUDA against the float32
+1. ``cuda-tests``: ``pytest -m cuda`` (``tests/models/test_cuda.py``): every ``speed`` lever on CUDA against the float32
    eager path, sampling on the training device after ``fit``, DDP sampling on one GPU.
 2. ``perf``: ``benchmarks/perf.py`` on the device (genbench vs the plain loop, Langevin vs bare forward + input
    gradient, evaluation vs torch-fidelity, the levers on the CoopNets ``paper`` iteration) → ``<out>/perf/``.
@@ -154,7 +154,7 @@ def run_check(out: Path, budget: float, dry: bool, work: Path | None = None) -> 
     if lacking:
         steps.say(f"missing {', '.join(lacking)}: run `make gpu-wheels` where pip reaches PyPI and carry .whl/")
     # 1. the CUDA tests
-    steps.run("cuda-tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/test_cuda.py", "-q", "-p", "no:cacheprovider",
+    steps.run("cuda-tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/models/test_cuda.py", "-q", "-p", "no:cacheprovider",
                              f"--junitxml={out / 'cuda-tests.xml'}"], SHARES["cuda-tests"] * budget)
     # 2. perf
     perf = [sys.executable, "benchmarks/perf.py", "--out", str(out / "perf")]

@@ -10,9 +10,22 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from jsonargparse import ArgumentParser
 
+from genbench.bench import render_leaderboards, run_bench, run_fit
+from genbench.bench.harness import effective_config
+from genbench.bench.migrate import migrate
+from genbench.bench.reference import run_reference, ship_classifier
+from genbench.bench.show import describe_run
+from genbench.bench.sweep import run_sweep
+from genbench.config import config_hash
+from genbench.data import DATASETS
 from genbench.errors import GenbenchError
+from genbench.metrics import METRICS
+from genbench.models import MODELS
+from genbench.paths import leaderboard_dir
+from genbench.tasks.tables import TABLES, run_table
 
 
 def _run_parser(description: str) -> ArgumentParser:
@@ -59,7 +72,7 @@ def build_parser() -> ArgumentParser:
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("leaderboard", board)
     sub.add_subcommand("config", _run_parser("Print the effective config (and its hash) of a run without running it."))
-    sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets and metrics."))
+    sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets, metrics and tables."))
     show = ArgumentParser(description="Print a run's config, metrics and files.")
     show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
     sub.add_subcommand("show", show)
@@ -79,9 +92,9 @@ def build_parser() -> ArgumentParser:
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("sweep", sweep)
-    table = ArgumentParser(description="Produce one of the papers' other tables (completion, recovery, reconstruction, "
-                                       "synthesis-quality, is-vs-n): train what is missing, evaluate, append rows, render Markdown + PNG.")
-    table.add_argument("--table", required=True, help="completion | recovery | reconstruction | synthesis-quality | is-vs-n")
+    table = ArgumentParser(description="Produce one of the papers' other tables: train what is missing, evaluate, "
+                                       "append rows, render Markdown + PNG.")
+    table.add_argument("--table", required=True, help=" | ".join(TABLES.names()))
     table.add_argument("--data", type=str | None, default=None, help="dataset (default: the table preset's)")
     table.add_argument("--preset", default="cpu", help="the table's preset: cpu (under 30 min on 2 cores), paper, smoke")
     table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -95,11 +108,11 @@ def build_parser() -> ArgumentParser:
     classifier.add_argument("--name", required=True, help="the shipped name, e.g. imagenet-scenes-tiny-32px")
     classifier.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     sub.add_subcommand("classifier", classifier)
-    migrate = ArgumentParser(description="Re-score the reference rows of the tables' legacy feature spaces (rows written "
-                                         "before feature spaces were recorded) and record each one that reproduces.")
-    migrate.add_argument("--data", default="imagenet-scenes-tiny", help="the dataset whose tables to migrate")
-    migrate.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("migrate", migrate)
+    migration = ArgumentParser(description="Re-score the reference rows of the tables' legacy feature spaces (rows written "
+                                           "before feature spaces were recorded) and record each one that reproduces.")
+    migration.add_argument("--data", default="imagenet-scenes-tiny", help="the dataset whose tables to migrate")
+    migration.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sub.add_subcommand("migrate", migration)
     return parser
 
 
@@ -110,38 +123,23 @@ def _format_metrics(metrics: dict) -> str:
 
 def dispatch(command: str, args) -> None:
     if command == "list":
-        from genbench.data import DATASETS
-        from genbench.metrics import METRICS
-        from genbench.models import MODELS
-
         print("models:  ", " ".join(MODELS.names()))
         print("datasets:", " ".join(DATASETS.names()))
         print("metrics: ", " ".join(METRICS.names()))
+        print("tables:  ", " ".join(TABLES.names()))
     elif command == "config":
-        import yaml
-
-        from genbench.bench.harness import effective_config
-        from genbench.config import config_hash
-
         cfg = effective_config(args.model or "dcgan", args.data or "imagenet-scenes-tiny", args.preset or "smoke", args.n,
                                0 if args.seed is None else args.seed, _overrides(args))
         print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
         print(f"# config hash: {config_hash(cfg)}")
     elif command == "leaderboard":
-        from genbench.bench import render_leaderboards
-        from genbench.paths import leaderboard_dir
-
         for path in render_leaderboards(Path(args.leaderboards) if args.leaderboards else leaderboard_dir(), args.data):
             print(path)
     elif command == "fit":
-        from genbench.bench import run_fit
-
         run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume,
                           run_name=args.run_name)
         print(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
     elif command == "bench":
-        from genbench.bench import run_bench
-
         result = run_bench(args.model, args.data, args.preset, args.n, args.seed, _overrides(args),
                            Path(args.leaderboards) if args.leaderboards else None, resume=args.resume,
                            run_name=args.run_name)
@@ -151,36 +149,22 @@ def dispatch(command: str, args) -> None:
         print(f"{row['model']} on {row['data']} (n={row['n']}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
         print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
     elif command == "reference":
-        from genbench.bench.reference import run_reference
-
         run_reference(args.data, args.preset, args.n, args.seed, args.set,
                       Path(args.leaderboards) if args.leaderboards else None)
     elif command == "table":
-        from genbench.tasks.tables import run_table
-
         for path in run_table(args.table, args.preset, args.data, args.set,
                               Path(args.leaderboards) if args.leaderboards else None):
             print(path)
     elif command == "migrate":
-        from genbench.bench.leaderboard import render_leaderboards
-        from genbench.bench.migrate import migrate
-        from genbench.paths import leaderboard_dir
-
         boards = Path(args.leaderboards) if args.leaderboards else leaderboard_dir()
         if migrate(boards, args.data):
             render_leaderboards(boards, args.data)
     elif command == "classifier":
-        from genbench.bench.reference import ship_classifier
-
         entry = ship_classifier(args.data, args.preset, args.name, args.set)
         print(f"{entry['name']}: sha256 {entry['sha256']}, held-out top-1 {entry['top1']:.1%}, top-5 {entry['top5']:.1%}")
     elif command == "show":
-        from genbench.bench.show import describe_run
-
         print(describe_run(args.run))
     elif command == "sweep":
-        from genbench.bench.sweep import run_sweep
-
         outcome = run_sweep(Path(args.sweep_config), args.set, args.devices,
                             Path(args.leaderboards) if args.leaderboards else None)
         if outcome["failed"]:

@@ -27,7 +27,7 @@ from genbench.bench.callbacks import (PROGRESS_SECONDS, AppendingCSVLogger, Peri
 
 from genbench.bench.leaderboard import (SHEET_SAMPLES, append_row, render_leaderboards, save_grid, table_path,
                                        write_sample_sheet)
-from genbench.bench.settings import bench_settings, check_name, logger_settings, validate_sections
+from genbench.bench.settings import bench_settings, check_name, logger_settings, table_name, validate_sections
 from genbench.bench.sampling import iter_samples
 from genbench.models.speed import SpeedSettings
 from genbench.bench.tracking import finish_wandb
@@ -543,7 +543,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
     settings = bench_settings(cfg)
     boards = leaderboards or leaderboard_dir()
-    table = table_path(boards, data, settings.table or preset)
+    table = table_path(boards, data, table_name(cfg, preset))
     log = log_line if is_rank_zero() else (lambda text: None)
     metric_names, ctx = metric_setup(cfg, log)
     log(f"bench: {model} on {data} ({preset}, n={cfg['run']['n'] or 'all'}, seed {seed}, config {config_hash(cfg)}); "

@@ -23,6 +23,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 
 from genbench.errors import GenbenchError
@@ -123,10 +124,11 @@ def by_feature_space(rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
     return [(space, groups[space]) for space in ordered]
 
 
-def ordered_labels(latest: dict[tuple, dict]) -> list[str]:
-    """Reference rows first (real images, then noise), then the models alphabetically."""
-    references = sorted({row_label(r) for r in latest.values() if is_reference(r)}, key=lambda x: ("noise" in x, x))
-    return references + sorted({row_label(r) for r in latest.values() if not is_reference(r)})
+def ordered_labels(rows: Iterable[dict]) -> list[str]:
+    """The rows' labels: reference rows first (real images, then noise), then the models alphabetically."""
+    rows = list(rows)
+    references = sorted({row_label(r) for r in rows if is_reference(r)}, key=lambda x: ("noise" in x, x))
+    return references + sorted({row_label(r) for r in rows if not is_reference(r)})
 
 
 def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Path:
@@ -174,7 +176,7 @@ def render_gallery(table: Path, rows: list[dict]) -> tuple[Path | None, list[str
     for (_model, row_n, seed), row in sorted(latest.items(), key=lambda kv: str(kv[0][2])):
         if row_n == n and row.get("samples_png") and (table.parent / row["samples_png"]).is_file():
             chosen.setdefault(row_label(row), row)
-    labels = [label for label in ordered_labels(latest) if label in chosen and "noise" not in label]
+    labels = [label for label in ordered_labels(latest.values()) if label in chosen and "noise" not in label]
     if not labels:
         return None, []
     sheets = [Image.open(table.parent / chosen[label]["samples_png"]).convert("RGB") for label in labels]
@@ -358,7 +360,7 @@ def metric_tables(latest: dict[tuple, dict], level: str, data: str | None) -> li
         lines += [f"{level} {spec.label} ({spec.better} is better)", "",
                   "| model | " + " | ".join("all" if n is None else f"n={n}" for n in ns) + " |",
                   "|---|" + "---|" * len(ns)]
-        for label in (x for x in ordered_labels(latest) if x in present):
+        for label in (x for x in ordered_labels(latest.values()) if x in present):
             lines.append(f"| {label} | " + " | ".join(format_cell(cells.get((label, n), [])) for n in ns) + " |")
         lines.append("")
         if data:
@@ -508,7 +510,7 @@ def plot_table(rows: list[dict], stem: Path, title: str) -> list[Path]:
         if not series:
             continue
         fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
-        draw_series(ax, series, [label for label in ordered_labels(latest) if label in series])
+        draw_series(ax, series, [label for label in ordered_labels(latest.values()) if label in series])
         ax.set_xlabel("training images per category (n)")
         ax.set_ylabel(spec.label, fontsize=8)
         ax.set_title(f"{title} ({spec.better} is better)", fontsize=9)

@@ -16,8 +16,9 @@ import torch
 
 from genbench.bench.harness import effective_config, metric_setup, provenance, score_row
 from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path, write_sample_sheet
-from genbench.bench.settings import bench_settings
+from genbench.bench.settings import table_name
 from genbench.config import config_hash, table_levers
+from genbench.data.subsets import seeded_subset
 from genbench.paths import leaderboard_dir
 
 REFERENCES = {
@@ -28,14 +29,11 @@ REFERENCES = {
 
 def reference_images(kind: str, datamodule, count: int, seed: int) -> torch.Tensor:
     """``count`` images of reference ``kind`` (real: at most the held-out split's size)."""
-    generator = torch.Generator().manual_seed(seed)
     if kind == "real images":
         held = datamodule.images(datamodule.heldout_split)
-        if held.shape[0] <= count:
-            return held
-        return held[torch.randperm(held.shape[0], generator=generator)[:count].sort().values]
+        return held[seeded_subset(held.shape[0], count, seed)]
     shape = (count, datamodule.channels, datamodule.image_size, datamodule.image_size)
-    return torch.randn(shape, generator=generator).clamp(-1, 1)
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed)).clamp(-1, 1)
 
 
 def table_ns(table: Path) -> list[int | None]:
@@ -50,7 +48,7 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
     preset's own) and append their rows to the preset's table."""
     boards = leaderboards or leaderboard_dir()
     base = effective_config(None, data, preset, None, seed, overrides)
-    table = table_path(boards, data, bench_settings(base).table or preset)
+    table = table_path(boards, data, table_name(base, preset))
     ns = list(ns) if ns else (table_ns(table) or [base["run"]["n"]])
     rows = []
     for n in ns:

@@ -153,5 +153,10 @@ def bench_settings(cfg: dict) -> BenchSettings:
     return BenchSettings(**(cfg.get("bench") or {}))
 
 
+def table_name(cfg: dict, preset: str) -> str:
+    """The leaderboard table a run of ``preset`` writes to: its ``bench.table``, else the preset's name."""
+    return bench_settings(cfg).table or preset
+
+
 def logger_settings(cfg: dict) -> LoggerSettings:
     return LoggerSettings(**(cfg.get("logger") or {}))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from genbench.bench.harness import composed_config, resolve_config
 from genbench.bench.leaderboard import append_row, read_rows, table_path
-from genbench.bench.settings import bench_settings
+from genbench.bench.settings import table_name
 from genbench.config import compose, config_hash, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
@@ -112,7 +112,7 @@ def expand_grid(path: Path) -> list[Job]:
 
 def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
     cfg = compose(job.model, job.data, job.preset, job.all_overrides(overrides))
-    return table_path(boards, job.data, bench_settings(cfg).table or job.preset)
+    return table_path(boards, job.data, table_name(cfg, job.preset))
 
 
 def is_finished(job: Job, table: Path, overrides: list[str] | None = None) -> bool:

@@ -34,6 +34,7 @@ from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, p
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from genbench.data.base import to_uint8
+from genbench.data.subsets import seeded_subset
 from genbench.errors import GenbenchError
 from genbench.files import write_via_temp
 
@@ -211,8 +212,7 @@ def reference_features(space: FeatureSpace, datamodule, split: str, max_images: 
         return load_reference(path)
     images = datamodule.images(split)
     if images.shape[0] > max_images:
-        pick = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(0))[:max_images]
-        images = images[pick.sort().values]
+        images = images[seeded_subset(images.shape[0], max_images, 0)]
     features = extract_features(images, space, batch_size)
     meta = {"dataset": datamodule.name, "split": split, "count": features.count, "of": len(plan[split]),
             "fingerprint": description["fingerprint"], "content": content, "space": space.identity, "file": path.name}

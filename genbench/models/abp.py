@@ -82,6 +82,7 @@ class ABP(GenerativeModel):
         self.register_buffer("latents", torch.randn(num_train if persistent_latents else 0, latent_dim))
 
     learns_from_corrupted_data = True
+    completion = "masked-posterior"
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:

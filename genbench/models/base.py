@@ -53,6 +53,8 @@ class GenerativeModel(L.LightningModule):
     samples_need_grad: bool = False
     #: whether training accepts corrupted images with a mask of intact pixels (``data.corruption``; ABP)
     learns_from_corrupted_data: bool = False
+    #: how a trained model fills missing pixels (``genbench.models.completion.COMPLETIONS``); None: it cannot
+    completion: str | None = None
 
     def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv", bn_sampling: str = "running") -> None:
         super().__init__()

@@ -39,6 +39,8 @@ class CoopNets(Descriptor):
             sampling batch of h ~ N(0, I)); ``running`` uses the running averages.
     """
 
+    completion = "cooperative"
+
     def __init__(
         self,
         latent_dim: int = 100,

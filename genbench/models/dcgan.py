@@ -20,6 +20,8 @@ class DCGAN(GenerativeModel):
         lr, beta1: Adam settings of both nets (DCGAN: 2e-4, 0.5).
     """
 
+    completion = "latent-optimisation"
+
     def __init__(
         self,
         image_size: int = 64,

@@ -32,6 +32,8 @@ class EBGAN(GenerativeModel):
         pt_weight: λ_PT of the pulling-away term (0.1 in the paper's EBGAN-PT; 0 is plain EBGAN).
     """
 
+    completion = "latent-optimisation"
+
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
                  d_width: int = 64, code_dim: int = 128, margin: float = 1.0, pt_weight: float = 0.1,
                  lr: float = 2e-4, beta1: float = 0.5, bn_sampling: str = "running") -> None:

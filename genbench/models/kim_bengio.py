@@ -58,6 +58,8 @@ class KimBengio(GenerativeModel):
         net: options of the energy net (the descriptor net).
     """
 
+    completion = "latent-optimisation"
+
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
                  entropy_weight: float = 1.0, energy_l2: float = 0.0, lr: float = 2e-4, beta1: float = 0.5,
                  net: dict | None = None, n_features: int = 100, n_experts: int = 100, bn_sampling: str = "running") -> None:

@@ -41,6 +41,8 @@ class WGAN(GenerativeModel):
         optimizer: rmsprop (W-GAN) or adam (WGAN-GP) with ``betas``.
     """
 
+    completion = "latent-optimisation"
+
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
                  d_width: int = 64, lr: float = 5e-5, clip: float | None = 0.01, gp_weight: float = 0.0,
                  n_critic: int = 5, warmup_critic: int | None = 100, warmup_generator: int = 25, boost_every: int = 500,

@@ -125,17 +125,17 @@ def _linear_generator_model(name: str, size: int = 8, d: int = 6, seed: int = 0)
 
 
 def test_masked_posterior_inference_ignores_the_occluded_pixels():
-    from genbench.tasks.completion import CompletionSettings, complete_with_model
+    from genbench.models.completion import CompletionSettings, complete_with_model
 
     model = _linear_generator_model("abp")
     images = model.generator(torch.randn(3, 6)).detach().clamp(-1, 1)
     holes = occlusion_masks(3, (8, 8), 3, seed=0)
     settings = CompletionSettings(latent_steps=50)
     torch.manual_seed(1)
-    a = complete_with_model("abp", model, images, holes, settings)
+    a = complete_with_model(model, images, holes, settings)
     scrambled = torch.where(holes, torch.rand_like(images) * 2 - 1, images)  # other values in the holes
     torch.manual_seed(1)
-    b = complete_with_model("abp", model, scrambled, holes, settings)
+    b = complete_with_model(model, scrambled, holes, settings)
     assert torch.equal(a, b)
     assert torch.equal(a[~holes], images[~holes])
 
@@ -144,7 +144,7 @@ def test_masked_posterior_inference_ignores_the_occluded_pixels():
 def test_learned_completers_restore_images_their_generator_can_make(name):
     """Images made by a known linear generator, a 3×3 hole each: inferring h from the observed pixels and
     filling with g(h) beats harmonic inpainting (which cannot know the generator's structure)."""
-    from genbench.tasks.completion import CompletionSettings, complete_with_model
+    from genbench.models.completion import CompletionSettings, complete_with_model
 
     model = _linear_generator_model(name)
     torch.manual_seed(2)
@@ -153,14 +153,14 @@ def test_learned_completers_restore_images_their_generator_can_make(name):
     holes = occlusion_masks(8, (8, 8), 3, seed=3)
     corrupted = images.masked_fill(holes, 0.0)
     settings = CompletionSettings(latent_steps=400, latent_step_size=0.02, optimisation_steps=500)
-    learned = region_error(complete_with_model(name, model, corrupted, holes, settings), images, holes)
+    learned = region_error(complete_with_model(model, corrupted, holes, settings), images, holes)
     harmonic = region_error(completer("harmonic")(corrupted, holes), images, holes)
     assert learned < 0.5 * harmonic, (learned, harmonic)
 
 
 def test_coopnets_completion_revises_only_the_missing_pixels():
     from genbench.models import build_model
-    from genbench.tasks.completion import CompletionSettings, complete_with_model
+    from genbench.models.completion import CompletionSettings, complete_with_model
 
     torch.manual_seed(0)
     model = build_model("coopnets", image_size=8, channels=1, latent_dim=4, num_chains=4, ref_std=1.0,
@@ -169,9 +169,9 @@ def test_coopnets_completion_revises_only_the_missing_pixels():
     images = torch.rand(4, 1, 8, 8) * 2 - 1
     holes = occlusion_masks(4, (8, 8), 3, seed=0)
     torch.manual_seed(1)
-    drafted = complete_with_model("coopnets", model, images, holes, CompletionSettings(latent_steps=5, revision_steps=0))
+    drafted = complete_with_model(model, images, holes, CompletionSettings(latent_steps=5, revision_steps=0))
     torch.manual_seed(1)
-    revised = complete_with_model("coopnets", model, images, holes, CompletionSettings(latent_steps=5, revision_steps=15))
+    revised = complete_with_model(model, images, holes, CompletionSettings(latent_steps=5, revision_steps=15))
     assert torch.equal(revised[~holes], images[~holes]) and torch.equal(drafted[~holes], images[~holes])
     assert not torch.allclose(revised[holes], drafted[holes])  # the descriptor moved the hole
     assert model.training  # the model's mode is restored
@@ -180,7 +180,7 @@ def test_coopnets_completion_revises_only_the_missing_pixels():
 def test_held_out_latent_inference_starts_from_the_prior_unless_told_otherwise():
     """h = 0 for every image puts all chains of a batch at one point, where a batch-statistics BatchNorm divides by
     a near-zero variance; the default start is a prior draw per image."""
-    from genbench.tasks.completion import CompletionSettings, masked_latent
+    from genbench.models.completion import CompletionSettings, masked_latent
 
     generator = torch.nn.Sequential(torch.nn.Linear(6, 16), torch.nn.BatchNorm1d(16), torch.nn.Linear(16, 4 * 4))
     generator = torch.nn.Sequential(generator, torch.nn.Unflatten(1, (1, 4, 4)))
@@ -192,3 +192,11 @@ def test_held_out_latent_inference_starts_from_the_prior_unless_told_otherwise()
     assert torch.equal(zero, torch.zeros(64, 6))
     with pytest.raises(GenbenchError, match="latent_init must be 'prior' or 'zero'"):
         CompletionSettings(latent_init="mean")
+
+
+def test_the_models_that_can_complete_are_those_whose_class_names_a_completion():
+    from genbench.models.completion import check_completer, completer_models
+
+    assert set(completer_models()) == {"abp", "coopnets", "dcgan", "wgan", "wgan-gp", "ebgan", "kim-bengio"}
+    with pytest.raises(GenbenchError, match="no learned completer for 'vae'; known: abp, coopnets"):
+        check_completer("vae")

@@ -1,5 +1,5 @@
 """What a user can rely on: the feature space of every score is fixed and recorded, a run never resumes under another
-config, and each input a user can get wrong is one line before any training (the README's "Reliability")."""
+config, and each input a user can get wrong is one line before any training (docs/reliability.md)."""
 
 import json
 import os
@@ -26,7 +26,7 @@ from genbench.metrics import DEFAULT_METRICS, MetricContext, SampleSet, compute_
 from genbench.metrics import classifier as classifier_module
 from genbench.metrics.classifier import SHIPPED_DIR, get_classifier, load_bundle, read_manifest
 
-SCENES = Path(__file__).resolve().parent.parent / "assets" / "imagenet-scenes-tiny"
+SCENES = Path(__file__).resolve().parents[2] / "assets" / "imagenet-scenes-tiny"
 TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=20", "bench.metric_options.ssim_samples=10",
         "model.g_width=8", "model.d_width=8"]
 
@@ -143,7 +143,7 @@ def test_rows_without_a_recorded_space_get_a_legacy_one_per_classifier_record():
 def test_every_committed_row_keeps_its_place():
     """Each committed table still renders every row it holds, and the rows written before feature spaces were recorded
     (migrated on reading, never rewritten) stay together: one legacy space per table, whatever cache key they had."""
-    boards = Path(__file__).resolve().parent.parent / "leaderboards"
+    boards = Path(__file__).resolve().parents[2] / "leaderboards"
     for jsonl in boards.glob("*/*.jsonl"):
         if jsonl.name.endswith(".failures.jsonl"):
             continue
@@ -446,7 +446,7 @@ def test_the_shipped_feature_space_reproduces_the_committed_reference_rows():
     from genbench.bench.harness import metric_setup, score_row
     from genbench.bench.reference import reference_images
 
-    boards = Path(__file__).resolve().parent.parent / "leaderboards" / "imagenet-scenes-tiny"
+    boards = Path(__file__).resolve().parents[2] / "leaderboards" / "imagenet-scenes-tiny"
     entry = next(e for e in read_manifest() if e["name"] == "imagenet-scenes-tiny-32px-stretch-minmax")
     space = f"{entry['name']}@{entry['sha256'][:12]}"
     rows, _ = read_rows(boards / "cpu.jsonl")

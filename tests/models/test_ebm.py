@@ -5,11 +5,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from genbench.bench.harness import StopAtIteration
 from genbench.data import build_datamodule
 from genbench.errors import GenbenchError
 from genbench.models import build_model, model_class
 from genbench.models.descriptor import Descriptor
+from tests.helpers import fit
 
 TOY = dict(arch="mlp", image_size=1, channels=2, ref_std=None, net={"hidden": 64}, init_std=1.0, num_chains=None,
            langevin={"n_steps": 20, "step_size": 0.15}, lr=0.01)
@@ -26,17 +26,6 @@ def moment_distance(x: torch.Tensor, data: torch.Tensor) -> float:
     """‖mean_x − mean_data‖ + ‖cov_x − cov_data‖_F."""
     x, data = x.view(-1, 2).double(), data.view(-1, 2).double()
     return float((x.mean(0) - data.mean(0)).norm() + (torch.cov(x.T) - torch.cov(data.T)).norm())
-
-
-def fit(model, loader_or_dm, iterations, tmp_path=None):
-    trainer = L.Trainer(max_epochs=-1, callbacks=[StopAtIteration(iterations)], logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, accelerator="cpu", limit_val_batches=0,
-                        default_root_dir=tmp_path)
-    if isinstance(loader_or_dm, DataLoader):
-        trainer.fit(model, loader_or_dm)
-    else:
-        trainer.fit(model, datamodule=loader_or_dm)
-    return trainer
 
 
 def mixture_properties(x: torch.Tensor) -> dict:

@@ -24,7 +24,7 @@ def places(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("nope", "cpu"), "unknown table 'nope'; known: completion, recovery, reconstruction, synthesis-quality, is-vs-n"),
+    (("nope", "cpu"), "unknown table 'nope'; known: completion, is-vs-n, reconstruction, recovery, synthesis-quality, textures"),
     (("completion", "nope"), "has no preset 'nope'"),
     (("completion", "smoke", ["baselines=[blur]"]), "unknown completer 'blur'; known: harmonic"),
     (("completion", "smoke", ["models=[vae]"]), "no learned completer for 'vae'"),
@@ -108,9 +108,9 @@ def test_reconstruction_table_rows_and_pca_closed_form(places):
     cfg = effective_config("abp", "digits", "smoke", None, 0, ["trainer.max_iterations=60"])
     dm = build_datamodule("digits", **cfg["data"])
     held = dm.images(dm.heldout_split)
-    from genbench.tasks.tables import pick
+    from genbench.data.subsets import seeded_subset
 
-    held = held[pick(held.shape[0], 40, 0)]
+    held = held[seeded_subset(held.shape[0], 40, 0)]
     assert reconstruction_errors(held, pca_reconstruct(dm.images("train"), held, 4))["mse"] == pytest.approx(pca[4])
     md = (boards / "digits" / "tasks" / "reconstruction-smoke.md").read_text()
     assert "| abp |" in md and "| pca |" in md and ".1038" in md
@@ -191,15 +191,14 @@ def test_only_models_that_learn_from_corrupted_images_accept_them(places):
 
 
 def test_is_vs_n_drops_what_the_data_cannot_hold_and_adds_missing_references(places, monkeypatch):
-    import genbench.bench.reference as reference
-    import genbench.bench.sweep as sweep
+    from genbench.tasks.tables import grid, is_vs_n
 
     boards, _ = places
     calls = {}
-    monkeypatch.setattr(sweep, "run_jobs", lambda jobs, *a, **k: calls.setdefault("jobs", jobs) and
+    monkeypatch.setattr(grid, "run_jobs", lambda jobs, *a, **k: calls.setdefault("jobs", jobs) and
                         {"done": jobs, "skipped": [], "failed": []})
-    monkeypatch.setattr(reference, "run_reference", lambda data, preset, ns, seed, *a, **k: calls.setdefault("refs", (data, preset, ns, seed)))
-    monkeypatch.setattr("genbench.bench.leaderboard.render_leaderboards", lambda *a, **k: [])
+    monkeypatch.setattr(grid, "run_reference", lambda data, preset, ns, seed, *a, **k: calls.setdefault("refs", (data, preset, ns, seed)))
+    monkeypatch.setattr(is_vs_n, "render_leaderboards", lambda *a, **k: [])
     logs: list[str] = []
     run_table("is-vs-n", "paper", data="digits", overrides=["models=[dcgan,abp]", "ns=[50,100000]", "model_preset=smoke"],
               leaderboards=boards, log=logs.append)
@@ -266,7 +265,7 @@ def test_synthesis_quality_end_to_end_on_one_category_and_rerun_runs_nothing(pla
 
 
 def test_synthesis_quality_averages_categories_and_keeps_them_apart(tmp_path):
-    from genbench.tasks.grids import SynthesisQualityTable, render_synthesis_quality
+    from genbench.tasks.tables.synthesis_quality import SynthesisQualityTable, render_synthesis_quality
 
     def row(model, n, probability, kind="model"):
         metrics = {"class_probability": {"mean": probability, "std": None}, "top5_error": {"mean": 1 - probability, "std": None},

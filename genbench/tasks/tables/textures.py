@@ -19,9 +19,16 @@ from pathlib import Path
 
 import torch
 
+from genbench import paths
+from genbench.bench.sampling import sample_all
+from genbench.data.datasets import check_opaque, texture_files
 from genbench.errors import GenbenchError
+from genbench.metrics.ssim import pairwise_ssim
+from genbench.metrics.swd import SWDSettings, swd
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
-from genbench.tasks.rows import scored_row
+from genbench.tasks.rows import TableRows, scored_row
+from genbench.tasks.runs import trained_model
+from genbench.tasks.tables.base import Table, register_table
 
 SKIMAGE_EXEMPLARS = ["skimage/brick", "skimage/grass", "skimage/gravel"]
 # exemplars whose licence lets their images appear in a committed figure (scikit-image: BSD; embark: MIT/Apache-2.0)
@@ -32,11 +39,8 @@ REFERENCES = ("exemplar, shifted", "noise")
 def offline_exemplars() -> list[str]:
     """scikit-image's textures, then every opaque exemplar of the offline texture folder (``../shared/data/textures``)
     where it exists, as ``group/stem``; exemplars with transparent pixels are left out."""
-    from genbench.data.datasets import check_opaque, texture_files
-    from genbench.paths import SHARED_DATA_DIR
-
     found = list(SKIMAGE_EXEMPLARS)
-    root = SHARED_DATA_DIR / "textures"
+    root = paths.SHARED_DATA_DIR / "textures"
     for path in texture_files(root) if root.is_dir() else []:
         try:
             check_opaque(path)
@@ -86,19 +90,18 @@ def shifted_copies(exemplar: torch.Tensor, count: int, seed: int) -> torch.Tenso
 
 def texture_scores(images: torch.Tensor, exemplar: torch.Tensor) -> dict:
     """SWD ×10³ of ``images`` against the exemplar (mean and per pyramid level) and their pairwise SSIM."""
-    from genbench.metrics.ssim import pairwise_ssim
-    from genbench.metrics.swd import SWDSettings, swd
-
     mean, levels = swd(images, exemplar, SWDSettings())
     ssim = pairwise_ssim(images)
     return {"texture_swd": mean, "texture_swd_levels": levels, "pairwise_ssim": ssim["pairwise_ssim"],
             "swd_settings": dataclasses.asdict(SWDSettings())}
 
 
-def run_textures(s: TexturesTable, rows, runs: Path | None, log) -> tuple[list[dict], dict]:
-    from genbench.bench.sampling import sample_all
-    from genbench.tasks.runs import trained_model
+def check_textures(s: TexturesTable) -> None:
+    if not isinstance(s.samples, int) or s.samples < 2:
+        raise GenbenchError(f"samples must be an integer ≥ 2 (pairwise SSIM needs two), got {s.samples!r}")
 
+
+def evaluate_textures(s: TexturesTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
     exemplars = s.exemplar_list()
     if not exemplars:
         raise GenbenchError("the textures table has no exemplars: give --set exemplars=[skimage/brick,…]")
@@ -169,3 +172,7 @@ def render_textures(s: TexturesTable, preset: str, rows: list[dict], figure: dic
     lines += models_section(rows)
     write_markdown(path, lines, s, rows, "its exemplar, sample count, image size, SWD settings, model run and command")
     return [path.with_suffix(".md"), figure_path]
+
+
+TABLE = register_table(Table("textures", "one descriptor per texture exemplar, multi-scale patch SWD against it",
+                             TexturesTable, check_textures, evaluate_textures, render_textures))

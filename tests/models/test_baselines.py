@@ -9,7 +9,7 @@ from genbench.data import build_datamodule
 from genbench.models import build_model, model_class
 from genbench.models.vae import gaussian_kl
 from genbench.models.wgan import gradient_penalty
-from tests.test_ebm import fit
+from tests.helpers import fit
 
 SMALL = {
     "vae": {"latent_dim": 8, "width": 8},

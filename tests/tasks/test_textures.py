@@ -81,7 +81,7 @@ def test_an_exemplar_with_transparency_is_refused_and_scikit_image_textures_load
 
 
 def test_shifted_copies_are_cyclic_shifts_of_the_exemplar():
-    from genbench.tasks.textures import shifted_copies
+    from genbench.tasks.tables.textures import shifted_copies
 
     exemplar = torch.arange(2 * 6 * 5, dtype=torch.float64).view(1, 2, 6, 5)
     copies = shifted_copies(exemplar, 7, seed=3)
@@ -101,7 +101,7 @@ def test_offline_exemplars_leave_out_transparent_ones(tmp_path, monkeypatch):
     import numpy as np
 
     from genbench import paths
-    from genbench.tasks import textures
+    from genbench.tasks.tables import textures
 
     (tmp_path / "textures" / "group").mkdir(parents=True)
     rgba = np.full((40, 40, 4), 200, dtype=np.uint8)

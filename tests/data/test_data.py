@@ -156,3 +156,12 @@ def test_texture_unknown_name_lists_known(needs_shared):
         build_datamodule("textures", texture="marble").setup()
     with pytest.raises(GenbenchError, match=r"bricks.png has transparent pixels \(16\.7% of them\)"):
         build_datamodule("textures", texture="bricks").setup()  # an inpainting example: its disc would turn black
+
+
+def test_a_seeded_subset_is_distinct_sorted_and_fixed_by_its_seed():
+    from genbench.data.subsets import seeded_subset
+
+    chosen = seeded_subset(50, 10, 3)
+    assert chosen.tolist() == sorted(set(chosen.tolist())) and len(chosen) == 10 and 0 <= chosen.min() and chosen.max() < 50
+    assert torch.equal(seeded_subset(50, 10, 3), chosen) and not torch.equal(seeded_subset(50, 10, 4), chosen)
+    assert seeded_subset(50, None, 3).tolist() == list(range(50)) == seeded_subset(50, 80, 3).tolist()

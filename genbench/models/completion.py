@@ -1,14 +1,15 @@
-"""Learned completers of the completion table: a trained model fills the missing pixels of an image from its
-observed ones (``holes``: (n, 1, H, W), True where a pixel is missing; images in [-1, 1]).
+"""How a trained model fills the missing pixels of an image from its observed ones (``holes``: (n, 1, H, W), True
+where a pixel is missing; images in [-1, 1]). A model class names its way in ``completion``:
 
-- ABP: h from the masked posterior, −log p(h | X_obs) = ‖h‖²/2 + ‖M ⊙ (X − g(h))‖²/(2σ²) (Langevin, the model's
+- ``masked-posterior`` (ABP): h from the masked posterior, −log p(h | X_obs) = ‖h‖²/2 + ‖M ⊙ (X − g(h))‖²/(2σ²) (Langevin, the model's
   latent step size), then g(h) fills the hole;
-- CoopNets: the same inference through its generator, the draft g(h), then descriptor Langevin on the missing
+- ``cooperative`` (CoopNets): the same inference through its generator, the draft g(h), then descriptor Langevin on the missing
   pixels only (the observed ones stay clamped) — the CoopNets paper's completion;
-- DCGAN (and the other GANs): h minimising the masked reconstruction ‖M ⊙ (X − G(h))‖² + ½‖h‖² by Adam (latent
+- ``latent-optimisation`` (DCGAN and the other GANs): h minimising the masked reconstruction ‖M ⊙ (X − G(h))‖² + ½‖h‖² by Adam (latent
   optimisation, the papers' DCGAN column), then G(h) fills the hole.
 
-Observed pixels are returned unchanged by every completer.
+Observed pixels are returned unchanged by every completer. ``reconstruct`` is the masked-posterior inference with
+every pixel observed: g(h) for held-out images (the reconstruction table).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.abp import infer_latent
+from genbench.models.base import MODELS
 from genbench.models.langevin import LangevinConfig, frozen, langevin
 
 
@@ -106,13 +108,31 @@ def complete_gan(model, images: torch.Tensor, holes: torch.Tensor, settings: Com
             return fill(images, holes, generator(h))
 
 
-LEARNED = {"abp": complete_abp, "coopnets": complete_coopnets, "dcgan": complete_gan, "wgan": complete_gan,
-           "wgan-gp": complete_gan, "ebgan": complete_gan, "kim-bengio": complete_gan}
+def reconstruct(model, images: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
+    """g(h) with h ~ p(h | X) inferred from every pixel of ``images`` (ABP's reconstruction of held-out images)."""
+    no_holes = torch.zeros(images.shape[0], 1, *images.shape[-2:], dtype=torch.bool)
+    with model.sampling_mode():
+        h = masked_latent(model.generator, images, no_holes, model.hparams.latent_dim, model.hparams.sigma, settings)
+        with torch.no_grad():
+            return model.generator(h).clamp(-1, 1)
 
 
-def complete_with_model(name: str, model, images: torch.Tensor, holes: torch.Tensor,
+COMPLETIONS = {"masked-posterior": complete_abp, "cooperative": complete_coopnets, "latent-optimisation": complete_gan}
+
+
+def completer_models() -> list[str]:
+    """The registered models that can fill missing pixels (a ``completion`` of their class)."""
+    return [name for name in MODELS.names() if MODELS.get(name).completion is not None]
+
+
+def check_completer(name: str) -> None:
+    if name not in completer_models():
+        raise GenbenchError(f"no learned completer for {name!r}; known: {', '.join(completer_models())}")
+
+
+def complete_with_model(model, images: torch.Tensor, holes: torch.Tensor,
                         settings: CompletionSettings | None = None) -> torch.Tensor:
-    """Fill ``holes`` of ``images`` with the trained ``model`` registered as ``name``."""
-    if name not in LEARNED:
-        raise GenbenchError(f"no learned completer for {name!r}; known: {', '.join(LEARNED)}")
-    return LEARNED[name](model, images, holes, settings or CompletionSettings())
+    """Fill ``holes`` of ``images`` with the trained ``model``, the way its class names in ``completion``."""
+    if type(model).completion is None:
+        raise GenbenchError(f"{type(model).__name__} has no learned completer; known: {', '.join(completer_models())}")
+    return COMPLETIONS[type(model).completion](model, images, holes, settings or CompletionSettings())

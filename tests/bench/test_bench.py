@@ -8,7 +8,7 @@ import pytest
 
 from genbench.bench import read_rows
 from genbench.cli import main
-from genbench.config import compose
+from genbench.config import compose, configs_dir
 
 FAST = ["trainer.max_iterations=3", "bench.num_samples=60", "bench.metric_options.classifier.epochs=3",
         "bench.metric_options.classifier.max_train=2000", "bench.metric_options.ssim_samples=12",
@@ -106,30 +106,30 @@ def test_reference_rows_are_scored_and_rendered_first(bench_row, capsys):
     assert [line.split("|")[1].strip() for line in table_rows] == ["*real images* (reference)", "*noise* (reference)", "dcgan"]
 
 
-def test_samples_are_drawn_on_the_device_that_trained():
-    """Lightning's teardown leaves the module on the CPU; the harness moves it back to the root device."""
-    from types import SimpleNamespace
-
-    import torch
-
-    from genbench.bench.harness import sampling_device
-
-    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)))
-    assert sampling_device(trainer) == torch.device("cuda", 1)
-
-
 def test_config_prints_the_effective_config_and_its_hash(capsys):
+    """``genbench config`` against what the files and the class signature say, read here on their own, and a hash
+    recomputed from the printed YAML."""
+    import hashlib
+    import inspect
+
     import yaml
 
-    from genbench.bench.harness import effective_config
-    from genbench.config import config_hash
+    from genbench.models.coopnets import CoopNets
 
     assert main(["config", "--model", "coopnets", "--preset", "paper", "--n", "50", "--set", "model.lr=0.01"]) == 0
     out = capsys.readouterr().out
     printed = yaml.safe_load(out)
-    expected = effective_config("coopnets", "imagenet-scenes-tiny", "paper", 50, 0, ["model.lr=0.01"])
-    assert printed == expected and printed["model"]["lr"] == 0.01 and printed["data"]["n_per_class"] == 50
-    assert out.strip().splitlines()[-1] == f"# config hash: {config_hash(expected)}"
+    paper = yaml.safe_load((configs_dir() / "presets" / "paper.yaml").read_text())
+    assert printed["run"] == {"model": "coopnets", "data": "imagenet-scenes-tiny", "preset": "paper", "n": 50, "seed": 0}
+    assert printed["model"]["lr"] == 0.01 and printed["data"]["n_per_class"] == 50
+    assert {k: printed["data"][k] for k in ("resize", "pixel_norm")} == {k: paper["data"][k] for k in ("resize", "pixel_norm")}
+    assert printed["bench"]["metrics"] == paper["bench"]["metrics"]
+    defaults = inspect.signature(CoopNets.__init__).parameters
+    assert all(printed["model"][k] == defaults[k].default for k in ("num_chains", "latent_dim", "sigma", "gen_lr"))
+    digest = hashlib.sha256(json.dumps(printed, sort_keys=True).encode()).hexdigest()[:12]
+    assert out.strip().splitlines()[-1] == f"# config hash: {digest}"
+    assert main(["config", "--model", "coopnets", "--preset", "paper", "--n", "50", "--set", "model.lr=0.02"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] != f"# config hash: {digest}"
     assert main(["config", "--set", "bench.num_sample=3"]) == 2
 
 
