@@ -1,4 +1,6 @@
-"""The bench harness, top to bottom: config → data → model → fit → samples → metrics → leaderboard row.
+"""The bench harness, in the order ``_run_bench`` takes its steps: config and run folder → metrics and their feature
+space (checked before training) → learning curve → data, model and fit → samples scored as they stream → leaderboard
+row → tables re-rendered (ARCHITECTURE.md draws it).
 
 Every run gets a folder ``runs/<data>/<model>/<run id>/`` with its effective config, checkpoints,
 sample grid and ``result.json``; its row goes to ``leaderboards/<data>/<table>.jsonl``.
@@ -13,7 +15,7 @@ import secrets
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,15 +29,20 @@ from genbench.bench.callbacks import (PROGRESS_SECONDS, AppendingCSVLogger, Peri
 
 from genbench.bench.leaderboard import (SHEET_SAMPLES, append_row, render_leaderboards, save_grid, table_path,
                                        write_sample_sheet)
-from genbench.bench.settings import bench_settings, check_name, logger_settings, table_name, validate_sections
+from genbench.bench.curves import LearningCurve
+from genbench.bench.settings import (BenchSettings, LoggerSettings, bench_settings, check_name, logger_settings,
+                                     table_name, validate_sections)
 from genbench.bench.sampling import iter_samples
 from genbench.models.speed import SpeedSettings
-from genbench.bench.tracking import finish_wandb
-from genbench.config import accepted_arguments, check_table_preprocessing, compose, config_hash, is_count, table_levers
-from genbench.data import build_datamodule
+from genbench.bench.tracking import finish_wandb, make_wandb_logger
+from genbench.config import (accepted_arguments, check_table_preprocessing, check_types, compose, config_hash, deep_merge,
+                             differing_keys, instantiate, is_count, parse_override, plain, signature_defaults, table_levers,
+                             yaml_load)
+from genbench.data import DATASETS, build_datamodule
 from genbench.errors import DivergenceError, GenbenchError, first_line
 from genbench.files import write_text
 from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
+from genbench.metrics.context import MetricOptions
 from genbench.models import build_model, model_class
 from genbench.paths import PROJECT_ROOT, leaderboard_dir, runs_dir
 from genbench.versions import package_versions
@@ -100,13 +107,6 @@ def resolve_config(cfg: dict) -> dict:
     constructor arguments (signature defaults, nested Langevin and net settings), the ``bench``, ``logger`` and
     ``speed`` sections with their defaults. What ``genbench config`` prints, each row records and the hash covers;
     resolving a resolved config changes nothing."""
-    from dataclasses import asdict
-
-    from genbench.bench.settings import BenchSettings, LoggerSettings
-    from genbench.config import check_types, instantiate, plain, signature_defaults
-    from genbench.data import DATASETS
-    from genbench.metrics.context import MetricOptions
-
     validate_sections(cfg)
     run = cfg["run"]
     out = dict(cfg)
@@ -270,8 +270,6 @@ def recorded_config(run_dir: Path) -> dict | None:
     path = run_dir / "config.yaml"
     if not path.is_file():
         return None
-    from genbench.config import yaml_load
-
     try:
         cfg = yaml_load(path.read_text())
     except Exception as exc:
@@ -306,8 +304,6 @@ def check_same_config(cfg: dict, recorded: dict, run_dir: Path) -> None:
     naming the keys."""
     if config_hash(cfg) == config_hash(recorded):
         return
-    from genbench.config import differing_keys
-
     keys = [k for k in differing_keys(cfg, recorded) if not k.startswith(FREE_SECTIONS)
             and not (k in LENGTH_KEYS and _longer(_dig(cfg, k, None), _dig(recorded, k, None)))]
     if not keys:
@@ -340,8 +336,6 @@ def prepare_run(model: str | None, data: str | None, preset: str | None, n: int 
         raise GenbenchError(f"{resume_dir} has no config.yaml, so the checkpoint's settings are unknown; resume from "
                             f"a genbench run folder (runs/<data>/<model>/<run>)")
     if recorded is not None:
-        from genbench.config import deep_merge, parse_override
-
         base = recorded["run"]
         given = {"model": model, "data": data, "preset": preset, "n": n, "seed": seed}
         model, data, preset, n, seed = (given[k] if given[k] is not None else base[k] for k in given)
@@ -393,8 +387,6 @@ def record_config(run_dir: Path, cfg: dict, kind: str) -> None:
 def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None, callbacks: list | None = None):
     """Fit the configured model; a divergence becomes one line naming the last good checkpoint. With
     ``num_samples``, an evaluation the model cannot draw is refused before training."""
-    from genbench.bench.tracking import make_wandb_logger
-
     run = cfg["run"]
     L.seed_everything(run["seed"], workers=True, verbose=False)
     dm, module = build(cfg)
@@ -539,21 +531,25 @@ class Timed:
 
 
 def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, write_row, resume, run_name):
+    # 1. the effective config and the run folder
     cfg, run_dir, ckpt = prepare_run(model, data, preset, n, seed, overrides, runs, run_name, resume, "bench")
     model, data, preset, seed = (cfg["run"][k] for k in ("model", "data", "preset", "seed"))
     settings = bench_settings(cfg)
     boards = leaderboards or leaderboard_dir()
     table = table_path(boards, data, table_name(cfg, preset))
     log = log_line if is_rank_zero() else (lambda text: None)
+    # 2. the metrics and their feature space, checked (and the real images' features computed) before training
     metric_names, ctx = metric_setup(cfg, log)
     log(f"bench: {model} on {data} ({preset}, n={cfg['run']['n'] or 'all'}, seed {seed}, config {config_hash(cfg)}); "
         f"scored in {ctx.records.get('classifier', {}).get('feature_space') or 'no classifier space'}")
+    # 3. the learning curve, 4. training
     curve = curve_callback(cfg, metric_names, log)
     dm, module, trainer, wandb_logger, elapsed = train(cfg, run_dir, ckpt, ctx.n_samples, [curve] if curve else None)
     train_seconds = elapsed - (curve.scoring_seconds if curve else 0.0)  # scoring the curve is not training
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
 
+    # 5. samples streamed in chunks and scored as they come
     count = ctx.n_samples
     module.to(sampling_device(trainer))  # Lightning's teardown moved it to the CPU; sample where it trained
     log(f"sample: {count} samples in chunks of {settings.sample_batch_size}, scored as they come")
@@ -571,6 +567,7 @@ def _run_bench(model, data, preset, n, seed, overrides, leaderboards, runs, writ
     scored = score_row(metric_names, samples, ctx, time.time() - start - sample_seconds)
     log("score: " + ", ".join(f"{k} {v['mean']:.4g}" for k, v in scored["metrics"].items()))
 
+    # 6. the row, 7. the tables re-rendered
     row = {
         "model": model, "data": data, "n": cfg["run"]["n"], "seed": seed, "preset": preset, "kind": "model",
         **scored, "n_train": len(dm.datasets["train"]),
@@ -608,8 +605,6 @@ def curve_callback(cfg: dict, names: list[str], log):
     settings = bench_settings(cfg)
     if not settings.eval_every:
         return None
-    from genbench.bench.curves import LearningCurve
-
     ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=settings.curve_samples, log=log)
     check_metrics(names, ctx)
     return LearningCurve(settings.eval_every, settings.curve_samples, names, ctx, settings.sample_batch_size,

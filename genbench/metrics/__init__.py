@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from genbench.errors import GenbenchError
 from genbench.metrics.context import MetricContext, MetricOptions, SampleSet
 from genbench.metrics.contract import METRICS, Metric, Score, ScoreSpec, register, score_specs
 from genbench.metrics.features import (check_neighbourhood, frechet_distance, inception_style_score, kernel_distance,
@@ -130,8 +131,6 @@ def _ssim(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
 
 def _check_ssim(ctx: MetricContext) -> None:
     if ctx.n_samples is not None and min(ctx.n_samples, ctx.options.ssim_samples) < 2:
-        from genbench.errors import GenbenchError
-
         raise GenbenchError("pairwise SSIM needs at least 2 samples; raise bench.num_samples or metric_options.ssim_samples")
 
 
@@ -145,8 +144,6 @@ def _texture_swd(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
     exemplar = ctx.benchmark_data().images("train")[:1]  # a texture dataset repeats its one exemplar
     images = samples.images
     if images.shape[-1] != exemplar.shape[-1]:
-        from genbench.errors import GenbenchError
-
         raise GenbenchError(f"texture_swd compares samples and exemplar of one size, got {images.shape[-1]} and "
                             f"{exemplar.shape[-1]}")
     settings = SWDSettings()
