@@ -58,7 +58,7 @@ list:  ## the registered models, datasets, metrics and tables
 	$(BIN)/genbench list
 
 perf:  ## genbench vs plain PyTorch and the speed levers → leaderboards/perf.md (PERF_ARGS="--shapes cpu"); PERF_PRESET=cpu: per-model cpu-preset timings
-	$(BIN)/python benchmarks/perf.py $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
+	$(BIN)/python benchmarks/perf $(if $(PERF_PRESET),--preset $(PERF_PRESET)) $(PERF_ARGS)
 
 classifiers:  ## retrain the shipped offline classifiers (new feature spaces: committed rows keep theirs) → assets/classifiers
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset cpu --name imagenet-scenes-tiny-32px-stretch-minmax

@@ -8,7 +8,7 @@ Steps, in order, each a subprocess with its own time cap (a slow step is stopped
    ``logger.wandb: true``, which no step sets.
 1. ``cuda-tests``: ``pytest -m cuda`` (``tests/models/test_cuda.py``): every ``speed`` lever on CUDA against the float32
    eager path, sampling on the training device after ``fit``, DDP sampling on one GPU.
-2. ``perf``: ``benchmarks/perf.py`` on the device (genbench vs the plain loop, Langevin vs bare forward + input
+2. ``perf``: ``benchmarks/perf`` on the device (genbench vs the plain loop, Langevin vs bare forward + input
    gradient, evaluation vs torch-fidelity, the levers on the CoopNets ``paper`` iteration) → ``<out>/perf/``.
 3. ``paper-n50``, ``paper-n100``: the ``paper`` preset's CoopNets and DCGAN on imagenet-scenes-tiny (64×64,
    official settings) with learning curves, trained for the paper's budget or the time the step has left
@@ -157,7 +157,7 @@ def run_check(out: Path, budget: float, dry: bool, work: Path | None = None) -> 
     steps.run("cuda-tests", [sys.executable, "-m", "pytest", "-m", "cuda", "tests/models/test_cuda.py", "-q", "-p", "no:cacheprovider",
                              f"--junitxml={out / 'cuda-tests.xml'}"], SHARES["cuda-tests"] * budget)
     # 2. perf
-    perf = [sys.executable, "benchmarks/perf.py", "--out", str(out / "perf")]
+    perf = [sys.executable, "benchmarks/perf", "--out", str(out / "perf")]
     perf += (["--shapes", "cpu", "--models", "dcgan", "--iterations", "1", "--warmup", "1", "--rounds", "1",
               "--langevin-rounds", "1", "--score-images", "64", "--host-memory", "default", "--skip", "sampling", "levers"] if dry
              else ["--iterations", "10", "--rounds", "2", "--langevin-rounds", "5", "--score-images", "5000",
@@ -186,7 +186,8 @@ def collect(folder: Path) -> list[Path]:
     """File a GPU check's results here: its perf reports into leaderboards/perf (perf.md re-rendered) and its paper
     rows appended to leaderboards/<data>/<table>.jsonl (rows already there are not appended twice)."""
     sys.path.insert(0, str(ROOT))
-    from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards
+    from genbench.bench.leaderboard import render_leaderboards
+    from genbench.results import append_row, read_rows
 
     written = []
     for report in sorted((folder / "perf").glob("*.json")):
@@ -194,7 +195,7 @@ def collect(folder: Path) -> list[Path]:
         shutil.copyfile(report, target)
         written.append(target)
     if written:
-        subprocess.run([sys.executable, "benchmarks/perf.py", "--render-only"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([sys.executable, "benchmarks/perf", "--render-only"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     for table in sorted((folder / "rows").glob("*--*.jsonl")):
         data, name = table.name.split("--", 1)
         target = ROOT / "leaderboards" / data / name

@@ -14,7 +14,6 @@ import yaml
 from jsonargparse import ArgumentParser
 
 from genbench.bench import render_leaderboards, run_bench, run_fit
-from genbench.bench.harness import effective_config
 from genbench.bench.migrate import migrate
 from genbench.bench.reference import run_reference, ship_classifier
 from genbench.bench.show import describe_run
@@ -25,6 +24,7 @@ from genbench.errors import GenbenchError
 from genbench.metrics import METRICS
 from genbench.models import MODELS
 from genbench.paths import leaderboard_dir
+from genbench.runs.config import effective_config
 from genbench.tasks.tables import TABLES, run_table
 
 

@@ -3,7 +3,7 @@
 import lightning as L
 from torch.utils.data import DataLoader
 
-from genbench.bench.harness import StopAtIteration
+from genbench.runs.callbacks import StopAtIteration
 
 
 def fit(model, loader_or_dm, iterations, tmp_path=None):

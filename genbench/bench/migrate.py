@@ -15,17 +15,18 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-from genbench.bench.leaderboard import MIGRATIONS_FILE, feature_space_of, is_reference, read_migrations, read_rows
+from genbench.bench.harness import metric_setup, score_row
+from genbench.bench.reference import reference_images
 from genbench.errors import GenbenchError
+from genbench.results import MIGRATIONS_FILE, feature_space_of, is_reference, read_migrations, read_rows
+from genbench.runs.config import resolve_config
+from genbench.runs.provenance import provenance
 
 TOLERANCE = 1e-9  # relative, per score
 
 
 def rescore_reference(row: dict) -> dict:
     """A legacy reference row scored again, from its own recorded config, in today's feature space."""
-    from genbench.bench.harness import metric_setup, resolve_config, score_row
-    from genbench.bench.reference import reference_images
-
     cfg = dict(row["config"])
     cfg["run"], cfg["model"] = {**cfg["run"], "model": None}, {}  # a reference row has no model (older rows said "reference")
     cfg = resolve_config(cfg)
@@ -48,8 +49,6 @@ def largest_difference(old: dict, new: dict) -> tuple[float, int]:
 def migrate(boards: Path, data: str, log=print) -> list[dict]:
     """Verify every legacy feature space of ``boards/<data>`` that has reference rows, and write the verified ones
     to ``feature-spaces.json`` (earlier records are kept). Returns the records written."""
-    from genbench.bench.harness import provenance
-
     folder = boards / data
     if not folder.is_dir():
         raise GenbenchError(f"no leaderboard for dataset {data!r} under {boards}")

@@ -10,16 +10,22 @@ preset's table; the leaderboard renders them first, marked as references.
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import torch
 
-from genbench.bench.harness import effective_config, metric_setup, provenance, score_row
-from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, table_path, write_sample_sheet
-from genbench.bench.settings import table_name
+from genbench.bench.harness import metric_setup, score_row
+from genbench.bench.leaderboard import render_leaderboards
 from genbench.config import config_hash, table_levers
+from genbench.data import build_datamodule
 from genbench.data.subsets import seeded_subset
+from genbench.metrics.classifier import get_classifier, write_shipped
 from genbench.paths import leaderboard_dir
+from genbench.results import append_row, read_rows, table_path, write_sample_sheet
+from genbench.runs.config import effective_config
+from genbench.runs.provenance import provenance
+from genbench.runs.settings import check_name, table_name
 
 REFERENCES = {
     "real images": "held-out real images of the benchmark, a seeded subset of the model rows' sample count",
@@ -67,19 +73,13 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
             append_row(table, row)
             rows.append(row)
             log(f"{kind} (n={n}): " + ", ".join(f"{k} {v['mean']:.4f}" for k, v in row["metrics"].items()))
-    render_leaderboards(boards, data)
+    render_leaderboards(boards, data, table.stem)
     return rows
 
 
 def ship_classifier(data: str, preset: str, name: str, overrides: list[str] | None = None) -> dict:
     """Train ``data``'s offline classifier under ``preset``'s preprocessing (default settings, from scratch) and
     ship it as ``assets/classifiers/<name>.pt`` with its manifest entry."""
-    import tempfile
-
-    from genbench.bench.settings import check_name
-    from genbench.data import build_datamodule
-    from genbench.metrics.classifier import get_classifier, write_shipped
-
     check_name(name, "--name")
     cfg = effective_config(None, data, preset, None, 0, overrides)
     options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}

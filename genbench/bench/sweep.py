@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from genbench.bench.harness import composed_config, resolve_config
-from genbench.bench.leaderboard import append_row, read_rows, table_path
-from genbench.bench.settings import table_name
 from genbench.config import compose, config_hash, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
+from genbench.results import append_row, read_rows, table_path
+from genbench.runs.config import composed_config, resolve_config
+from genbench.runs.settings import table_name
 
 GRID_KEYS = ("model", "data", "n", "seed", "preset")
 

@@ -1,7 +1,9 @@
 """Datamodule registry: ``build_datamodule("imagenet-scenes-tiny", n_per_class=50)``."""
 
 from genbench.config import instantiate
-from genbench.data.base import ImageDataModule, ImageTensorDataset, to_uint8, to_unit_range
+from genbench.data.base import ImageDataModule
+from genbench.data.loading import ImageTensorDataset
+from genbench.data.pixels import to_uint8, to_unit_range
 from genbench.data.datasets import DATASETS, IMAGENET_SCENE_CATEGORIES
 
 

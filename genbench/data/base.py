@@ -9,230 +9,22 @@ image). Training images can be subsampled to ``n_per_class`` per category with a
 from __future__ import annotations
 
 import hashlib
-import itertools
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Union
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from genbench.data.corruption import parse_corruption
+from genbench.data.files import Collected, ImageRef, content_signature, open_image
+from genbench.data.loading import CorruptedImageDataset, EpochShuffleSampler, ImageTensorDataset, ResumableDataLoader
+from genbench.data.pixels import to_unit_range
 from genbench.errors import GenbenchError
-
-ImageRef = Union[Path, Callable[[], Image.Image]]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
-
-
-@dataclass
-class Collected:
-    """What a dataset found on disk: labelled image references per split and the class names."""
-
-    splits: dict[str, list[tuple[ImageRef, int]]]
-    class_names: list[str]
-    root: Path | None = None
-    notes: dict[str, str] = field(default_factory=dict)
-
-
-class ImageTensorDataset(Dataset):
-    """uint8 images (N, C, H, W) served as float in [-1, 1], with label and index."""
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, pixel_norm: str = "fixed") -> None:
-        self.images = images
-        self.labels = labels
-        self.pixel_norm = pixel_norm
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int):
-        return to_unit_range(self.images[index], self.pixel_norm), self.labels[index], index
-
-
-class CorruptedImageDataset(Dataset):
-    """Training images seen through a fixed corruption (the ABP recovery table): batches are
-    ``(corrupted x, label, index, observed)`` with ``observed`` (1, H, W) = 1 where a pixel is intact.
-    ``images`` keeps the clean uint8 images (the ground truth of the recovery error)."""
-
-    def __init__(self, clean: ImageTensorDataset, corrupted: torch.Tensor, masks: torch.Tensor) -> None:
-        self.images = clean.images
-        self.labels = clean.labels
-        self.pixel_norm = clean.pixel_norm
-        self.corrupted = corrupted
-        self.masks = masks
-
-    def __len__(self) -> int:
-        return self.images.shape[0]
-
-    def __getitem__(self, index: int):
-        return self.corrupted[index], self.labels[index], index, (~self.masks[index]).to(self.corrupted.dtype)
-
-
-class EpochShuffleSampler(torch.utils.data.Sampler):
-    """A random order that is a function of (seed, epoch) only — not of the global RNG — so a resumed run
-    sees the same batches as an uninterrupted one. Lightning calls ``set_epoch`` at every epoch start."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size = size
-        self.seed = seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self):
-        generator = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.size, generator=generator).tolist())
-
-
-class _SkipFirstBatches:
-    """A batch sampler whose first iteration starts after ``skip`` batches (their indices are drawn, no image is
-    loaded); later iterations (epochs) are whole. Its length is the whole epoch's, as Lightning counts it."""
-
-    def __init__(self, batch_sampler, skip: int) -> None:
-        self.batch_sampler = batch_sampler
-        self.skip = skip
-
-    def __len__(self) -> int:
-        return len(self.batch_sampler)
-
-    def __iter__(self):
-        # lazily, at the first batch: a multi-worker DataLoader creates (and drops) one iterator before the one it uses
-        def batches():
-            skip, self.skip = self.skip, 0
-            yield from itertools.islice(iter(self.batch_sampler), skip, None)
-
-        return batches()
-
-
-class ResumableDataLoader(DataLoader):
-    """A DataLoader that can resume inside an epoch: with ``skip_batches`` = k its first epoch yields batches
-    k, k+1, … of that epoch's order — the batches an interrupted run had not trained on. (Lightning alone
-    restarts a resumed epoch at its first batch.) A skip of a whole epoch or more is ignored."""
-
-    def __init__(self, *args, skip_batches: int = 0, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        whole = self.batch_sampler is not None and 0 < skip_batches < len(self.batch_sampler)
-        self._skipping = _SkipFirstBatches(self.batch_sampler, skip_batches) if whole else None
-
-    @property
-    def _index_sampler(self):
-        return self._skipping if self._skipping is not None else super()._index_sampler
-
-
-def to_unit_range(images: torch.Tensor, pixel_norm: str = "fixed") -> torch.Tensor:
-    """uint8 → [-1, 1]: ``fixed`` is x/127.5 − 1; ``minmax`` is the official per-image
-    (x − min)/(max − min)·2 − 1."""
-    x = images.float()
-    if pixel_norm == "fixed":
-        return x / 127.5 - 1.0
-    dims = tuple(range(-3, 0))
-    lo = x.amin(dim=dims, keepdim=True)
-    hi = x.amax(dim=dims, keepdim=True)
-    return (x - lo) / (hi - lo).clamp_min(1e-8) * 2.0 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] floats → uint8 by rounding (not truncation), clipped first."""
-    return ((images.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
-
-
-def list_images(folder: Path) -> list[Path]:
-    """The image files of ``folder``, sorted; a file name that is not valid UTF-8 is refused in one line (it could
-    not be recorded in a row, a fingerprint or a JSON file)."""
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    for path in files:
-        try:
-            path.name.encode("utf-8")
-        except UnicodeEncodeError:
-            raise GenbenchError(f"image file name {os.fsencode(path.name)!r} in {os.fsdecode(os.fsencode(folder))!r} is not "
-                                f"valid UTF-8; rename it (e.g. convmv -f latin1 -t utf8)") from None
-    return files
-
-
-#: above this many bytes a split's content signature uses file sizes and modification times instead of the bytes
-CONTENT_HASH_LIMIT = 256 * 2**20
-
-
-def content_signature(items: list[tuple["ImageRef", int]]) -> str:
-    """A hash of what a list of image references holds, independent of where it lives: the file bytes (names
-    relative to their class folder) while they total at most ``CONTENT_HASH_LIMIT``, else sizes and
-    modification times (cheap on a large tree); in-memory images (torchvision arrays) by their pixels."""
-    h = hashlib.sha256()
-    paths = [ref for ref, _ in items if isinstance(ref, Path)]
-    by_bytes = sum(p.stat().st_size for p in paths) <= CONTENT_HASH_LIMIT
-    h.update(b"bytes" if by_bytes else b"stat")
-    for ref, label in items:
-        h.update(f"|{label}|".encode())
-        if isinstance(ref, Path):
-            h.update("/".join(ref.parts[-2:]).encode())
-            if by_bytes:
-                h.update(hashlib.sha1(ref.read_bytes()).digest())
-            else:
-                stat = ref.stat()
-                h.update(f"{stat.st_size}:{stat.st_mtime_ns}".encode())
-        else:
-            h.update(np.ascontiguousarray(np.asarray(ref())).tobytes())
-    return h.hexdigest()[:16]
-
-
-def open_image(ref: "ImageRef") -> Image.Image:
-    """An image file or in-memory image, decoded; unreadable files and decompression bombs are one line, and
-    16-bit greyscale is scaled to 8 bits (``convert`` would saturate every pixel above 255)."""
-    try:
-        image = Image.open(ref) if isinstance(ref, Path) else ref()
-        image.load()
-    except Image.DecompressionBombError as exc:
-        raise GenbenchError(f"refusing image {ref}: {exc}") from None
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise GenbenchError(f"cannot read image {ref}: {exc}") from None
-    if image.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        array = np.asarray(image).astype(np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(np.round(array * (255.0 / top)), 0, 255).astype(np.uint8), "L")
-    return image
-
-
-def class_folder_items(root: Path, classes: list[str] | None = None) -> tuple[list[tuple[ImageRef, int]], list[str]]:
-    """Images of a ``root/<class>/*.jpg`` tree, classes in sorted order unless given."""
-    if not root.is_dir():
-        raise GenbenchError(f"data folder {root} does not exist; expected {root}/<class>/<image files>")
-    found = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if classes is None:
-        classes = found
-    if not classes:
-        raise GenbenchError(f"{root} has no class subfolders; expected {root}/<class>/<image files>")
-    missing = [c for c in classes if c not in found]
-    if missing:
-        raise GenbenchError(f"{root} lacks class folders {missing}; found {found}")
-    items: list[tuple[ImageRef, int]] = []
-    for label, name in enumerate(classes):
-        files = list_images(root / name)
-        if not files:
-            raise GenbenchError(f"class folder {root / name} holds no images")
-        items.extend((path, label) for path in files)
-    return items, list(classes)
-
-
-def drop_duplicate_files(items: list[tuple[ImageRef, int]], seen: set[str]) -> list[tuple[ImageRef, int]]:
-    """Keep the first file of each byte-identical group (``seen`` carries hashes across splits)."""
-    kept = []
-    for ref, label in items:
-        if isinstance(ref, Path):
-            digest = hashlib.sha1(ref.read_bytes()).hexdigest()
-            if digest in seen:
-                continue
-            seen.add(digest)
-        kept.append((ref, label))
-    return kept
 
 
 class ImageDataModule(L.LightningDataModule):
@@ -489,12 +281,3 @@ class ImageDataModule(L.LightningDataModule):
             "corruption": self.corruption and {"name": self.corruption, "seed": self.corruption_seed},
             "fingerprint": self.fingerprint(),
         }
-
-
-def first_existing(candidates: list[Path], name: str, layout: str, check: Callable[[Path], bool] | None = None) -> Path:
-    """The first candidate root that exists (and passes ``check``), or one actionable error."""
-    for path in candidates:
-        if path.is_dir() and (check is None or check(path)):
-            return path
-    tried = ", ".join(str(p) for p in candidates)
-    raise GenbenchError(f"no data for {name!r}: tried {tried}; expected layout {layout} (set root: or $GENBENCH_DATA)")

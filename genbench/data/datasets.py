@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from genbench.data.base import Collected, ImageDataModule, class_folder_items, drop_duplicate_files, first_existing, list_images
+from genbench.data.base import ImageDataModule
+from genbench.data.files import Collected, class_folder_items, drop_duplicate_files, first_existing, list_images
 from genbench.errors import GenbenchError
 from genbench.paths import ASSETS_DIR, SHARED_DATA_DIR, candidate_roots
 from genbench.registry import Registry

@@ -33,8 +33,8 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from genbench.errors import GenbenchError
-from genbench.metrics.features import FeatureSpace
 from genbench.files import write_via_temp
+from genbench.metrics.features import FeatureSpace
 from genbench.paths import ASSETS_DIR, cache_dir
 from genbench.versions import package_versions
 

@@ -4,10 +4,14 @@ feature space, reused by every score computed in that space."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import torch
 
+from genbench.config import instantiate
+from genbench.data import build_datamodule
+from genbench.data.pixels import to_uint8
 from genbench.errors import GenbenchError
 from genbench.metrics.features import (Features, FeatureSpace, Reference, concat_features, extract_features, make_extractor,
                                        reference_features)
@@ -59,8 +63,6 @@ class MetricContext:
 
     def __init__(self, dataset: str, data_options: dict, options: dict | MetricOptions | None = None,
                  n_samples: int | None = None, log=None) -> None:
-        from genbench.config import instantiate
-
         self.dataset = dataset
         self.data_options = {k: v for k, v in data_options.items() if k not in NON_CONTENT_DATA_OPTIONS}
         if not isinstance(options, MetricOptions):
@@ -70,16 +72,21 @@ class MetricContext:
         self.log = log  # progress lines (training a classifier takes minutes)
         self.records: dict = {}  # filled while scoring: the classifier's record, the real-image sets
         self._datamodules: dict[str, object] = {}
-        self._classifier = None
+        self._classifiers: dict[str, object] = {}  # the offline classifier, loaded once
         self._spaces: dict[str, FeatureSpace] = {}
         self._extractors: dict[str, object] = {}
         self._references: dict[str, Reference] = {}
 
+    def for_samples(self, n_samples: int) -> "MetricContext":
+        """A context for another sample count (a learning curve's) that shares this one's data, classifier, feature
+        spaces, extractors and real-image features, and writes its records into the same place."""
+        other = copy.copy(self)
+        other.n_samples = n_samples
+        return other
+
     # -- data --------------------------------------------------------------------------------------------
     def _datamodule(self, which: str, options: dict):
         if which not in self._datamodules:
-            from genbench.data import build_datamodule
-
             self._datamodules[which] = build_datamodule(self.dataset, **options)
         return self._datamodules[which]
 
@@ -98,13 +105,13 @@ class MetricContext:
 
     # -- extractors ----------------------------------------------------------------------------------------
     def classifier(self):
-        if self._classifier is None:
+        if "classifier" not in self._classifiers:
             from genbench.metrics.classifier import ClassifierSettings, get_classifier
 
             settings = ClassifierSettings(**self.options.classifier)
-            self._classifier = get_classifier(self.classifier_data, self.dataset, settings, log=self.log)
-            self.records["classifier"] = self._classifier.record()
-        return self._classifier
+            self._classifiers["classifier"] = get_classifier(self.classifier_data, self.dataset, settings, log=self.log)
+            self.records["classifier"] = self._classifiers["classifier"].record()
+        return self._classifiers["classifier"]
 
     def target_class(self) -> int | None:
         """The classifier's index of the benchmark's one category (None for several categories)."""
@@ -175,8 +182,6 @@ class SampleSet:
     def from_stream(cls, chunks, ctx: MetricContext, spaces: list[str], keep: int) -> "SampleSet":
         """Score a sample set that arrives in chunks (in [-1, 1]): each chunk goes through every feature space in
         ``spaces`` and is dropped, except the first ``keep`` samples. Memory: one chunk plus the features."""
-        from genbench.data import to_uint8
-
         head: list[torch.Tensor] = []
         kept, count = 0, 0
         parts: dict[str, list[Features]] = {space: [] for space in spaces}

@@ -1,6 +1,6 @@
 """The metric contract: what a registered metric declares and what it returns.
 
-A metric is registered once (in ``genbench/metrics/__init__.py``) with the scores it produces; each score
+A metric is registered once (in its own file of ``genbench/metrics/``) with the scores it produces; each score
 carries its table label and its better direction, and every computed value carries its protocol. The
 harness writes ``Score``s into rows as they come, and the leaderboard reads labels and directions from
 here — there is no second table of metric names.

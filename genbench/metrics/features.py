@@ -33,7 +33,7 @@ from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, k
 from torch_fidelity.metric_prc import KEY_METRIC_PRECISION, KEY_METRIC_RECALL, prc_features_to_metric
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from genbench.data.base import to_uint8
+from genbench.data.pixels import to_uint8
 from genbench.data.subsets import seeded_subset
 from genbench.errors import GenbenchError
 from genbench.files import write_via_temp

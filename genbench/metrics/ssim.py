@@ -14,6 +14,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from genbench.errors import GenbenchError
+from genbench.metrics.context import MetricContext, SampleSet
+from genbench.metrics.contract import Metric, Score, ScoreSpec, register
+
 WINDOW_SIZE = 11
 WINDOW_SIGMA = 1.5
 K1, K2 = 0.01, 0.03
@@ -54,3 +58,19 @@ def pairwise_ssim(images: torch.Tensor, max_samples: int = 100, batch_pairs: int
     scores = torch.cat(values).double()
     return {"pairwise_ssim": float(scores.mean()), "pairwise_ssim_std": float(scores.std(unbiased=False)),
             "pairwise_ssim_pairs": int(scores.numel())}
+
+
+def _ssim(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+    out = pairwise_ssim(samples.images, max_samples=ctx.options.ssim_samples)
+    protocol = (f"torchmetrics SSIM, gaussian 11x11 sigma 1.5, data_range 1 on [0,1], all {out['pairwise_ssim_pairs']} "
+                f"pairs of the first {min(ctx.options.ssim_samples, samples.count)} samples, mean ± std over pairs")
+    return {"pairwise_ssim": Score(out["pairwise_ssim"], out["pairwise_ssim_std"], protocol)}
+
+
+def _check_ssim(ctx: MetricContext) -> None:
+    if ctx.n_samples is not None and min(ctx.n_samples, ctx.options.ssim_samples) < 2:
+        raise GenbenchError("pairwise SSIM needs at least 2 samples; raise bench.num_samples or metric_options.ssim_samples")
+
+
+register(Metric("pairwise_ssim", (ScoreSpec("pairwise_ssim", "Average pairwise SSIM among samples (diversity)", "lower"),),
+                _ssim, _check_ssim))

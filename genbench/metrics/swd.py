@@ -16,6 +16,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from genbench.errors import GenbenchError
+from genbench.metrics.context import MetricContext, SampleSet
+from genbench.metrics.contract import Metric, Score, ScoreSpec, register
+
 BINOMIAL = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 
 
@@ -100,3 +104,23 @@ def swd(fake: torch.Tensor, real: torch.Tensor, settings: SWDSettings = SWDSetti
         b = ((b.view(total, lf.shape[1], -1) - mean) / std).view(total, -1)
         per_level.append(1e3 * sliced_wasserstein(a, b, settings.directions, settings.repeats, generator))
     return sum(per_level) / len(per_level), per_level
+
+
+def _texture_swd(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
+    exemplar = ctx.benchmark_data().images("train")[:1]  # a texture dataset repeats its one exemplar
+    images = samples.images
+    if images.shape[-1] != exemplar.shape[-1]:
+        raise GenbenchError(f"texture_swd compares samples and exemplar of one size, got {images.shape[-1]} and "
+                            f"{exemplar.shape[-1]}")
+    settings = SWDSettings()
+    mean, levels = swd(images, exemplar, settings)
+    protocol = (f"sliced Wasserstein distance ×1e3 (Karras et al. 2018) between {settings.patch}×{settings.patch} patch "
+                f"descriptors of a Laplacian pyramid (levels down to {settings.min_size} px, per-level values "
+                f"{', '.join(f'{v:.1f}' for v in levels)}), {settings.patches_per_image} patches per image, "
+                f"{settings.directions}×{settings.repeats} directions, seed {settings.seed}; {images.shape[0]} samples vs "
+                f"the exemplar of {ctx.dataset}")
+    return {"texture_swd": Score(mean, None, protocol)}
+
+
+register(Metric("texture_swd", (ScoreSpec("texture_swd", "Texture SWD ×10³ (multi-scale patches vs the exemplar)", "lower"),),
+                _texture_swd))

@@ -1,8 +1,14 @@
-"""Model registry: every model is a LightningModule registered by name."""
+"""Model registry: every model is a LightningModule registered by name, in its own file of this package (every
+file is imported here, in name order, so adding a model is one file plus its YAML)."""
+
+import importlib
+import pkgutil
 
 from genbench.config import instantiate
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models import abp, coopnets, dcgan, descriptor, ebgan, infogan, kim_bengio, vae, wgan  # noqa: F401
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def build_model(name: str, **options) -> GenerativeModel:

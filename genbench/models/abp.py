@@ -97,6 +97,13 @@ class ABP(GenerativeModel):
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 
+    def training_latents(self, index: torch.Tensor, num_images: int) -> torch.Tensor:
+        """The latent vectors h learned for training images ``index`` of a training set of ``num_images`` (the
+        persistent chains, where the model kept one per image of that set), else the prior's mean, zeros."""
+        if self.latents.shape[0] == num_images:
+            return self.latents[index]
+        return torch.zeros(len(index), self.hparams.latent_dim, device=self.latents.device)
+
     def train_iteration(self, batch) -> None:
         x, _, index, *observed = batch  # corrupted training images come with their mask of intact pixels
         mask = observed[0] if observed else None

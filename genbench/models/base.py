@@ -42,6 +42,23 @@ def restore_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
+def describe_evaluation(chains: dict | None, bn_sampling: str | None = None) -> str:
+    """One phrase for how a model's evaluation samples were drawn, from the record ``prepare_evaluation`` returns
+    (every model family's record) and its BatchNorm mode."""
+    chains = chains or {}
+    kind = chains.get("chains")
+    if kind == "buffer":
+        text = f"{chains['distinct_states']} distinct buffer states + {chains['extra_steps']} steps"
+    elif kind == "generator drafts":
+        text = f"generator drafts + {chains['revision_steps']} Langevin steps"
+    elif kind == "ancestral":
+        text = "ancestral"
+    elif kind:
+        text = f"{kind} chains, {chains['steps']} Langevin steps"
+    else:
+        text = "not recorded"
+    return f"{text}; BN {bn_sampling}" if bn_sampling else text
+
 class GenerativeModel(L.LightningModule):
     """Base LightningModule of every genbench model.
 

@@ -37,7 +37,7 @@ class LangevinConfig:
         pixel_clamp: clamp x into [lo, hi] after each step; None is off.
         deferred_checks: keep the finiteness checks and the trace on the device and read them once after the
             chain (one host–device synchronisation per chain instead of per step; a divergence is still reported
-            with its first bad step). Off: checked at every step, as before.
+            with its first bad step). Off: checked at every step.
     """
 
     n_steps: int = 15

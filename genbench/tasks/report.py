@@ -1,4 +1,4 @@
-"""Rendering of the task tables: Markdown pivots of the JSONL rows (published numbers in a separate block) and
+"""Rendering of the task tables: Markdown pivots of the JSONL rows and
 one PNG of example inputs, corruptions and results side by side, like the slides."""
 
 from __future__ import annotations
@@ -27,21 +27,6 @@ def pivot(rows: list[dict], row_key, col_key, value, digits: int, row_order: lis
     lines = [f"| {corner} | " + " | ".join(str(c) for c in cols_present) + " |", "|---|" + "---|" * len(cols_present)]
     for k in rows_present:
         lines.append(f"| {k} | " + " | ".join(format_value(cells.get((k, c)), digits) for c in cols_present) + " |")
-    return [*lines, ""]
-
-
-def published_block(published: dict | None) -> list[str]:
-    """The papers' numbers (``published:`` of the table's YAML) as their own table: never mixed into rows."""
-    if not published:
-        return []
-    if not published.get("rows"):  # a source that gives no numbers, said so
-        return [f"Published ({published['source']}): {published.get('note', 'no numbers')}", ""]
-    columns = published["columns"]
-    lines = [f"Published ({published['source']}; not produced here):", "",
-             "| | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
-    lines += [f"| {label} | " + " | ".join(str(v) for v in values) + " |" for label, values in published["rows"].items()]
-    if published.get("note"):
-        lines += ["", published["note"]]
     return [*lines, ""]
 
 

@@ -7,6 +7,8 @@ import time
 from pathlib import Path
 
 from genbench.config import config_hash
+from genbench.results import append_row, read_rows
+from genbench.runs.provenance import provenance
 
 
 def scored_row(rows: "TableRows", base: dict, key_fields: tuple[str, ...], compute, score, describe, log):
@@ -36,8 +38,6 @@ class TableRows:
     """The JSONL of one task table: rows already there are looked up by key and not recomputed."""
 
     def __init__(self, path: Path) -> None:
-        from genbench.bench.leaderboard import read_rows
-
         self.path = path
         self.rows, _ = read_rows(path)
 
@@ -45,9 +45,6 @@ class TableRows:
         return next((r for r in reversed(self.rows) if r.get("key") == key), None)
 
     def add(self, row: dict) -> dict:
-        from genbench.bench.harness import provenance
-        from genbench.bench.leaderboard import append_row
-
         row = {**row, **provenance()}
         append_row(self.path, row)
         self.rows.append(row)

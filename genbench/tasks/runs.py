@@ -10,8 +10,13 @@ from pathlib import Path
 
 import torch
 
+from genbench.bench.harness import run_fit
 from genbench.config import config_hash
 from genbench.errors import GenbenchError
+from genbench.paths import runs_dir
+from genbench.runs.config import effective_config, legacy_config_hash
+from genbench.runs.folder import FIT_RECORD, check_checkpoint, recorded_config
+from genbench.runs.trainer import build
 
 
 @dataclass
@@ -34,14 +39,10 @@ class TrainedModel:
                 "reused_run": self.reused, "legacy_config_hash": self.legacy_config_hash}
 
 
-
-
 def finished_runs(runs: Path, data: str, model: str, wanted_hash: str) -> list[Path]:
     """Run folders of ``model`` on ``data`` whose resolved config hashes to ``wanted_hash`` (folders written before
     configs were resolved are resolved here) and whose training finished (``result.json`` from bench or ``fit.json``
     from fit, beside ``checkpoints/last.ckpt``), newest first."""
-    from genbench.bench.harness import FIT_RECORD, recorded_config
-
     found = []
     for config in (runs / data / model).glob("*/config.yaml"):
         folder = config.parent
@@ -59,8 +60,6 @@ def finished_runs(runs: Path, data: str, model: str, wanted_hash: str) -> list[P
 
 def load_trained(cfg: dict, run_dir: Path):
     """(datamodule, model) of ``cfg`` with the weights of ``run_dir/checkpoints/last.ckpt``, in eval mode."""
-    from genbench.bench.harness import build, check_checkpoint
-
     ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     dm, module = build(cfg)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -78,9 +77,6 @@ def trained_model(model: str, data: str, preset: str, n: int | None, seed: int, 
                   runs: Path | None = None, log=print) -> TrainedModel:
     """The model of (model, data, preset, n, seed, overrides), trained: a finished run of the same config is
     reused; else it is trained (``genbench fit``) under the run name ``table-<preset>-n<n>-s<seed>-<hash>``."""
-    from genbench.bench.harness import effective_config, legacy_config_hash, run_fit
-    from genbench.paths import runs_dir
-
     runs = runs or runs_dir()
     cfg = effective_config(model, data, preset, n, seed, overrides)
     wanted = config_hash(cfg)

@@ -8,7 +8,8 @@ import pytest
 
 from genbench.bench import read_rows
 from genbench.cli import main
-from genbench.config import compose, configs_dir
+from genbench.config import compose
+from genbench.paths import configs_dir
 
 FAST = ["trainer.max_iterations=3", "bench.num_samples=60", "bench.metric_options.classifier.epochs=3",
         "bench.metric_options.classifier.max_train=2000", "bench.metric_options.ssim_samples=12",
@@ -146,7 +147,7 @@ def test_presets_compose_in_order():
 
 
 def test_every_shipped_model_shares_its_tables_preprocessing():
-    from genbench.bench.harness import effective_config
+    from genbench.runs.config import effective_config
     from genbench.models import MODELS
 
     for preset in ("smoke", "paper"):
@@ -164,11 +165,11 @@ def test_a_model_that_changes_its_tables_preprocessing_is_refused(tmp_path, monk
 
     shutil.copytree(configs_dir(), tmp_path / "configs")
     (tmp_path / "configs" / "models" / "dcgan.yaml").write_text("presets:\n  smoke:\n    data: {pixel_norm: minmax}\n")
-    monkeypatch.setattr("genbench.config.configs_dir", lambda: tmp_path / "configs")
+    monkeypatch.setattr("genbench.config.composition.configs_dir", lambda: tmp_path / "configs")
     assert main(["bench", "--model", "dcgan"]) == 2
     err = capsys.readouterr().err
     assert "model 'dcgan' changes data.pixel_norm to 'minmax' but the 'smoke' table" in err and len(err.splitlines()) == 1
-    from genbench.bench.harness import effective_config
+    from genbench.runs.config import effective_config
 
     cfg = effective_config("dcgan", "imagenet-scenes-tiny", "smoke", None, 0, ["bench.table=dcgan-minmax"])
     assert cfg["data"]["pixel_norm"] == "minmax"  # a table of its own is fine
@@ -199,7 +200,7 @@ def test_a_row_written_into_leaderboards_does_not_make_the_next_one_dirty(tmp_pa
     """git_commit() marks a change to the code dirty, but not the results genbench itself writes under leaderboards/."""
     import subprocess
 
-    from genbench.bench import harness
+    from genbench.runs import provenance
 
     def git(*args):
         subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
@@ -210,17 +211,17 @@ def test_a_row_written_into_leaderboards_does_not_make_the_next_one_dirty(tmp_pa
     (tmp_path / "code.py").write_text("x = 1\n")
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "start")
-    monkeypatch.setattr(harness, "PROJECT_ROOT", tmp_path)
-    clean = harness.git_commit()
+    monkeypatch.setattr(provenance, "PROJECT_ROOT", tmp_path)
+    clean = provenance.git_commit()
     assert len(clean) == 40 and not clean.endswith("-dirty")
     (tmp_path / "leaderboards" / "t.jsonl").write_text("{}\n{}\n")  # a row appended by a run
-    assert harness.git_commit() == clean
+    assert provenance.git_commit() == clean
     (tmp_path / "code.py").write_text("x = 2\n")  # the code changed
-    assert harness.git_commit() == clean + "-dirty"
+    assert provenance.git_commit() == clean + "-dirty"
 
 
 def test_the_cpu_tier_is_32px_on_every_dataset_and_an_override_needs_a_table_of_its_own():
-    from genbench.bench.harness import effective_config
+    from genbench.runs.config import effective_config
     from genbench.errors import GenbenchError
 
     for data in ("imagenet-scenes-tiny", "celeba", "mnist", "digits", "cifar10"):
@@ -251,6 +252,6 @@ def test_a_preset_that_extends_another_is_its_tier_with_its_own_budget(tmp_path,
 
     shutil.copytree(configs_dir(), tmp_path / "configs")
     (tmp_path / "configs" / "presets" / "cpu.yaml").write_text("extends: cpu-30min\n")
-    monkeypatch.setattr("genbench.config.configs_dir", lambda: tmp_path / "configs")
+    monkeypatch.setattr("genbench.config.composition.configs_dir", lambda: tmp_path / "configs")
     with pytest.raises(GenbenchError, match="extend each other in a circle"):
         compose("dcgan", "imagenet-scenes-tiny", "cpu")

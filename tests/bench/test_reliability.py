@@ -14,10 +14,8 @@ import pytest
 import torch
 from PIL import Image
 
-from genbench.bench.harness import (check_checkpoint_fits, check_memory, effective_config, prepare_run, render_after_row,
-                                    resolve_config)
-from genbench.bench.leaderboard import (append_row, by_feature_space, feature_space_of, read_rows, render_leaderboards,
-                                        render_table, sample_sheet_path)
+from genbench.bench.harness import render_after_row
+from genbench.bench.leaderboard import render_leaderboards, render_table
 from genbench.cli import main
 from genbench.config import config_hash, parse_override
 from genbench.data import build_datamodule
@@ -25,6 +23,9 @@ from genbench.errors import DivergenceError, GenbenchError
 from genbench.metrics import DEFAULT_METRICS, MetricContext, SampleSet, compute_metrics, feature_spaces
 from genbench.metrics import classifier as classifier_module
 from genbench.metrics.classifier import SHIPPED_DIR, get_classifier, load_bundle, read_manifest
+from genbench.results import append_row, by_feature_space, feature_space_of, read_rows, sample_sheet_path
+from genbench.runs.config import check_memory, effective_config, resolve_config
+from genbench.runs.folder import RunRequest, check_checkpoint_fits, prepare_run
 
 SCENES = Path(__file__).resolve().parents[2] / "assets" / "imagenet-scenes-tiny"
 TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=20", "bench.metric_options.ssim_samples=10",
@@ -176,33 +177,35 @@ def test_the_effective_config_resolves_every_setting_and_its_hash_covers_default
 
 def test_a_named_run_never_resumes_under_another_config(tmp_path):
     runs = tmp_path / "runs"
-    cfg, run_dir, _ = prepare_run("dcgan", "digits", "smoke", None, 0, ["model.lr=0.0002"], runs, "same", None, "bench")
+    first = prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.lr=0.0002",), runs, "same"), "bench")
+    cfg, run_dir = first.cfg, first.run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     written = (run_dir / "config.yaml").read_text()
     assert json.loads((run_dir / "run.json").read_text())["config_hash"] == config_hash(cfg)
     with pytest.raises(GenbenchError, match=r"model\.lr \(0\.05 here, 0\.0002 in the run\)"):
-        prepare_run("dcgan", "digits", "smoke", None, 0, ["model.lr=0.05"], runs, "same", None, "bench")
+        prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.lr=0.05",), runs, "same"), "bench")
     os.environ.pop("GENBENCH_RUN_DIR", None)
     assert (run_dir / "config.yaml").read_text() == written  # the refused run wrote nothing
 
 
 def test_resume_refuses_another_model_and_validates_like_a_new_run(tmp_path):
     runs = tmp_path / "runs"
-    _, run_dir, _ = prepare_run("vae", "digits", "smoke", None, 0, ["model.width=8"], runs, "v", None, "fit")
+    run_dir = prepare_run(RunRequest("vae", "digits", "smoke", None, 0, ("model.width=8",), runs, "v"), "fit").run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
     torch.save({"state_dict": {}}, ckpt)
     with pytest.raises(GenbenchError, match=r"run\.model \('dcgan' here, 'vae' in the run\)"):
-        prepare_run("dcgan", None, None, None, None, None, runs, None, str(run_dir), "bench")
+        prepare_run(RunRequest("dcgan", runs=runs, resume=str(run_dir)), "bench")
     with pytest.raises(GenbenchError, match="unknown config section"):
-        prepare_run(None, None, None, None, None, ["trainer_max_iterations=3"], runs, None, str(run_dir), "bench")
-    cfg, same, _ = prepare_run(None, None, None, None, None, ["trainer.max_iterations=500"], runs, None, str(run_dir), "bench")
+        prepare_run(RunRequest(overrides=("trainer_max_iterations=3",), runs=runs, resume=str(run_dir)), "bench")
+    resumed = prepare_run(RunRequest(overrides=("trainer.max_iterations=500",), runs=runs, resume=str(run_dir)), "bench")
+    cfg, same = resumed.cfg, resumed.run_dir
     assert same == run_dir and cfg["run"]["model"] == "vae"  # training longer is the one change a resume may make
 
 
 def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, capsys):
-    from genbench.bench.harness import build
+    from genbench.runs.trainer import build
 
     _, dcgan = build(effective_config("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"]))
     _, vae = build(effective_config("vae", "digits", "smoke", None, 0, ["model.width=8"]))
@@ -210,8 +213,8 @@ def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, cap
     torch.save({"state_dict": vae.state_dict()}, ckpt)
     with pytest.raises(GenbenchError, match="was not written by this dcgan"):
         check_checkpoint_fits(ckpt, dcgan, "dcgan")
-    _, run_dir, _ = prepare_run("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"],
-                                tmp_path / "runs", "d", None, "fit")
+    run_dir = prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.g_width=8", "model.d_width=8"),
+                                     tmp_path / "runs", "d"), "fit").run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     (run_dir / "checkpoints").mkdir()
     shutil.copyfile(ckpt, run_dir / "checkpoints" / "last.ckpt")  # a foreign checkpoint in a dcgan run folder
@@ -262,7 +265,7 @@ def test_an_append_cut_short_is_undone_and_fails(tmp_path):
         import resource, signal, sys
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, ({size + 40}, {size + 40}))
-        from genbench.bench.leaderboard import append_row
+        from genbench.results import append_row
         from genbench.errors import GenbenchError
         try:
             append_row(__import__("pathlib").Path({str(table)!r}), {{"model": "b" * 500, "n": 2}})
@@ -288,7 +291,7 @@ def test_table_names_that_leave_the_leaderboards_are_refused(override):
 
 def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path):
     with pytest.raises(GenbenchError, match="--run-name must be a plain name"):
-        prepare_run("dcgan", "digits", "smoke", None, 0, None, tmp_path / "runs", "../../../x", None, "bench")
+        prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, (), tmp_path / "runs", "../../../x"), "bench")
     assert not any(tmp_path.rglob("config.yaml"))
 
 
@@ -419,7 +422,7 @@ def test_impossible_sizes_are_refused_before_anything_is_written(tmp_path, capsy
 
 
 def test_progress_lines_come_every_interval():
-    from genbench.bench.callbacks import ProgressLog
+    from genbench.runs.callbacks import ProgressLog
 
     now = [0.0]
     lines = []

@@ -11,8 +11,8 @@ import torch
 import torch.multiprocessing as mp
 
 from genbench.bench import read_rows, run_bench, run_fit
-from genbench.bench.sampling import sample_all
 from genbench.cli import main
+from genbench.runs.sampling import sample_all
 
 TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=61", "bench.metric_options.ssim_samples=10"]
 
@@ -62,7 +62,7 @@ def test_mid_epoch_resume_of_a_two_optimizer_model_gives_the_same_final_weights(
 def test_a_resumable_loader_skips_batches_once_with_worker_processes_too():
     from torch.utils.data import TensorDataset
 
-    from genbench.data.base import ResumableDataLoader
+    from genbench.data.loading import ResumableDataLoader
 
     data = TensorDataset(torch.arange(10))
     for workers in (0, 1):

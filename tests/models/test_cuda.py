@@ -99,7 +99,7 @@ def _free_port() -> int:
 def test_ddp_sampling_on_one_gpu_equals_one_process():
     import torch.distributed as dist
 
-    from genbench.bench.sampling import sample_all
+    from genbench.runs.sampling import sample_all
 
     torch.manual_seed(0)
     model = build_model("dcgan", image_size=8, channels=1, g_width=8, d_width=8).to(CUDA)

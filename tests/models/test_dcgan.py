@@ -1,9 +1,9 @@
 import lightning as L
 import torch
 
-from genbench.bench.harness import StopAtIteration
 from genbench.data import build_datamodule
 from genbench.models import build_model, model_class
+from genbench.runs.callbacks import StopAtIteration
 
 
 def _fit(model, dm, iterations, tmp_path):

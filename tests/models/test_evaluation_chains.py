@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from genbench.bench import run_bench
-from genbench.bench.sampling import sample_all
 from genbench.errors import GenbenchError
 from genbench.models import build_model
+from genbench.runs.sampling import sample_all
 
 SMALL = {"image_size": 8, "channels": 1, "net": {"widths": [8, 8, 8], "n_out": 4}}
 

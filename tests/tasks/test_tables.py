@@ -94,7 +94,7 @@ def test_recovery_table_learns_from_the_corrupted_images(places):
 
 
 def test_reconstruction_table_rows_and_pca_closed_form(places):
-    from genbench.bench.harness import effective_config
+    from genbench.runs.config import effective_config
     from genbench.data import build_datamodule
     from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
 

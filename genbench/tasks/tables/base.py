@@ -17,15 +17,17 @@ from typing import Any, Callable
 
 import torch
 
-from genbench.bench.harness import effective_config
-from genbench.config import compose, configs_dir, load_yaml
+from genbench.config import compose
 from genbench.data import build_datamodule
 from genbench.data.corruption import parse_corruption
 from genbench.errors import GenbenchError
 from genbench.models.completion import CompletionSettings
+from genbench.paths import configs_dir
 from genbench.registry import Registry
+from genbench.results.published import published_numbers, published_table
+from genbench.runs.config import effective_config
 from genbench.tasks.inpaint import completer
-from genbench.tasks.report import comparison_figure, models_section, pivot, published_block, write_markdown
+from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
 from genbench.tasks.rows import TableRows
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
@@ -83,8 +85,8 @@ def table_file(name: str) -> Path:
 
 
 def published(name: str) -> dict | None:
-    """The papers' numbers for table ``name`` (``published:`` of its YAML)."""
-    return (load_yaml(table_file(name)) if table_file(name).is_file() else {}).get("published")
+    """The papers' numbers for table ``name`` (``tables.<name>`` of ``configs/published.yaml``)."""
+    return published_numbers("tables", name)
 
 
 def check_shared(s) -> None:
@@ -202,7 +204,7 @@ def render_examples_table(name: str, heading: str, shown: str, body: Callable[[d
     lines = [f"# {title}", "", f"Rendered by `genbench table --table {name} --data {s.data} --preset {preset}` from the "
              f"rows in `{path.name}`.", ""]
     lines += body(rows[0] if rows else {}, size)
-    lines += published_block(published(name))
+    lines += published_table(published(name))
     lines += [f"Examples ({shown}): [{figure_path.name}]({figure_path.name})", "",
               f"![examples]({figure_path.name})", ""]
     lines += models_section(rows)

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import torch
 
-from genbench.bench.harness import effective_config
-from genbench.bench.leaderboard import read_rows, table_path
 from genbench.bench.reference import run_reference
-from genbench.bench.settings import table_name
 from genbench.bench.sweep import Job, run_jobs
 from genbench.data import build_datamodule
 from genbench.errors import GenbenchError
 from genbench.models import MODELS
+from genbench.results import read_rows, table_path
+from genbench.runs.config import effective_config
+from genbench.runs.settings import table_name
 
 
 @dataclass

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.data.base import to_unit_range
+from genbench.data.pixels import to_unit_range
 from genbench.data.corruption import parse_corruption
 from genbench.data.subsets import seeded_subset
 from genbench.models.completion import CompletionSettings, complete_abp
@@ -53,9 +53,7 @@ def evaluate_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log)
         chosen = seeded_subset(len(dataset), s.images, s.mask_seed)
         clean = to_unit_range(dataset.images[chosen], dataset.pixel_norm)
         corrupted, holes = dataset.corrupted[chosen], dataset.masks[chosen]
-        latents = getattr(model.module, "latents", None)  # each training image's learned h, the warm start
-        warm = latents[chosen] if latents is not None and latents.shape[0] == len(dataset) else \
-            torch.zeros(len(clean), model.module.hparams.latent_dim)
+        warm = model.module.training_latents(chosen, len(dataset))  # each image's learned h, the warm start
         figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(clean)))]
         figure["columns"].setdefault("original", []).append(clean[:s.examples])
         figure["columns"].setdefault("corrupted", []).append(corrupted[:s.examples])

@@ -13,13 +13,15 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from genbench.bench.leaderboard import (apply_migrations, by_feature_space, draw_series, is_reference, latest_rows,
-                                        ordered_labels, read_migrations, read_rows, render_leaderboards, row_label)
-from genbench.bench.settings import table_name
+from genbench.bench.leaderboard import render_leaderboards
 from genbench.data import build_datamodule
 from genbench.errors import GenbenchError
 from genbench.metrics import score_specs
-from genbench.tasks.report import pivot, published_block, write_markdown
+from genbench.results import (apply_migrations, by_feature_space, draw_series, is_reference, latest_rows, ordered_labels,
+                              read_migrations, read_rows, row_label)
+from genbench.results.published import published_table
+from genbench.runs.settings import table_name
+from genbench.tasks.report import pivot, write_markdown
 from genbench.tasks.tables.base import Table, register_table
 from genbench.tasks.tables.grid import GridTable, Variant, base_config, report_failures, run_grid, slug
 
@@ -154,7 +156,7 @@ def render_synthesis_quality(s: SynthesisQualityTable, preset: str, tables: list
         lines += [f"## {specs[score].label} ({specs[score].better} is better)", ""]
         lines += pivot(cells, lambda c: c["label"], lambda c: f"n={c['n']}", lambda c: c["value"], 3, labels,
                        [f"n={n}" for n in ns])
-    lines += published_block(published)
+    lines += published_table(published)
     lines += [f"Figure: [{figure.name}]({figure.name})", "", f"![synthesis quality]({figure.name})", ""]
     markdown = write_markdown(out, lines, s, rows,
                               "its config (category, n, seed), run, budget, metric protocols, classifier and command")

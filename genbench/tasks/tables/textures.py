@@ -20,11 +20,11 @@ from pathlib import Path
 import torch
 
 from genbench import paths
-from genbench.bench.sampling import sample_all
 from genbench.data.datasets import check_opaque, texture_files
 from genbench.errors import GenbenchError
 from genbench.metrics.ssim import pairwise_ssim
 from genbench.metrics.swd import SWDSettings, swd
+from genbench.runs.sampling import sample_all
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
 from genbench.tasks.rows import TableRows, scored_row
 from genbench.tasks.runs import trained_model

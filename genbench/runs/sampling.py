@@ -9,8 +9,12 @@ scoring can consume them without the whole set ever being held in memory.
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.distributed as dist
+
+from genbench.runs.callbacks import PROGRESS_SECONDS, format_seconds
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -61,3 +65,32 @@ def sample_all(model, n: int, seed: int, chunk: int = 64) -> torch.Tensor:
     samples = torch.cat(chunks) if chunks else torch.zeros(0)
     assert samples.shape[0] == n, (samples.shape, n)
     return samples
+
+
+class Timed:
+    """Wraps an iterator of sample chunks: adds up the seconds spent inside it (sampling, apart from scoring the
+    chunks) and logs ``sample: k/total`` every ``PROGRESS_SECONDS``."""
+
+    def __init__(self, iterator, total: int, log) -> None:
+        self.iterator = iterator
+        self.total = total
+        self.log = log
+        self.seconds = 0.0
+
+    def __iter__(self):
+        done, started, reported = 0, time.time(), time.time()
+        while True:
+            start = time.time()
+            try:
+                item = next(self.iterator)
+            except StopIteration:
+                self.seconds += time.time() - start
+                return
+            self.seconds += time.time() - start
+            done += item.shape[0]
+            if time.time() - reported >= PROGRESS_SECONDS:
+                reported = time.time()
+                rate = done / (reported - started)
+                self.log(f"sample: {done}/{self.total} samples drawn and scored, {rate:.1f}/s, "
+                         f"ETA {format_seconds((self.total - done) / max(rate, 1e-9))}")
+            yield item

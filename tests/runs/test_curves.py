@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from genbench.bench import run_bench
-from genbench.bench.leaderboard import append_row, render_leaderboards
+from genbench.bench.leaderboard import render_leaderboards
+from genbench.results import append_row
 
 CLASSIFIER = "bench.metric_options.classifier={width: 16, epochs: 10, batch_size: 64, lr: 0.005}"
 COMMON = {

@@ -14,10 +14,10 @@ import time
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from genbench.bench.callbacks import log_line
-from genbench.bench.sampling import chunk_seed
 from genbench.metrics import MetricContext, SampleSet, compute_metrics, feature_spaces
 from genbench.models.base import capture_rng_state, restore_rng_state
+from genbench.runs.callbacks import log_line
+from genbench.runs.sampling import chunk_seed
 
 #: attributes of a model that drawing evaluation samples sets (``prepare_evaluation``, ``sample``)
 EVALUATION_STATE = ("sample_position", "evaluation_chains", "evaluation_order", "evaluation_config")

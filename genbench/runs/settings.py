@@ -13,11 +13,10 @@ from dataclasses import dataclass, field, fields
 
 from genbench.config import is_count
 from genbench.errors import GenbenchError
+from genbench.metrics.defaults import DEFAULT_METRICS
 
 
 def _default_metrics() -> list[str]:
-    from genbench.metrics import DEFAULT_METRICS
-
     return list(DEFAULT_METRICS)
 
 
@@ -34,7 +33,7 @@ class BenchSettings:
         grid_size: samples in the final grid.
         sample_batch_size: samples drawn per chunk (the DDP-invariant chunking).
         eval_every: score ``curve_samples`` samples every this many iterations while training (0: off); the
-            learning curve goes into the row and to the loggers (``genbench.bench.curves``).
+            learning curve goes into the row and to the loggers (``genbench.runs.curves``).
         curve_samples: samples scored at each point of the learning curve.
     """
 

@@ -1,7 +1,8 @@
 import json
 import multiprocessing as mp
 
-from genbench.bench.leaderboard import append_row, read_rows, render_leaderboards, render_table
+from genbench.bench.leaderboard import render_leaderboards, render_table
+from genbench.results import append_row, read_rows
 
 
 def _row(model, n, seed, value, std=0.1):
@@ -102,7 +103,7 @@ def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
     import torch
     from PIL import Image
 
-    from genbench.bench.leaderboard import render_gallery, write_sample_sheet
+    from genbench.results import render_gallery, write_sample_sheet
 
     table = tmp_path / "scenes" / "cpu.jsonl"
     rows = []
@@ -134,7 +135,7 @@ def test_gallery_has_one_labelled_block_per_model_at_the_largest_n(tmp_path):
 
 
 def test_levers_a_table_sets_for_every_row_do_not_label_its_rows():
-    from genbench.bench.leaderboard import latest_rows, row_label
+    from genbench.results import latest_rows, row_label
 
     protocol = {"model": "dcgan", "n": 50, "seed": 0, "config": {"speed": {"channels_last": True, "bf16": False}},
                 "table_levers": ["channels_last"]}

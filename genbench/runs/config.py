@@ -1,0 +1,103 @@
+"""A run's effective config: the YAML files and overrides composed once, then every setting the run reads made
+explicit and validated (``resolve_config``), before anything is built."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+
+from genbench.config import (accepted_arguments, check_types, compose_run, config_hash, instantiate, is_count, plain,
+                             signature_defaults)
+from genbench.data import DATASETS, build_datamodule
+from genbench.errors import GenbenchError
+from genbench.metrics.context import MetricOptions
+from genbench.models import model_class
+from genbench.models.speed import SpeedSettings
+from genbench.runs.provenance import physical_memory
+from genbench.runs.settings import BenchSettings, LoggerSettings, validate_sections
+
+
+def effective_config(model: str | None, data: str, preset: str, n: int | None, seed: int,
+                     overrides: list[str] | None = None) -> dict:
+    """The composed, validated and resolved config of one run (every model and data argument with its value,
+    ``resolve_config``); a model that would change its table's preprocessing is refused."""
+    return resolve_config(composed_config(model, data, preset, n, seed, overrides))
+
+
+def composed_config(model: str | None, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
+    """The config files and overrides of one run merged, with its ``run`` section, before ``resolve_config``.
+    Rows written before configs were resolved hashed this (``legacy_config_hash``)."""
+    if not is_count(seed, 0) or seed >= 2**32:
+        raise GenbenchError(f"--seed must be an integer in [0, 2**32), got {seed!r}")
+    if n is not None and not is_count(n, 1):
+        raise GenbenchError(f"--n must be a positive integer, got {n!r}")
+    cfg = compose_run(model, data, preset, overrides)
+    if n is not None:
+        cfg["data"]["n_per_class"] = n
+    cfg["run"] = {"model": model, "data": data, "preset": preset, "n": cfg["data"].get("n_per_class"), "seed": seed}
+    return cfg
+
+
+def legacy_config_hash(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> str:
+    """The hash rows recorded before every setting was resolved into the config: how task tables still find
+    those rows (a migration key, never written into new rows)."""
+    return config_hash(composed_config(model, data, preset, n, seed, overrides))
+
+
+def resolve_config(cfg: dict) -> dict:
+    """``cfg`` validated, with every setting a run reads made explicit: the datamodule's and the model's
+    constructor arguments (signature defaults, nested Langevin and net settings), the ``bench``, ``logger`` and
+    ``speed`` sections with their defaults. What ``genbench config`` prints, each row records and the hash covers;
+    resolving a resolved config changes nothing."""
+    validate_sections(cfg)
+    run = cfg["run"]
+    out = dict(cfg)
+    data_cls = DATASETS.get(run["data"])
+    data = {"shuffle_seed": run["seed"], **(cfg.get("data") or {})}
+    check_types(data_cls, data, f"data ({run['data']})")
+    out["data"] = {**signature_defaults(data_cls), **data}
+    build_datamodule(run["data"], **out["data"])  # its values are checked at construction (no image is read)
+    model = dict(cfg.get("model") or {})
+    if run["model"] is None:  # a table's own config (reference rows): no model
+        out["model"] = model
+        model_cls = None
+    else:
+        model_cls = model_class(run["model"])
+    accepted = accepted_arguments(model_cls) if model_cls else set()
+    for key in ("image_size", "channels"):
+        if key in accepted:
+            model.setdefault(key, out["data"][key])
+    if model_cls is not None:
+        unknown = sorted(set(model) - accepted)
+        if unknown:
+            raise GenbenchError(f"unknown model ({run['model']}) option(s) {unknown}; {model_cls.__name__} accepts: "
+                                f"{', '.join(sorted(accepted))}")
+        check_types(model_cls, model, f"model ({run['model']})")
+        resolved = model_cls.resolve_options(model)
+        if "num_train" not in model:
+            resolved.pop("num_train", None)  # taken from the data when the model is built
+        out["model"] = resolved
+    bench = BenchSettings(**(cfg.get("bench") or {}))
+    out["bench"] = asdict(bench)
+    out["bench"]["metric_options"] = asdict(instantiate(MetricOptions, dict(bench.metric_options), "bench.metric_options"))
+    out["logger"] = asdict(LoggerSettings(**(cfg.get("logger") or {})))
+    out["speed"] = asdict(SpeedSettings.from_dict(cfg.get("speed")))
+    out["trainer"] = dict(cfg.get("trainer") or {})
+    out = plain(out)
+    check_memory(out)
+    return out
+
+
+def check_memory(cfg: dict, memory: int | None = None) -> None:
+    """Refuse, before anything is built, sizes that cannot fit: one training batch or one chunk of evaluation
+    samples as float32 images must take at most a quarter of the machine's memory."""
+    memory = memory if memory is not None else physical_memory()
+    if not memory:
+        return
+    data, bench = cfg["data"], cfg["bench"]
+    image = data["channels"] * data["image_size"] ** 2 * 4
+    for what, count in (("data.batch_size", data["batch_size"]), ("bench.sample_batch_size", bench["sample_batch_size"])):
+        need = count * image
+        if need > memory // 4:
+            raise GenbenchError(f"{count} images of {data['channels']}×{data['image_size']}×{data['image_size']} "
+                                f"({what}) take {need / 2**30:.1f} GiB as float32, over a quarter of this machine's "
+                                f"{memory / 2**30:.0f} GiB; lower data.image_size or {what}")
