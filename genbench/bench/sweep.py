@@ -8,9 +8,7 @@ sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA
 
 from __future__ import annotations
 
-import hashlib
 import itertools
-import json
 import os
 import queue
 import subprocess
@@ -25,6 +23,7 @@ from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
 from genbench.results import append_row, read_rows, table_path
 from genbench.runs.config import composed_config, resolve_config
+from genbench.runs.folder import resume_key
 from genbench.runs.settings import table_name
 
 GRID_KEYS = ("model", "data", "n", "seed", "preset")
@@ -44,12 +43,13 @@ class Job:
     tag: str = ""
 
     def run_name(self, overrides: list[str] | None = None) -> str:
-        """The job's run folder name; every override (the sweep's and the job's own) is part of it, as a short hash,
-        so jobs with other settings never share a folder (one would refuse to resume the other's)."""
+        """The job's run folder name, ending in its config's ``resume_key``: jobs whose settings differ (an override,
+        or a preset or model file changed since) never share a folder, which one would refuse to resume; a job that
+        only trains longer, or logs or scores otherwise, resumes its folder."""
         tag = f"-{self.tag}" if self.tag else ""
-        extra = self.all_overrides(list(overrides or []))
-        digest = f"-o{hashlib.sha256(json.dumps(extra).encode()).hexdigest()[:8]}" if extra else ""
-        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}{digest}"
+        cfg = resolve_config(composed_config(self.model, self.data, self.preset, self.n, self.seed,
+                                             self.all_overrides(list(overrides or []))))
+        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}-{resume_key(cfg)}"
 
     @property
     def label(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from PIL import Image
 
 from genbench.bench.harness import render_after_row
@@ -225,12 +226,25 @@ def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, cap
     assert not (run_dir / "data.json").exists()
 
 
-def test_sweep_run_names_carry_their_overrides():
+def test_sweep_run_names_carry_their_overrides_and_follow_the_config_files(tmp_path, monkeypatch):
+    """A job's folder name changes with every setting a resume may not change — an override, or an edit of a
+    preset file — and not with a longer training, which resumes the folder."""
     from genbench.bench.sweep import Job
+    from genbench.paths import configs_dir
 
     job = Job("dcgan", "digits", 20, 0, "smoke")
-    assert job.run_name() == "sweep-smoke-n20-s0"
+    assert job.run_name().startswith("sweep-smoke-n20-s0-")
     assert job.run_name(["model.lr=0.05"]) != job.run_name(["model.lr=0.01"]) != job.run_name()
+    assert job.run_name(["trainer.max_iterations=999"]) == job.run_name(["trainer.max_iterations=1999"])
+    assert job.run_name(["bench.num_samples=30"]) == job.run_name()
+    before = job.run_name()
+    shutil.copytree(configs_dir(), tmp_path / "configs")
+    model_file = tmp_path / "configs" / "models" / "dcgan.yaml"
+    spec = yaml.safe_load(model_file.read_text())
+    spec["presets"]["smoke"].setdefault("model", {})["lr"] = 0.0003  # the smoke preset edited
+    model_file.write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr("genbench.config.composition.configs_dir", lambda: tmp_path / "configs")
+    assert job.run_name() != before
 
 
 def test_fit_run_name_is_honoured_and_runs_leave_one_checkpoint_and_append_their_log(tmp_path):
