@@ -9,8 +9,6 @@ from pathlib import Path
 from perf.common import TARGETS
 
 
-
-
 def device_slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 

@@ -23,7 +23,6 @@ from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir
 from genbench.results import append_row, read_rows, table_path
 from genbench.runs.config import composed_config, resolve_config
-from genbench.runs.folder import resume_key
 from genbench.runs.settings import table_name
 
 GRID_KEYS = ("model", "data", "n", "seed", "preset")
@@ -43,13 +42,13 @@ class Job:
     tag: str = ""
 
     def run_name(self, overrides: list[str] | None = None) -> str:
-        """The job's run folder name, ending in its config's ``resume_key``: jobs whose settings differ (an override,
-        or a preset or model file changed since) never share a folder, which one would refuse to resume; a job that
-        only trains longer, or logs or scores otherwise, resumes its folder."""
+        """The job's run folder name, ending in its effective config's hash: a job whose settings differ in anything
+        (an override, or a preset or model file changed since) never meets a folder it would be refused to resume;
+        the same job, interrupted, resumes its folder."""
         tag = f"-{self.tag}" if self.tag else ""
         cfg = resolve_config(composed_config(self.model, self.data, self.preset, self.n, self.seed,
                                              self.all_overrides(list(overrides or []))))
-        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}-{resume_key(cfg)}"
+        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}-{config_hash(cfg)}"
 
     @property
     def label(self) -> str:
@@ -139,12 +138,13 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
     overrides = list(overrides or [])
     boards = leaderboards or leaderboard_dir()
     outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
-    todo = []
-    for job in jobs:
+    todo, commands = [], {}
+    for job in jobs:  # every config is resolved here, before any job runs: a bad one stops the sweep in one line
         if is_finished(job, job_table(job, overrides, boards), overrides):
             outcome["skipped"].append(job)
         else:
             todo.append(job)
+            commands[job] = job.argv(overrides, boards)
     log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(todo)} to run")
     free: queue.Queue[int] = queue.Queue()
     for device in range(max(1, devices)):
@@ -157,7 +157,7 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
         if devices > 1:
             env["CUDA_VISIBLE_DEVICES"] = str(device)
         try:
-            proc = subprocess.run([sys.executable, "-m", "genbench.cli", *job.argv(overrides, boards)], env=env,
+            proc = subprocess.run([sys.executable, "-m", "genbench.cli", *commands[job]], env=env,
                                   capture_output=True, text=True)
         finally:
             free.put(device)

@@ -101,6 +101,7 @@ def compose_layers(model: str | None, data: str, preset: str, overrides: list[st
         cfg = deep_merge(cfg, parse_override(text))
         table = deep_merge(table, parse_override(text))
     check_tier(preset, tier, cfg, own_table)
+    check_tier(preset, tier, table, shared_table)  # the overrides hold the tier of the table the run writes to
     return cfg, table, shared_table
 
 

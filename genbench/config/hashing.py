@@ -7,8 +7,6 @@ import json
 from typing import Any
 
 
-
-
 def config_hash(cfg: dict) -> str:
     """The identity of an effective config: a run resumes, and a table reuses a run, only under the same hash."""
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -59,6 +59,7 @@ def describe_evaluation(chains: dict | None, bn_sampling: str | None = None) -> 
         text = "not recorded"
     return f"{text}; BN {bn_sampling}" if bn_sampling else text
 
+
 class GenerativeModel(L.LightningModule):
     """Base LightningModule of every genbench model.
 

@@ -119,14 +119,6 @@ def check_same_config(cfg: dict, recorded: dict, run_dir: Path) -> None:
                         f"{config_hash(cfg)}): {shown}{more}; use another --run-name, or resume with the run's own settings")
 
 
-def resume_key(cfg: dict) -> str:
-    """The hash of what a resumed run may not change (``check_same_config``): the config without its training length
-    (``LENGTH_KEYS``) and its free sections (``logger``, ``bench``). Two configs with one key may share a run folder."""
-    fixed = {section: values for section, values in cfg.items() if f"{section}." not in FREE_SECTIONS}
-    trainer = {k: v for k, v in (fixed.get("trainer") or {}).items() if f"trainer.{k}" not in LENGTH_KEYS}
-    return config_hash({**fixed, "trainer": trainer})
-
-
 def _dig(cfg: dict, dotted: str, absent="<absent>"):
     node = cfg
     for part in dotted.split("."):

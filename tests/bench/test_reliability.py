@@ -227,17 +227,19 @@ def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, cap
 
 
 def test_sweep_run_names_carry_their_overrides_and_follow_the_config_files(tmp_path, monkeypatch):
-    """A job's folder name changes with every setting a resume may not change — an override, or an edit of a
-    preset file — and not with a longer training, which resumes the folder."""
+    """A job's folder name changes with every setting of its effective config — an override, or an edit of a
+    preset file — so a changed job never meets a folder it would be refused to resume; the same job keeps it."""
     from genbench.bench.sweep import Job
     from genbench.paths import configs_dir
 
     job = Job("dcgan", "digits", 20, 0, "smoke")
     assert job.run_name().startswith("sweep-smoke-n20-s0-")
     assert job.run_name(["model.lr=0.05"]) != job.run_name(["model.lr=0.01"]) != job.run_name()
-    assert job.run_name(["trainer.max_iterations=999"]) == job.run_name(["trainer.max_iterations=1999"])
-    assert job.run_name(["bench.num_samples=30"]) == job.run_name()
+    assert job.run_name(["trainer.max_iterations=999"]) != job.run_name(["trainer.max_iterations=1999"])
+    assert job.run_name(["bench.num_samples=30"]) != job.run_name()
     before = job.run_name()
+    assert before.endswith(config_hash(effective_config("dcgan", "digits", "smoke", 20, 0, [])))
+    assert Job("dcgan", "digits", 20, 0, "smoke").run_name() == before  # the same job resumes its folder
     shutil.copytree(configs_dir(), tmp_path / "configs")
     model_file = tmp_path / "configs" / "models" / "dcgan.yaml"
     spec = yaml.safe_load(model_file.read_text())
