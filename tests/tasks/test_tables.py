@@ -216,8 +216,9 @@ def test_a_sweep_job_with_its_own_overrides_owns_only_its_rows(tmp_path):
            "config": {"data": {"categories": ["alp"], "image_size": 32}, "bench": {"table": "cpu-alp"}}}
     cliff = {**row, "config": {"data": {"categories": ["cliff"]}, "bench": {"table": "cpu-alp"}}}
     assert alp.owns(row) and not alp.owns(cliff) and not alp.owns({**row, "n": 100})
-    assert plain.owns(row)  # a job without its own overrides matches on the grid keys alone, as before
-    assert alp.run_name().startswith("sweep-cpu-alp-n50-s0-o") and plain.run_name() == "sweep-cpu-n50-s0"
+    assert plain.owns(row)  # a job without its own overrides matches on the grid keys alone
+    assert alp.run_name().startswith("sweep-cpu-alp-n50-s0-") and plain.run_name().startswith("sweep-cpu-n50-s0-")
+    assert alp.run_name()[-12:] != plain.run_name()[-12:]  # its overrides change its config, so its folder
     argv = alp.argv(["trainer.max_iterations=5"], tmp_path)
     assert argv[-6:] == ["--set", "trainer.max_iterations=5", "--set", 'data.categories=["alp"]', "--set", "bench.table=cpu-alp"]
 
