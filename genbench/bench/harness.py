@@ -17,7 +17,6 @@ import torch
 
 from genbench.bench.leaderboard import render_leaderboards
 from genbench.config import config_hash, table_levers
-from genbench.data import build_datamodule
 from genbench.errors import first_line
 from genbench.files import write_text
 from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
@@ -64,7 +63,7 @@ def metric_setup(cfg: dict, log=None, dm=None) -> tuple[list[str], MetricContext
     datamodule (a new one when None)."""
     settings = bench_settings(cfg)
     names = list(settings.metrics)
-    planned = dm if dm is not None else build_datamodule(cfg["run"]["data"], **cfg["data"])
+    planned = dm if dm is not None else run_datamodule(cfg)
     planned.plan()  # lists the files (no decoding): a missing root or too large an n fails here
     ctx = MetricContext(cfg["run"]["data"], cfg["data"], settings.metric_options, n_samples=num_samples(cfg, planned),
                         log=log)

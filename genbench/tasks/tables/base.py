@@ -180,6 +180,15 @@ def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.
     return dm.images(dm.heldout_split), dm
 
 
+def add_corrupted_examples(figure: dict, name: str, originals: torch.Tensor, inputs: torch.Tensor, column: str,
+                           count: int) -> None:
+    """The examples PNG's rows for corruption ``name``: the first ``count`` originals and the methods' ``inputs``
+    (under ``column``), labelled ``<name> #k``."""
+    figure["labels"] += [f"{name} #{i + 1}" for i in range(min(count, len(originals)))]
+    figure["columns"].setdefault("original", []).append(originals[:count])
+    figure["columns"].setdefault(column, []).append(inputs[:count])
+
+
 def check_fits(corruptions: list[str], side: int) -> None:
     """Every occluding square fits the table's images (checked before any training)."""
     for name in corruptions:

@@ -15,8 +15,8 @@ from genbench.errors import GenbenchError
 from genbench.models.completion import CompletionSettings, check_completer, complete_with_model
 from genbench.tasks.inpaint import completer
 from genbench.tasks.rows import TableRows, scored_row
-from genbench.tasks.tables.base import (CorruptionTable, Table, check_fits, corruption_lines, first_examples,
-                                        heldout_images, in_batches, model_for, preprocessing_record,
+from genbench.tasks.tables.base import (CorruptionTable, Table, add_corrupted_examples, check_fits, corruption_lines,
+                                        first_examples, heldout_images, in_batches, model_for, preprocessing_record,
                                         region_scores, register_table, render_examples_table)
 
 DEFAULT_BASELINES = ["harmonic", "total-variation", "biharmonic", "telea", "navier-stokes", "masked-input"]
@@ -58,9 +58,7 @@ def evaluate_completion(s: CompletionTable, rows: TableRows, runs: Path | None, 
     for name in s.corruptions:
         corruption = parse_corruption(name)
         corrupted, holes = corruption.apply(images, s.mask_seed)  # too large a square fails here, in one line
-        figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(images)))]
-        figure["columns"].setdefault("original", []).append(images[:s.examples])
-        figure["columns"].setdefault("input", []).append(corrupted[:s.examples])
+        add_corrupted_examples(figure, name, images, corrupted, "input", s.examples)
         for method in [*s.models, *s.baselines]:
             learned = method in s.models
             model = model_for(trained, method, s.data, s, s.overrides, runs, log) if learned else None

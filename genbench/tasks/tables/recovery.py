@@ -16,9 +16,9 @@ from genbench.data.subsets import seeded_subset
 from genbench.models.completion import CompletionSettings, complete_abp
 from genbench.tasks.inpaint import completer
 from genbench.tasks.rows import TableRows, scored_row
-from genbench.tasks.tables.base import (CorruptionTable, Table, check_fits, corruption_lines, first_examples,
-                                        in_batches, model_for, planned_datamodule, region_scores, register_table,
-                                        render_examples_table)
+from genbench.tasks.tables.base import (CorruptionTable, Table, add_corrupted_examples, check_fits, corruption_lines,
+                                        first_examples, in_batches, model_for, planned_datamodule, region_scores,
+                                        register_table, render_examples_table)
 
 
 @dataclass
@@ -54,9 +54,7 @@ def evaluate_recovery(s: RecoveryTable, rows: TableRows, runs: Path | None, log)
         clean = to_unit_range(dataset.images[chosen], dataset.pixel_norm)
         corrupted, holes = dataset.corrupted[chosen], dataset.masks[chosen]
         warm = model.module.training_latents(chosen, len(dataset))  # each image's learned h, the warm start
-        figure["labels"] += [f"{name} #{i + 1}" for i in range(min(s.examples, len(clean)))]
-        figure["columns"].setdefault("original", []).append(clean[:s.examples])
-        figure["columns"].setdefault("corrupted", []).append(corrupted[:s.examples])
+        add_corrupted_examples(figure, name, clean, corrupted, "corrupted", s.examples)
 
         def recover_learned(x, m, h0):
             torch.manual_seed(s.mask_seed)
