@@ -160,6 +160,32 @@ def test_kim_bengio_entropy_is_the_batchnorm_scale_estimate_and_its_gradient_cha
     assert energy.shape == (4,) and (energy >= bound - 1e-5).all()  # bounded below: φ = tanh(·) is bounded
 
 
+def test_kim_bengio_energy_is_the_free_energy_of_a_gaussian_binary_rbm_over_the_features():
+    """E(x) = −log Σ_h exp(−E(φ, h)) over binary experts h, E(φ, h) = ½||(φ − μ)/σ||² − bᵀh − hᵀW(φ/σ):
+    summed over all 2⁴ states of 4 experts in float64, apart from the model's softplus form."""
+    import itertools
+
+    torch.manual_seed(0)
+    options = {**SMALL["kim-bengio"], "n_experts": 4}
+    model = build_model("kim-bengio", image_size=8, channels=1, **options).eval()
+    net = model.energy_net
+    with torch.no_grad():
+        net.feature_mean.normal_(0, 0.3)
+        net.feature_log_scale.normal_(0, 0.3)
+    x = torch.rand(3, 1, 8, 8) * 2 - 1
+    with torch.no_grad():
+        phi = torch.tanh(net.features.net(x).flatten(1)).double()
+        v = phi / net.feature_log_scale.double().exp()
+        w, b = net.experts.weight.double(), net.experts.bias.double()
+        gaussian = 0.5 * ((phi - net.feature_mean.double()) / net.feature_log_scale.double().exp()).pow(2).sum(1)
+        states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)  # (16, 4)
+        joint = gaussian[:, None] - states @ b - (v @ w.T) @ states.T  # E(φ, h) for every h: (3, 16)
+        free_energy = -torch.logsumexp(-joint, dim=1)
+    assert torch.allclose(model.energy(x).double(), free_energy, atol=1e-4)
+    experts_alone = build_model("kim-bengio", image_size=8, channels=1, feature_gaussian=False, **options)
+    assert not hasattr(experts_alone.energy_net, "feature_mean")
+
+
 def test_wgan_follows_the_reference_critic_schedule_and_wgan_gp_algorithm_1():
     wgan = build_model("wgan", image_size=32, channels=1, **SMALL["wgan"])
     schedule = []
