@@ -170,11 +170,15 @@ def test_kim_bengio_energy_is_the_free_energy_of_a_gaussian_binary_rbm_over_the_
     model = build_model("kim-bengio", image_size=8, channels=1, **options).eval()
     net = model.energy_net
     with torch.no_grad():
+        for weight in net.features.parameters():  # features of order 1, so every term of E(x) counts
+            weight.normal_(0, 0.25)
         net.feature_mean.normal_(0, 0.3)
         net.feature_log_scale.normal_(0, 0.3)
     x = torch.rand(3, 1, 8, 8) * 2 - 1
     with torch.no_grad():
         phi = torch.tanh(net.features.net(x).flatten(1)).double()
+    assert 0.1 < phi.abs().mean() < 0.9
+    with torch.no_grad():
         v = phi / net.feature_log_scale.double().exp()
         w, b = net.experts.weight.double(), net.experts.bias.double()
         gaussian = 0.5 * ((phi - net.feature_mean.double()) / net.feature_log_scale.double().exp()).pow(2).sum(1)
