@@ -186,8 +186,15 @@ def test_kim_bengio_energy_is_the_free_energy_of_a_gaussian_binary_rbm_over_the_
         joint = gaussian[:, None] - states @ b - (v @ w.T) @ states.T  # E(φ, h) for every h: (3, 16)
         free_energy = -torch.logsumexp(-joint, dim=1)
     assert torch.allclose(model.energy(x).double(), free_energy, atol=1e-4)
-    experts_alone = build_model("kim-bengio", image_size=8, channels=1, feature_gaussian=False, **options)
+    experts_alone = build_model("kim-bengio", image_size=8, channels=1, feature_gaussian=False, **options).eval()
     assert not hasattr(experts_alone.energy_net, "feature_mean")
+    with torch.no_grad():
+        for weight in experts_alone.energy_net.features.parameters():
+            weight.normal_(0, 0.25)
+        phi = torch.tanh(experts_alone.energy_net.features.net(x).flatten(1)).double()
+        w, b = experts_alone.energy_net.experts.weight.double(), experts_alone.energy_net.experts.bias.double()
+        experts_free_energy = -torch.logsumexp(-(-states @ b - (phi @ w.T) @ states.T), dim=1)  # E(φ, h) = −bᵀh − hᵀWφ
+    assert torch.allclose(experts_alone.energy(x).double(), experts_free_energy, atol=1e-4)
 
 
 def test_wgan_follows_the_reference_critic_schedule_and_wgan_gp_algorithm_1():
