@@ -1,13 +1,15 @@
 """Deep directed generative models with energy-based probability estimation (Kim & Bengio, 2016,
 arXiv 1606.03439).
 
-An energy model over bounded deep features φ(x) = tanh(net(x)) in the paper's product-of-experts form
-(an RBM's free energy with Gaussian visible units, the features in the place of the visible units),
+The paper's energy: a Gaussian over the input, which holds the data's global mean and variance, and a
+product of experts over bounded deep features φ(x) = tanh(net(x)), which holds its local structure,
 
-    E(x) = ½ Σⱼ ((φⱼ(x) − μⱼ)/σⱼ)² − Σᵢ softplus(wᵢᵀ(φ(x)/σ) + bᵢ)
+    E(x) = ½ Σₚ ((xₚ − μₚ)/σₚ)² − Σᵢ softplus(wᵢᵀφ(x) + bᵢ)
 
-with the features' mean μ and scale σ = exp(s) learned with the rest; ``feature_gaussian=False`` keeps the
-experts alone, E(x) = −Σᵢ softplus(wᵢᵀφ(x) + bᵢ) (bounded below since φ is bounded)
+with a mean μₚ and a scale σₚ = exp(sₚ) for every pixel learned with the rest (the authors' code,
+taesupkim/dcgan_code ``energy_rbm_*``, learns a shift and a scale per pixel): the free energy of an RBM with
+Gaussian visible units x and binary experts that see x through φ. ``input_gaussian=False`` keeps the
+experts alone, E(x) = −Σᵢ softplus(wᵢᵀφ(x) + bᵢ) (bounded below since φ is bounded);
 
 and a generator G trained against it:
 
@@ -39,25 +41,26 @@ def batchnorm_entropy(net: nn.Module, eps: float = 1e-8) -> torch.Tensor:
 
 
 class ExpertEnergy(nn.Module):
-    """E(x) = ½ Σⱼ ((φⱼ − μⱼ)/σⱼ)² − Σᵢ softplus(wᵢᵀ(φ/σ) + bᵢ), φ = tanh(net(x)): ``n_features`` bounded
-    features, ``n_experts`` experts, μ = 0 and σ = 1 at the start; ``gaussian=False``: −Σᵢ softplus(wᵢᵀφ + bᵢ)."""
+    """E(x) = ½ Σₚ ((xₚ − μₚ)/σₚ)² − Σᵢ softplus(wᵢᵀφ + bᵢ), φ = tanh(net(x)): ``n_features`` bounded features,
+    ``n_experts`` experts, a Gaussian over the input of shape ``input_shape`` with μ = 0 and σ = 1 at the start;
+    ``gaussian=False``: −Σᵢ softplus(wᵢᵀφ + bᵢ)."""
 
-    def __init__(self, features: nn.Module, n_features: int, n_experts: int, gaussian: bool = True) -> None:
+    def __init__(self, features: nn.Module, n_features: int, n_experts: int, input_shape: tuple[int, ...],
+                 gaussian: bool = True) -> None:
         super().__init__()
         self.features = features
         self.experts = nn.Linear(n_features, n_experts)
         self.gaussian = gaussian
         if gaussian:
-            self.feature_mean = nn.Parameter(torch.zeros(n_features))
-            self.feature_log_scale = nn.Parameter(torch.zeros(n_features))
+            self.input_mean = nn.Parameter(torch.zeros(input_shape))
+            self.input_log_scale = nn.Parameter(torch.zeros(input_shape))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         phi = torch.tanh(self.features.net(x).flatten(1))
+        experts = -F.softplus(self.experts(phi)).sum(dim=1)
         if not self.gaussian:
-            return -F.softplus(self.experts(phi)).sum(dim=1)
-        inv_scale = torch.exp(-self.feature_log_scale)
-        quadratic = 0.5 * ((phi - self.feature_mean) * inv_scale).pow(2).sum(dim=1)
-        return quadratic - F.softplus(self.experts(phi * inv_scale)).sum(dim=1)
+            return experts
+        return 0.5 * ((x - self.input_mean) * torch.exp(-self.input_log_scale)).pow(2).flatten(1).sum(dim=1) + experts
 
 
 @MODELS.register("kim-bengio")
@@ -67,7 +70,7 @@ class KimBengio(GenerativeModel):
     Args:
         entropy_weight: weight of H(p_G) in the generator loss.
         n_features: bounded features φ(x) of the energy net; n_experts: experts wᵢ, bᵢ.
-        feature_gaussian: the paper's Gaussian term ½||(φ − μ)/σ||² over the features (False: experts alone).
+        input_gaussian: the paper's Gaussian term ½||(x − μ)/σ||² over the input (False: experts alone).
         energy_l2: L2 penalty on energies (stabiliser; 0 is off).
         net: options of the energy net (the descriptor net).
     """
@@ -76,14 +79,15 @@ class KimBengio(GenerativeModel):
 
     def __init__(self, image_size: int = 64, channels: int = 3, latent_dim: int = 100, g_width: int = 64,
                  entropy_weight: float = 1.0, energy_l2: float = 0.0, lr: float = 2e-4, beta1: float = 0.5,
-                 net: dict | None = None, n_features: int = 100, n_experts: int = 100, feature_gaussian: bool = True,
+                 net: dict | None = None, n_features: int = 100, n_experts: int = 100, input_gaussian: bool = True,
                  bn_sampling: str = "running") -> None:
         super().__init__(image_size, channels, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)
         features = build_energy_net("conv", image_size, channels, self.net_options(net, n_features))
-        self.energy_net = ExpertEnergy(features, features.net[-1].out_channels, n_experts, feature_gaussian)
+        self.energy_net = ExpertEnergy(features, features.net[-1].out_channels, n_experts,
+                                       (channels, image_size, image_size), input_gaussian)
 
     @staticmethod
     def net_options(net: dict | None, n_features: int) -> dict:

@@ -160,41 +160,36 @@ def test_kim_bengio_entropy_is_the_batchnorm_scale_estimate_and_its_gradient_cha
     assert energy.shape == (4,) and (energy >= bound - 1e-5).all()  # bounded below: φ = tanh(·) is bounded
 
 
-def test_kim_bengio_energy_is_the_free_energy_of_a_gaussian_binary_rbm_over_the_features():
-    """E(x) = −log Σ_h exp(−E(φ, h)) over binary experts h, E(φ, h) = ½||(φ − μ)/σ||² − bᵀh − hᵀW(φ/σ):
+def test_kim_bengio_energy_is_the_free_energy_of_an_rbm_with_gaussian_input_and_experts_over_the_features():
+    """E(x) = −log Σ_h exp(−E(x, h)) over binary experts h, E(x, h) = ½||(x − μ)/σ||² − bᵀh − hᵀWφ(x):
     summed over all 2⁴ states of 4 experts in float64, apart from the model's softplus form."""
     import itertools
 
     torch.manual_seed(0)
     options = {**SMALL["kim-bengio"], "n_experts": 4}
-    model = build_model("kim-bengio", image_size=8, channels=1, **options).eval()
-    net = model.energy_net
-    with torch.no_grad():
-        for weight in net.features.parameters():  # features of order 1, so every term of E(x) counts
-            weight.normal_(0, 0.25)
-        net.feature_mean.normal_(0, 0.3)
-        net.feature_log_scale.normal_(0, 0.3)
+    states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)  # (16, 4)
     x = torch.rand(3, 1, 8, 8) * 2 - 1
-    with torch.no_grad():
-        phi = torch.tanh(net.features.net(x).flatten(1)).double()
-    assert 0.1 < phi.abs().mean() < 0.9
-    with torch.no_grad():
-        v = phi / net.feature_log_scale.double().exp()
-        w, b = net.experts.weight.double(), net.experts.bias.double()
-        gaussian = 0.5 * ((phi - net.feature_mean.double()) / net.feature_log_scale.double().exp()).pow(2).sum(1)
-        states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=torch.float64)  # (16, 4)
-        joint = gaussian[:, None] - states @ b - (v @ w.T) @ states.T  # E(φ, h) for every h: (3, 16)
-        free_energy = -torch.logsumexp(-joint, dim=1)
-    assert torch.allclose(model.energy(x).double(), free_energy, atol=1e-4)
-    experts_alone = build_model("kim-bengio", image_size=8, channels=1, feature_gaussian=False, **options).eval()
-    assert not hasattr(experts_alone.energy_net, "feature_mean")
-    with torch.no_grad():
-        for weight in experts_alone.energy_net.features.parameters():
-            weight.normal_(0, 0.25)
-        phi = torch.tanh(experts_alone.energy_net.features.net(x).flatten(1)).double()
-        w, b = experts_alone.energy_net.experts.weight.double(), experts_alone.energy_net.experts.bias.double()
-        experts_free_energy = -torch.logsumexp(-(-states @ b - (phi @ w.T) @ states.T), dim=1)  # E(φ, h) = −bᵀh − hᵀWφ
-    assert torch.allclose(experts_alone.energy(x).double(), experts_free_energy, atol=1e-4)
+    for input_gaussian in (True, False):
+        model = build_model("kim-bengio", image_size=8, channels=1, input_gaussian=input_gaussian, **options).eval()
+        net = model.energy_net
+        with torch.no_grad():
+            for weight in net.features.parameters():  # features of order 1, so every term of E(x) counts
+                weight.normal_(0, 0.25)
+            phi = torch.tanh(net.features.net(x).flatten(1)).double()
+            w, b = net.experts.weight.double(), net.experts.bias.double()
+            gaussian = torch.zeros(3, dtype=torch.float64)
+            if input_gaussian:
+                net.input_mean.normal_(0, 0.3)
+                net.input_log_scale.normal_(0, 0.3)
+                mean, scale = net.input_mean.double(), net.input_log_scale.double().exp()
+                assert mean.shape == (1, 8, 8)
+                gaussian = 0.5 * ((x.double() - mean) / scale).pow(2).flatten(1).sum(1)
+            else:
+                assert not hasattr(net, "input_mean")
+            joint = gaussian[:, None] - states @ b - (phi @ w.T) @ states.T  # E(x, h) for every h: (3, 16)
+            free_energy = -torch.logsumexp(-joint, dim=1)
+        assert 0.1 < phi.abs().mean() < 0.9
+        assert torch.allclose(model.energy(x).double(), free_energy, atol=1e-4)
 
 
 def test_wgan_follows_the_reference_critic_schedule_and_wgan_gp_algorithm_1():
