@@ -6,8 +6,9 @@ product of experts over bounded deep features φ(x) = tanh(net(x)), which holds 
 
     E(x) = ½ Σₚ ((xₚ − μₚ)/σₚ)² − Σᵢ softplus(wᵢᵀφ(x) + bᵢ)
 
-with a mean μₚ and a scale σₚ = exp(sₚ) for every pixel learned with the rest (the authors' code,
-taesupkim/dcgan_code ``energy_rbm_*``, learns a shift and a scale per pixel): the free energy of an RBM with
+with a mean μₚ and a scale σₚ = exp(sₚ) for every pixel learned with the rest (three of the authors' scripts,
+taesupkim/dcgan_code ``energy_rbm_lsun_1``, ``_cifar10_1`` and ``_face_3``, learn Σₚ(gₚxₚ + bₚ)²; their other
+scripts keep the experts alone or put the Gaussian on the features): the free energy of an RBM with
 Gaussian visible units x and binary experts that see x through φ. ``input_gaussian=False`` keeps the
 experts alone, E(x) = −Σᵢ softplus(wᵢᵀφ(x) + bᵢ) (bounded below since φ is bounded);
 

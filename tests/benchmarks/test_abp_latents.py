@@ -11,14 +11,13 @@ from abp_latents import fitted_latents, latent_sets  # noqa: E402
 from genbench.models import build_model  # noqa: E402
 
 
-def test_fitted_latents_have_the_memory_s_mean_and_covariance_not_the_prior_s():
+def test_fitted_latents_have_the_memory_s_mean_and_full_covariance():
     torch.manual_seed(0)
-    scales = torch.tensor([0.5, 1.0, 2.0, 3.0])
-    memory = torch.randn(20_000, 4) * scales + torch.tensor([1.0, 0.0, -1.0, 0.0])
+    mixing = torch.tensor([[1.0, 0.8, 0.0, 0.0], [0.0, 1.0, -0.6, 0.0], [0.0, 0.0, 2.0, 0.5], [0.3, 0.0, 0.0, 1.5]])
+    memory = torch.randn(20_000, 4) @ mixing + torch.tensor([1.0, 0.0, -1.0, 0.0])  # correlated dimensions
     drawn = fitted_latents(memory, 20_000)
     assert torch.allclose(drawn.mean(0), memory.mean(0), atol=0.08)
-    assert torch.allclose(drawn.std(0), scales, rtol=0.05)
-    assert not torch.allclose(torch.randn(20_000, 4).std(0), scales, rtol=0.05)
+    assert torch.allclose(torch.cov(drawn.T), torch.cov(memory.T), atol=0.15)  # a diagonal fit misses ±0.8…1.6
 
 
 def test_reconstructions_are_the_generator_on_the_stored_latents():
@@ -33,3 +32,9 @@ def test_reconstructions_are_the_generator_on_the_stored_latents():
         expected = model.generator(model.latents[index]).clamp(-1, 1)
     assert torch.allclose(sets["reconstructions"], expected)
     assert sets["training images"] is images and sets["prior"].shape == sets["fitted"].shape == (3, 1, 16, 16)
+    model.generator = torch.nn.Unflatten(1, (4, 1, 1))  # g(h) = h: the sets show the latent vectors themselves
+    model.latents.fill_(0.5)
+    again = latent_sets(model, images, index, 2000)
+    assert (again["fitted"] - 0.5).abs().max() < 0.1  # drawn from N(m, C) of the memory, not from N(0, I)
+    assert (again["prior"] - 0.5).abs().max() > 0.5
+    assert torch.allclose(again["reconstructions"], torch.full((3, 4, 1, 1), 0.5))
