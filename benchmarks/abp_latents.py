@@ -24,7 +24,8 @@ import yaml
 
 from genbench.bench.harness import metric_setup, score_row
 from genbench.errors import GenbenchError
-from genbench.runs.trainer import build
+from genbench.runs.trainer import build, run_datamodule
+from genbench.tasks.reconstruction import reconstruction_errors
 
 METRICS = ["classifier_fid", "classifier_pr", "classifier_score"]
 
@@ -58,8 +59,9 @@ def main() -> None:
     cfg = yaml.safe_load((args.run / "config.yaml").read_text())
     if cfg["run"]["model"] != "abp" or not cfg["model"].get("persistent_latents", True):
         raise GenbenchError(f"{args.run} is not an ABP run with persistent latents")
-    names, ctx = metric_setup(cfg)
-    dm, model = build(cfg)
+    dm = run_datamodule(cfg)
+    names, ctx = metric_setup(cfg, dm=dm)  # one datamodule: listed once for the metrics, set up for the model
+    dm, model = build(cfg, dm)
     model.load_state_dict(torch.load(args.run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)["state_dict"])
     model.eval()
     torch.manual_seed(args.seed)
@@ -73,8 +75,8 @@ def main() -> None:
     for name, x in sets.items():
         scores = score_row(METRICS, x, ctx.for_samples(len(x)))["metrics"]
         print(f"{name:>16}: " + ", ".join(f"{k} {v['mean']:.3f}" for k, v in scores.items()))
-    rmse = ((sets["reconstructions"] - images) / 2).pow(2).mean().sqrt()  # on [0, 1], as the reconstruction table
-    print(f"reconstruction RMSE on the training images (intensities in [0, 1]): {rmse:.4f}")
+    errors = reconstruction_errors(images, sets["reconstructions"])  # on [0, 1], as the reconstruction table
+    print(f"reconstruction RMSE on the training images (intensities in [0, 1]): {errors['rmse']:.4f}")
     if args.png:
         from torchvision.utils import make_grid, save_image
 
