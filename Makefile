@@ -66,6 +66,7 @@ classifiers:  ## retrain the shipped offline classifiers (new feature spaces: co
 		--set bench.table=cpu-crop --name imagenet-scenes-tiny-32px
 	$(BIN)/genbench classifier --data imagenet-scenes-tiny --preset smoke --name imagenet-scenes-tiny-64px
 	$(BIN)/genbench classifier --data mnist --preset smoke --name mnist-28px
+	$(BIN)/genbench classifier --data cifar10-subset --preset cpu --name cifar10-subset-32px-stretch-minmax
 
 gpu-wheels:  ## download the wheels the GPU machine lacks (torch-fidelity, jsonargparse, …; Python 3.12, manylinux x86-64) into .whl/
 	$(BIN)/python benchmarks/gpu_check.py --wheels

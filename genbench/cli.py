@@ -76,13 +76,15 @@ def build_parser() -> ArgumentParser:
     show = ArgumentParser(description="Print a run's config, metrics and files.")
     show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
     sub.add_subcommand("show", show)
-    reference = ArgumentParser(description="Score the reference rows (held-out real images, clipped Gaussian noise) "
-                                           "into a preset's table.")
+    reference = ArgumentParser(description="Score the reference rows (held-out real images, up-sampled 1×1 image "
+                                           "averages, clipped Gaussian noise) into a preset's table.")
     reference.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
     reference.add_argument("--preset", default="smoke", help="the preset whose table (and sample count) to use")
     reference.add_argument("--n", type=list[int] | None, default=None,
                            help="n values, e.g. [100,50] (default: those of the table's model rows, else the preset's)")
     reference.add_argument("--seed", type=int, default=0, help="seed of the real-image subset and of the noise")
+    reference.add_argument("--kind", action="append", default=[], metavar="KIND",
+                           help="only this reference (repeatable): 'real images', 'image averages' or 'noise'")
     reference.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     reference.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     sub.add_subcommand("reference", reference)
@@ -150,7 +152,7 @@ def dispatch(command: str, args) -> None:
         print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
     elif command == "reference":
         run_reference(args.data, args.preset, args.n, args.seed, args.set,
-                      Path(args.leaderboards) if args.leaderboards else None)
+                      Path(args.leaderboards) if args.leaderboards else None, kinds=args.kind or None)
     elif command == "table":
         for path in run_table(args.table, args.preset, args.data, args.set,
                               Path(args.leaderboards) if args.leaderboards else None):

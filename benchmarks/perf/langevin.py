@@ -32,7 +32,7 @@ def langevin_timings(shape: str, rounds: int) -> dict:
     import dataclasses
     import random
 
-    from genbench.models.langevin import frozen
+    from genbench.samplers.langevin import frozen
 
     cfg = perf_config("coopnets", shape, 1)
     _, module = build(cfg)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from genbench import results
 from genbench.metrics import score_specs
-from genbench.models.base import describe_evaluation
 from genbench.results import Legend
+from genbench.samplers import describe_evaluation
 
 
 def legend() -> Legend:

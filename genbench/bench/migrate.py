@@ -17,6 +17,7 @@ from pathlib import Path
 
 from genbench.bench.harness import metric_setup, score_row
 from genbench.bench.reference import reference_images
+from genbench.data import build_datamodule
 from genbench.errors import GenbenchError
 from genbench.results import MIGRATIONS_FILE, feature_space_of, is_reference, read_migrations, read_rows
 from genbench.runs.config import resolve_config
@@ -32,7 +33,8 @@ def rescore_reference(row: dict) -> dict:
     cfg = resolve_config(cfg)
     names, ctx = metric_setup(cfg)
     count = row.get("requested_samples") or row["n_samples"]
-    images = reference_images(row["model"], ctx.benchmark_data(), count, row["seed"])
+    training = build_datamodule(cfg["run"]["data"], **cfg["data"])  # the row's n draw (the image averages' images)
+    images = reference_images(row["model"], ctx.benchmark_data(), count, row["seed"], training)
     return score_row(names, images, ctx)
 
 

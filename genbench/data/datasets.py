@@ -165,14 +165,19 @@ class CelebA(ImageDataModule):
 
 @DATASETS.register("cifar10")
 class Cifar10(ImageDataModule):
-    """CIFAR-10: torchvision's ``<root>/cifar-10-batches-py``, else class folders
-    ``<root>/train|train_subset/<class>`` and ``<root>/test/<class>`` (the offline JPEG copy)."""
+    """The user's CIFAR-10: torchvision's ``<root>/cifar-10-batches-py``, else class folders ``<root>/train/<class>``
+    and ``<root>/test/<class>``. No offline fallback: the offline 1,000-per-class copy is ``cifar10-subset``, whose
+    tables and feature space are its own."""
 
     name = "cifar10"
-    layout = "<root>/cifar-10-batches-py (torchvision) or <root>/train/<class>/*.png"
+    layout = ("<root>/cifar-10-batches-py (torchvision) or <root>/train/<class>/*.png (offline, the 1,000-per-class "
+              "subset is the dataset cifar10-subset)")
+
+    def __init__(self, image_size: int = 32, **kwargs) -> None:
+        super().__init__(image_size=image_size, **kwargs)
 
     def collect(self) -> Collected:
-        candidates = candidate_roots(self.name, self.root, [SHARED_DATA_DIR / "cifar10-subset"])
+        candidates = candidate_roots(self.name, self.root, [])
         if self.download:
             candidates[0].mkdir(parents=True, exist_ok=True)
         root = first_existing(candidates, self.name, self.layout)
@@ -184,10 +189,29 @@ class Cifar10(ImageDataModule):
                 ds = CIFAR10(str(root), train=train, download=self.download)
                 splits[split] = [(array_ref(a), int(t)) for a, t in zip(ds.data, ds.targets)]
             return Collected(splits, list(ds.classes), root)
-        train_dir = "train" if (root / "train").is_dir() else "train_subset"
-        splits, names = _split_dirs_items(root, {"train": train_dir, "test": "test"}, None)
+        splits, names = _split_dirs_items(root, {"train": "train", "test": "test"}, None)
         if "train" not in splits:
             raise GenbenchError(f"{root} has no train/ folder; expected layout {self.layout}")
+        return Collected(splits, names, root)
+
+
+@DATASETS.register("cifar10-subset")
+class Cifar10Subset(ImageDataModule):
+    """The offline CIFAR-10 stand-in: the first 1,000 training images of each class and the full test set, 32×32, as
+    JPEG re-encodings (``../shared/data/cifar10-subset``; lossy, not bit-identical to the CIFAR-10 batches). A dataset
+    of its own, so its tables and its classifier's feature space never meet a full CIFAR-10's (``cifar10``)."""
+
+    name = "cifar10-subset"
+    layout = "<root>/train_subset/<class>/*.jpg and <root>/test/<class>/*.jpg"
+
+    def __init__(self, image_size: int = 32, **kwargs) -> None:
+        super().__init__(image_size=image_size, **kwargs)
+
+    def collect(self) -> Collected:
+        root = first_existing(candidate_roots(self.name, self.root, [SHARED_DATA_DIR / self.name]), self.name, self.layout)
+        splits, names = _split_dirs_items(root, {"train": "train_subset", "test": "test"}, None)
+        if "train" not in splits:
+            raise GenbenchError(f"{root} has no train_subset/ folder; expected layout {self.layout}")
         return Collected(splits, names, root)
 
 

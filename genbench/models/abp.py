@@ -14,7 +14,7 @@ from torch import nn
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import LangevinConfig, frozen, langevin, latent_posterior_energy
+from genbench.samplers.langevin import LangevinConfig, frozen, langevin, latent_posterior_energy
 from genbench.models.nets import build_generator
 
 LATENT_HINT = "lower model.latent_langevin.step_size or model.lr"

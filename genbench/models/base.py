@@ -12,12 +12,15 @@ import numpy as np
 import torch
 
 from genbench.errors import DivergenceError, GenbenchError
-from genbench.models.langevin import check_finite
 from genbench.models.speed import (SpeedSettings, adam, apply_build_levers, apply_device_levers, autocast, mark_step,
                                    to_channels_last)
 from genbench.registry import Registry
+from genbench.samplers.langevin import check_finite
 
 MODELS: Registry[type["GenerativeModel"]] = Registry("model")
+#: how a trained model fills missing pixels: completion kind → ``complete(model, images, holes, settings)``; a model
+#: class names its kind in ``completion``, and a model file may register a kind of its own
+COMPLETIONS: Registry = Registry("completion")
 
 
 def capture_rng_state() -> dict:
@@ -42,24 +45,6 @@ def restore_rng_state(state: dict) -> None:
     random.setstate((version, tuple(internal), gauss))
 
 
-def describe_evaluation(chains: dict | None, bn_sampling: str | None = None) -> str:
-    """One phrase for how a model's evaluation samples were drawn, from the record ``prepare_evaluation`` returns
-    (every model family's record) and its BatchNorm mode."""
-    chains = chains or {}
-    kind = chains.get("chains")
-    if kind == "buffer":
-        text = f"{chains['distinct_states']} distinct buffer states + {chains['extra_steps']} steps"
-    elif kind == "generator drafts":
-        text = f"generator drafts + {chains['revision_steps']} Langevin steps"
-    elif kind == "ancestral":
-        text = "ancestral"
-    elif kind:
-        text = f"{kind} chains, {chains['steps']} Langevin steps"
-    else:
-        text = "not recorded"
-    return f"{text}; BN {bn_sampling}" if bn_sampling else text
-
-
 class GenerativeModel(L.LightningModule):
     """Base LightningModule of every genbench model.
 
@@ -71,7 +56,7 @@ class GenerativeModel(L.LightningModule):
     samples_need_grad: bool = False
     #: whether training accepts corrupted images with a mask of intact pixels (``data.corruption``; ABP)
     learns_from_corrupted_data: bool = False
-    #: how a trained model fills missing pixels (``genbench.models.completion.COMPLETIONS``); None: it cannot
+    #: how a trained model fills missing pixels (a kind registered in ``COMPLETIONS``); None: it cannot
     completion: str | None = None
 
     def __init__(self, image_size: int = 64, channels: int = 3, arch: str = "conv", bn_sampling: str = "running") -> None:
@@ -136,6 +121,18 @@ class GenerativeModel(L.LightningModule):
         returns what the row records about where the samples come from (here: ancestral sampling)."""
         self.evaluation_chains = {"chains": "ancestral"}
         return self.evaluation_chains
+
+    def evaluation_state(self) -> dict:
+        """What drawing evaluation samples sets on the model and on its chain sampler (``prepare_evaluation``,
+        ``sample``), for ``restore_evaluation_state``."""
+        sampler = getattr(self, "sampler", None)
+        return {"sample_position": self.sample_position, "evaluation_chains": self.evaluation_chains,
+                "sampler": sampler.state() if sampler is not None else None}
+
+    def restore_evaluation_state(self, state: dict) -> None:
+        self.sample_position, self.evaluation_chains = state["sample_position"], state["evaluation_chains"]
+        if state["sampler"] is not None:
+            self.sampler.restore(state["sampler"])
 
     @contextlib.contextmanager
     def sampling_mode(self):

@@ -1,5 +1,6 @@
 """How a trained model fills the missing pixels of an image from its observed ones (``holes``: (n, 1, H, W), True
-where a pixel is missing; images in [-1, 1]). A model class names its way in ``completion``:
+where a pixel is missing; images in [-1, 1]). A model class names its way in ``completion``, a kind registered in
+``COMPLETIONS`` (these three here; a model file may register its own):
 
 - ``masked-posterior`` (ABP): h from the masked posterior, −log p(h | X_obs) = ‖h‖²/2 + ‖M ⊙ (X − g(h))‖²/(2σ²) (Langevin, the model's
   latent step size), then g(h) fills the hole;
@@ -20,8 +21,8 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.abp import infer_latent
-from genbench.models.base import MODELS
-from genbench.models.langevin import LangevinConfig, frozen, langevin
+from genbench.models.base import COMPLETIONS, MODELS
+from genbench.samplers.langevin import LangevinConfig, frozen, langevin
 
 
 @dataclass
@@ -67,6 +68,7 @@ def masked_latent(generator, images: torch.Tensor, holes: torch.Tensor, latent_d
     return h
 
 
+@COMPLETIONS.register("masked-posterior")
 def complete_abp(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings,
                  h0: torch.Tensor | None = None) -> torch.Tensor:
     with model.sampling_mode():
@@ -75,6 +77,7 @@ def complete_abp(model, images: torch.Tensor, holes: torch.Tensor, settings: Com
             return fill(images, holes, model.generator(h))
 
 
+@COMPLETIONS.register("cooperative")
 def complete_coopnets(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
     with model.sampling_mode():
         h = masked_latent(model.generator, images, holes, model.hparams.latent_dim, model.hparams.sigma, settings)
@@ -92,6 +95,7 @@ def complete_coopnets(model, images: torch.Tensor, holes: torch.Tensor, settings
         return fill(images, holes, revised)
 
 
+@COMPLETIONS.register("latent-optimisation")
 def complete_gan(model, images: torch.Tensor, holes: torch.Tensor, settings: CompletionSettings) -> torch.Tensor:
     observed = (~holes).to(images.dtype)
     generator = model.generator
@@ -117,9 +121,6 @@ def reconstruct(model, images: torch.Tensor, settings: CompletionSettings) -> to
             return model.generator(h).clamp(-1, 1)
 
 
-COMPLETIONS = {"masked-posterior": complete_abp, "cooperative": complete_coopnets, "latent-optimisation": complete_gan}
-
-
 def completer_models() -> list[str]:
     """The registered models that can fill missing pixels (a ``completion`` of their class)."""
     return [name for name in MODELS.names() if MODELS.get(name).completion is not None]
@@ -135,4 +136,4 @@ def complete_with_model(model, images: torch.Tensor, holes: torch.Tensor,
     """Fill ``holes`` of ``images`` with the trained ``model``, the way its class names in ``completion``."""
     if type(model).completion is None:
         raise GenbenchError(f"{type(model).__name__} has no learned completer; known: {', '.join(completer_models())}")
-    return COMPLETIONS[type(model).completion](model, images, holes, settings or CompletionSettings())
+    return COMPLETIONS.get(type(model).completion)(model, images, holes, settings or CompletionSettings())

@@ -16,16 +16,17 @@ from genbench.errors import GenbenchError
 from genbench.models.abp import infer_latent, reconstruction_loss
 from genbench.models.base import MODELS
 from genbench.models.descriptor import Descriptor, langevin_stats
-from genbench.models.langevin import LangevinConfig
+from genbench.models.nets import build_generator
+from genbench.samplers.langevin import LangevinConfig
 
 #: G1 (Langevin on h given the revised images): off in the official code (0 steps; δ = 0.1 when turned on)
 LATENT_LANGEVIN = {"n_steps": 0, "step_size": 0.1}
-from genbench.models.nets import build_generator
 
 
 @MODELS.register("coopnets")
 class CoopNets(Descriptor):
-    """CoopNets: a :class:`Descriptor` whose chains start from a generator that it teaches.
+    """CoopNets: a :class:`Descriptor` whose chains start from a generator that it teaches (the ``generator``
+    sampler: drafts for training and for evaluation).
 
     Args (beyond the descriptor's):
         latent_dim: d (official 100).
@@ -91,7 +92,7 @@ class CoopNets(Descriptor):
         x = self.observed(batch)
         opt_des, opt_gen = self.optimizers()
         n = self.hparams.num_chains or x.shape[0]
-        h, x_draft = self.draft(n)                                                    # G0
+        h, x_draft = self.sampler.start(x, n)                                         # G0
         x_revised, des_diag = self.revise(x_draft, trace=True)                        # D1
         gen_diag = None
         if self.latent_config.n_steps > 0:                                           # G1
@@ -108,14 +109,3 @@ class CoopNets(Descriptor):
     def configure_optimizers(self):
         return (self.adam(self.energy_net.parameters(), self.hparams.lr, (self.hparams.beta1, self.hparams.beta2)),
                 self.adam(self.generator.parameters(), self.hparams.gen_lr, (self.hparams.gen_beta1, 0.999)))
-
-    def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
-        revised = 0 if self.hparams.sample_from == "generator" else self.sample_langevin_config.n_steps
-        self.evaluation_chains = {"chains": "generator drafts", "revision_steps": revised}
-        return self.evaluation_chains
-
-    def generate(self, n: int) -> torch.Tensor:
-        _, x_draft = self.draft(n)
-        if self.hparams.sample_from == "generator":
-            return x_draft
-        return self.revise(x_draft, self.sample_langevin_config, sampling=True)[0]

@@ -6,27 +6,23 @@ Synthesis by Langevin on E; learning by maximum likelihood:
     ∂L/∂θ = mean_data ∂f/∂θ − mean_synth ∂f/∂θ,
 implemented (as in the official code) by minimising  mean f(X̃) − mean f(X_data)  with Adam.
 
-Chains start from Gaussian noise ("from scratch", the papers' setting), uniform noise (short-run MCMC),
-a persistent replay buffer (the PCD baseline, ``pcd``), or a generator (CoopNets).
+Where the chains start is the sampler named by ``chain_init`` (``genbench.samplers``): Gaussian noise ("from
+scratch", the papers' setting), uniform noise (short-run MCMC), a persistent replay buffer (the PCD baseline, ``pcd``),
+a generator (CoopNets), or any registered sampler.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Literal
-
 import torch
 
-from genbench.errors import DivergenceError, GenbenchError
+from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.langevin import (LangevinConfig, ReplayBuffer, descriptor_energy, frozen, langevin,
-                                      reference_precision)
 from genbench.models.nets import build_energy_net
+from genbench.samplers import SAMPLERS
+from genbench.samplers.langevin import (LangevinConfig, check_clamp_saturation, descriptor_energy, frozen, langevin,
+                                        reference_precision)
 
-ChainInit = Literal["gaussian", "uniform", "persistent", "generator"]
 LANGEVIN_HINT = "lower model.langevin.step_size (or set model.langevin.grad_clip) or model.lr"
-#: share of the synthesized values on the pixel clamp's bounds beyond which the chains count as diverged
-CLAMP_SATURATION_LIMIT = 0.5
 
 
 @MODELS.register("descriptor")
@@ -37,7 +33,8 @@ class Descriptor(GenerativeModel):
         ref_std: s of the reference p0 = N(0, s²I) (official 0.016); null drops the reference term.
         langevin: Langevin settings during training (official scene: 15 steps, δ = 0.002).
         sample_langevin: settings when sampling for evaluation (default: the training ones).
-        chain_init: gaussian | uniform | persistent (| generator, used by CoopNets).
+        chain_init: the chain sampler (``genbench.samplers``): gaussian | uniform | persistent (| generator, used by
+            CoopNets) or any registered one.
         init_std: std of the Gaussian chain initialisation.
         num_chains: synthesized chains per iteration (default: the data batch size; official 144).
         buffer_size, reinit_prob: replay buffer of persistent chains.
@@ -64,7 +61,7 @@ class Descriptor(GenerativeModel):
         ref_std: float | None = 0.016,
         langevin: dict | None = None,
         sample_langevin: dict | None = None,
-        chain_init: ChainInit = "gaussian",
+        chain_init: str = "gaussian",
         init_std: float = 0.016,
         num_chains: int | None = None,
         buffer_size: int = 1000,
@@ -83,8 +80,8 @@ class Descriptor(GenerativeModel):
         super().__init__(image_size, channels, arch, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
-        if chain_init not in ("gaussian", "uniform", "persistent", "generator"):
-            raise GenbenchError(f"chain_init must be gaussian, uniform, persistent or generator, got {chain_init!r}")
+        if chain_init not in SAMPLERS:
+            raise GenbenchError(f"unknown chain_init {chain_init!r}; the registered samplers: {', '.join(SAMPLERS.names())}")
         if eval_chains not in ("fresh", "buffer"):
             raise GenbenchError(f"eval_chains must be 'fresh' or 'buffer', got {eval_chains!r}")
         if eval_steps is not None and (not isinstance(eval_steps, int) or eval_steps < 1):
@@ -103,10 +100,8 @@ class Descriptor(GenerativeModel):
         if spectral_norm:
             net_options["spectral_norm"] = True
         self.energy_net = build_energy_net(arch, image_size, channels, net_options)
-        self.buffer = ReplayBuffer(buffer_size, self.data_shape, reinit_prob, self.noise_chains) \
-            if chain_init == "persistent" else None
-        self.evaluation_order: torch.Tensor | None = None  # buffer states of the evaluation samples (prepare_evaluation)
-        self.evaluation_config: LangevinConfig | None = None
+        self.buffer = None  # a persistent sampler's replay buffer (checkpointed with the model)
+        self.sampler = SAMPLERS.get(chain_init)(self)
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
@@ -144,25 +139,12 @@ class Descriptor(GenerativeModel):
                 + (" or model.eval_steps" if self.hparams.eval_steps else ""))
 
     # -- chains -----------------------------------------------------------------------------------
-    def noise_chains(self, n: int) -> torch.Tensor:
-        device = self.buffer.states.device if getattr(self, "buffer", None) is not None else self.device
-        if self.hparams.chain_init == "uniform":
-            return torch.rand(n, *self.data_shape, device=device) * 2 - 1
-        return torch.randn(n, *self.data_shape, device=device) * self.hparams.init_std
-
-    def initial_chains(self, n: int):
-        """(buffer indices or None, initial states) for n chains."""
-        if self.buffer is not None:
-            return self.buffer.draw(n)
-        return None, self.noise_chains(n)
-
-    def synthesize(self, n: int, trace: bool = False):
-        """n revised chains for one learning step: init → Langevin → (X̃, diagnostics); persistent chains
-        are written back to the buffer."""
-        index, x0 = self.initial_chains(n)
+    def synthesize(self, n: int, trace: bool = False, x_data: torch.Tensor | None = None):
+        """n revised chains for one learning step: the sampler's start → Langevin → (X̃, diagnostics); what the sampler
+        keeps (persistent chains) is written back."""
+        handle, x0 = self.sampler.start(x_data, n)
         x_synth, diag = self.revise(x0, trace=trace)
-        if index is not None:
-            self.buffer.store(index, x_synth, self.langevin_config.n_steps)
+        self.sampler.finish(handle, x_synth, self.langevin_config.n_steps)
         return x_synth, diag
 
     # -- learning -------------------------------------------------------------------------------
@@ -193,28 +175,11 @@ class Descriptor(GenerativeModel):
         x = self.observed(batch)
         optimizer = self.optimizers()
         n = self.hparams.num_chains or x.shape[0]
-        x_synth, diag = self.synthesize(n, trace=True)
-        saturation = self.check_clamp_saturation(x_synth, batch[0])
+        x_synth, diag = self.synthesize(n, trace=True, x_data=x)
+        saturation = check_clamp_saturation(x_synth, batch[0], self.langevin_config.pixel_clamp,
+                                            "lower model.langevin.step_size or model.lr, or set model.energy_l2 > 0")
         stats = self.descriptor_update(x, x_synth, optimizer)
         self.log_diagnostics({**stats, **langevin_stats(diag, "langevin"), **saturation}, prog_bar=("energy_gap",))
-
-    def check_clamp_saturation(self, x_synth: torch.Tensor, x_data: torch.Tensor) -> dict:
-        """With ``pixel_clamp``, the share of chain values sitting on the clamp's bounds (logged as
-        ``clamp_saturation``). A chain whose gradient has blown up is held on the bounds by the clamp and stays
-        finite, so the NaN/Inf check never sees it: more than CLAMP_SATURATION_LIMIT of the values on the bounds,
-        and over twice the data's own share, is a divergence."""
-        clamp = self.langevin_config.pixel_clamp
-        if clamp is None:
-            return {}
-        low, high = clamp
-        synth = ((x_synth <= low) | (x_synth >= high)).float().mean().item()
-        data = ((x_data <= low) | (x_data >= high)).float().mean().item()
-        if synth > max(CLAMP_SATURATION_LIMIT, 2 * data):
-            raise DivergenceError("end of langevin", "the synthesized chains",
-                                  "lower model.langevin.step_size or model.lr, or set model.energy_l2 > 0",
-                                  f"have {synth:.1%} of their values on the pixel clamp [{low:g}, {high:g}] (the data: "
-                                  f"{data:.1%}): their gradient blew up and the clamp hides it")
-        return {"clamp_saturation": synth}
 
     def configure_optimizers(self):
         return self.adam(self.energy_net.parameters(), self.hparams.lr, (self.hparams.beta1, self.hparams.beta2))
@@ -227,58 +192,17 @@ class Descriptor(GenerativeModel):
 
     # -- sampling for evaluation --------------------------------------------------------------
     def check_evaluation(self, n: int) -> None:
-        if self.buffer is not None and self.hparams.eval_chains == "buffer" and n > len(self.buffer):
-            raise GenbenchError(f"{n} evaluation samples need {n} distinct buffer states but the replay buffer holds "
-                                f"{len(self.buffer)}; raise model.buffer_size or set model.eval_chains: fresh")
-
-    def evaluation_langevin(self, trained: int | None = None) -> LangevinConfig:
-        """Langevin settings of evaluation chains: ``sample_langevin``, run for ``eval_steps`` steps if set; fresh
-        chains of a persistent model default to the trained chain length ``trained`` (at least
-        ``sample_langevin``'s steps)."""
-        config = self.sample_langevin_config
-        steps = self.hparams.eval_steps
-        if steps is None and self.buffer is not None and self.hparams.eval_chains == "fresh":
-            trained = self.buffer.trained_chain_length() if trained is None else trained
-            if trained is None:
-                raise GenbenchError("this checkpoint predates chain-length tracking, so the trained chain length is "
-                                    "unknown; set model.eval_steps (or model.eval_chains: buffer)")
-            steps = max(trained, config.n_steps)
-        return config if steps is None or steps == config.n_steps else dataclasses.replace(config, n_steps=steps)
+        self.sampler.check_evaluation(n)
 
     def prepare_evaluation(self, n: int, seed: int, sync: bool = False) -> dict | None:
-        """Fix the chains of the n evaluation samples and return their record. With ``sync`` (all ranks call it)
-        the trained chain length is averaged over DDP ranks, whose buffers differ, so every rank runs the same."""
-        self.evaluation_order = None
-        trained = self.buffer.trained_chain_length() if self.buffer is not None else None
-        if sync and trained is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
-            total = torch.tensor([float(trained)], device=self.buffer.chain_steps.device)
-            torch.distributed.all_reduce(total)
-            trained = int(round(total.item() / torch.distributed.get_world_size()))
-        self.evaluation_config = self.evaluation_langevin(trained)
-        steps = self.evaluation_config.n_steps
-        if self.buffer is None:
-            record = {"chains": self.hparams.chain_init, "steps": steps}
-        elif self.hparams.eval_chains == "buffer":
-            self.check_evaluation(n)
-            self.evaluation_order = torch.randperm(len(self.buffer), generator=torch.Generator().manual_seed(seed))[:n]
-            drawn = self.buffer.chain_steps[self.evaluation_order.to(self.buffer.chain_steps.device)]
-            record = {"chains": "buffer", "distinct_states": n, "buffer_size": len(self.buffer), "extra_steps": steps,
-                      "accumulated_steps_mean": round(drawn.float().mean().item(), 1),
-                      "never_revised": int((drawn == 0).sum())}
-        else:
-            record = {"chains": "fresh", "init": "gaussian", "steps": steps, "trained_chain_length": trained}
-        self.evaluation_chains = record
-        return record
+        """Fix the chains of the n evaluation samples (the sampler's policy) and return their record."""
+        self.evaluation_chains = self.sampler.prepare_evaluation(n, seed, sync)
+        return self.evaluation_chains
 
     def generate(self, n: int) -> torch.Tensor:
-        """Evaluation samples: distinct buffer states in the prepared order (``eval_chains: buffer``), otherwise
-        new chains from the initialisation, revised by ``evaluation_langevin``."""
-        if self.evaluation_order is not None:
-            index = self.evaluation_order[self.sample_position:self.sample_position + n]
-            x0 = self.buffer.states[index.to(self.buffer.states.device)]
-        else:
-            x0 = self.noise_chains(n)
-        return self.revise(x0, self.evaluation_config or self.evaluation_langevin(), sampling=True)[0]
+        """Evaluation samples: the sampler's evaluation chains, revised by its evaluation Langevin settings."""
+        x0 = self.sampler.evaluation_start(n, self.sample_position)
+        return self.revise(x0, self.sampler.evaluation_config(), sampling=True)[0]
 
 
 def langevin_stats(diag, prefix: str) -> dict:
@@ -294,7 +218,7 @@ class PersistentCD(Descriptor):
     """Persistent contrastive divergence: the descriptor with persistent chains in a replay buffer, each
     draw re-initialising ``reinit_prob`` of the chains from noise (the PCD row of the papers' tables)."""
 
-    def __init__(self, chain_init: ChainInit = "persistent", buffer_size: int = 10_000, reinit_prob: float = 0.05,
+    def __init__(self, chain_init: str = "persistent", buffer_size: int = 10_000, reinit_prob: float = 0.05,
                  num_chains: int | None = 144, **kwargs) -> None:
         if chain_init != "persistent":
             raise GenbenchError("pcd always uses persistent chains (chain_init: persistent)")

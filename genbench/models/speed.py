@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.models.langevin import LangevinConfig
+from genbench.samplers.langevin import LangevinConfig
 
 
 @dataclass(frozen=True)

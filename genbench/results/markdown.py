@@ -47,8 +47,11 @@ def render_table(rows: list[dict], title: str, legend: Legend, data: str | None 
                       f"`genbench migrate` re-scored their reference rows in this space and every score reproduced "
                       f"(evidence in `feature-spaces.json`).", ""]
     if any(is_reference(r) for r in latest.values()):
-        lines += ["Reference rows, scored by the same code: *real images* are held-out real images (the ceiling), "
-                  "*noise* is Gaussian noise clipped to [-1, 1] (the floor).", ""]
+        averages = (" *image averages* are the 1×1 averages of training images up-sampled to the image size (where the "
+                    "multi-grid chains start; what a model's chains add is its distance from this row);"
+                    if any(r.get("model") == "image averages" and is_reference(r) for r in latest.values()) else "")
+        lines += ["Reference rows, scored by the same code: *real images* are held-out real images (the ceiling);"
+                  f"{averages} *noise* is Gaussian noise clipped to [-1, 1] (the floor).", ""]
     else:
         lines += ["No reference rows yet: `make reference DATA=<data> PRESET=<preset>` adds the real-images ceiling "
                   "and the noise floor.", ""]
@@ -89,6 +92,12 @@ def metric_tables(latest: dict[tuple, dict], level: str, data: str | None, legen
             if metric in row.get("metrics", {}):
                 cells[(row_label(row), n)].append(row["metrics"][metric])
         if not cells:
+            published = published_section(data, metric) if data else []
+            if published:  # a score the rows do not have (Inception's, without its weights): the papers' numbers alone
+                lines += [f"{level} {spec.label} ({spec.better} is better): published only", "",
+                          "No row of this table has this score (its feature space is not the offline classifier's); "
+                          "the papers' numbers are shown for their scale, not for comparison with the rows above.", "",
+                          *published]
             continue
         ns = sorted({n for _, n in cells}, key=n_key)
         present = {label for label, _ in cells}

@@ -110,9 +110,10 @@ def by_feature_space(rows: list[dict]) -> list[tuple[str | None, list[dict]]]:
 
 
 def ordered_labels(rows: Iterable[dict]) -> list[str]:
-    """The rows' labels: reference rows first (real images, then noise), then the models alphabetically."""
+    """The rows' labels: reference rows first (real images, the others, noise last), then the models alphabetically."""
     rows = list(rows)
-    references = sorted({row_label(r) for r in rows if is_reference(r)}, key=lambda x: ("noise" in x, x))
+    references = sorted({row_label(r) for r in rows if is_reference(r)},
+                        key=lambda x: ("noise" in x, "real images" not in x, x))
     return references + sorted({row_label(r) for r in rows if not is_reference(r)})
 
 

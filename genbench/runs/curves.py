@@ -19,8 +19,6 @@ from genbench.models.base import capture_rng_state, restore_rng_state
 from genbench.runs.callbacks import log_line
 from genbench.runs.sampling import chunk_seed
 
-#: attributes of a model that drawing evaluation samples sets (``prepare_evaluation``, ``sample``)
-EVALUATION_STATE = ("sample_position", "evaluation_chains", "evaluation_order", "evaluation_config")
 #: the seed of the curve's samples (the same samples' noise at every point of every run)
 CURVE_SEED = 7919
 
@@ -79,7 +77,7 @@ def score_without_side_effects(module, count: int, names: list[str], ctx: Metric
     module's parameters, buffers, train/eval mode and evaluation state are as they were afterwards."""
     rng = capture_rng_state()
     weights = {k: v.detach().clone() for k, v in module.state_dict(keep_vars=False).items()}
-    attributes = {k: getattr(module, k) for k in EVALUATION_STATE if hasattr(module, k)}
+    evaluation = module.evaluation_state()
     training = module.training
     try:
         module.prepare_evaluation(count, CURVE_SEED)
@@ -93,7 +91,6 @@ def score_without_side_effects(module, count: int, names: list[str], ctx: Metric
         return compute_metrics(names, samples, ctx)
     finally:
         module.load_state_dict(weights)
-        for key, value in attributes.items():
-            setattr(module, key, value)
+        module.restore_evaluation_state(evaluation)
         module.train(training)
         restore_rng_state(rng)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from genbench.bench import read_rows
 from genbench.cli import main
@@ -95,7 +96,7 @@ def test_reference_rows_are_scored_and_rendered_first(bench_row, capsys):
     assert main(argv) == 0
     rows, _ = read_rows(boards / "imagenet-scenes-tiny" / "smoke.jsonl")
     refs = {r["model"]: r for r in rows if r.get("kind") == "reference"}
-    assert set(refs) == {"real images", "noise"} and all(r["n"] == 10 for r in refs.values())  # the table's n
+    assert set(refs) == {"real images", "image averages", "noise"} and all(r["n"] == 10 for r in refs.values())
     real, noise = refs["real images"], refs["noise"]
     assert real["n_samples"] == noise["n_samples"] == model_row["n_samples"] == 60
     assert set(real["metrics"]) == set(model_row["metrics"]) and real["heldout_split"] == "val"
@@ -103,8 +104,26 @@ def test_reference_rows_are_scored_and_rendered_first(bench_row, capsys):
     assert real["metrics"]["classifier_score"]["mean"] > noise["metrics"]["classifier_score"]["mean"]
     md = (boards / "imagenet-scenes-tiny" / "smoke.md").read_text()
     section = md[md.index("## FID (Offline classifier features)"):]
-    table_rows = [line for line in section.splitlines() if line.startswith("| ")][1:4]
-    assert [line.split("|")[1].strip() for line in table_rows] == ["*real images* (reference)", "*noise* (reference)", "dcgan"]
+    table_rows = [line for line in section.splitlines() if line.startswith("| ")][1:5]
+    assert [line.split("|")[1].strip() for line in table_rows] == ["*real images* (reference)",
+                                                                   "*image averages* (reference)", "*noise* (reference)",
+                                                                   "dcgan"]
+
+
+def test_the_image_averages_reference_is_the_up_sampled_means_of_the_rows_training_images():
+    """Each image is one training image of the row's n draw averaged to 1×1 and replicated: constant per channel, its
+    value that image's channel means (computed here from the training images on their own)."""
+    from genbench.bench.reference import reference_images
+    from genbench.data import build_datamodule
+
+    training = build_datamodule("digits", n_per_class=5)
+    images = reference_images("image averages", build_datamodule("digits"), 30, seed=4, training=training)
+    assert images.shape == (30, 1, 8, 8)
+    flat = images.flatten(1)
+    assert torch.equal(flat, flat[:, :1].expand_as(flat))  # constant images
+    means = training.train_images().mean(dim=(1, 2, 3))
+    assert all(torch.isclose(means, value, atol=1e-6).any() for value in flat[:, 0])
+    assert len(set(flat[:, 0].tolist())) == 30  # 30 of the 50 images, none twice (no more samples than images)
 
 
 def test_config_prints_the_effective_config_and_its_hash(capsys):

@@ -17,8 +17,8 @@ def test_unknown_option_is_one_clear_error():
 
 
 def test_required_datasets_are_registered():
-    for name in ["imagenet-scenes", "imagenet-scenes-tiny", "scene15", "celeba", "cifar10", "mnist", "textures",
-                 "svhn", "fashion-mnist", "lsun-bedroom", "digits"]:
+    for name in ["imagenet-scenes", "imagenet-scenes-tiny", "scene15", "celeba", "cifar10", "cifar10-subset", "mnist",
+                 "textures", "svhn", "fashion-mnist", "lsun-bedroom", "digits"]:
         assert name in DATASETS
 
 
@@ -136,7 +136,7 @@ def test_imagenet_scenes_reads_a_user_tree_by_wnid(tmp_path):
 @pytest.mark.slow
 def test_offline_fallbacks_load(needs_shared):
     needs_shared("scene15", "cifar10-subset", "mnist-test")
-    for name, kwargs, classes in [("scene15", {"image_size": 32}, 15), ("cifar10", {}, 10), ("mnist", {}, 10)]:
+    for name, kwargs, classes in [("scene15", {"image_size": 32}, 15), ("cifar10-subset", {}, 10), ("mnist", {}, 10)]:
         dm = build_datamodule(name, **kwargs)
         dm.setup()
         assert dm.num_classes == classes

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from genbench.models import build_model
-from genbench.models.langevin import LangevinConfig
+from genbench.samplers.langevin import LangevinConfig
 from genbench.models.speed import SpeedSettings
 
 DRY = os.environ.get("GENBENCH_GPU_CHECK_DRY") == "1" and not torch.cuda.is_available()

@@ -68,7 +68,7 @@ def test_fresh_evaluation_chains_run_the_trained_chain_length():
     x0, steps = seen[0]
     assert steps == 21
     assert abs(x0.mean().item()) < 0.01 and abs(x0.std().item() - 0.016) < 0.001  # N(0, init_std²) noise
-    assert build_model("pcd", **SMALL, eval_steps=5).evaluation_langevin().n_steps == 5
+    assert build_model("pcd", **SMALL, eval_steps=5).sampler.evaluation_langevin().n_steps == 5
 
 
 def test_reinitialised_chains_restart_their_length():

@@ -6,7 +6,8 @@ from torch import nn
 
 from genbench.errors import DivergenceError, GenbenchError
 from genbench.models.abp import infer_latent
-from genbench.models.langevin import LangevinConfig, ReplayBuffer, frozen, langevin
+from genbench.samplers.buffer import ReplayBuffer
+from genbench.samplers.langevin import LangevinConfig, frozen, langevin
 
 
 def test_gaussian_energy_recovers_mean_and_variance():

@@ -11,7 +11,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models import build_model
-from genbench.models.langevin import LangevinConfig
+from genbench.samplers.langevin import LangevinConfig
 from genbench.models.speed import SpeedSettings
 
 SMALL_COOPNETS = {"image_size": 16, "channels": 3, "num_chains": 12, "net": {"widths": [16, 32, 32], "n_out": 8},

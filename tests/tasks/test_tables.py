@@ -120,7 +120,7 @@ def test_a_trained_generator_beats_pca_on_a_curved_low_dimensional_data_set():
     """x = W·(z1, z2, z1² − 1, z2² − 1, z1·z2): a 2-d manifold that no 2-d linear subspace holds. ABP with d = 2
     (learned by alternating back-propagation) reconstructs held-out points better than PCA with d = 2."""
     from genbench.models.abp import infer_latent, reconstruction_loss
-    from genbench.models.langevin import LangevinConfig
+    from genbench.samplers.langevin import LangevinConfig
     from genbench.models.nets import build_generator
     from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
 
@@ -247,7 +247,7 @@ def test_synthesis_quality_end_to_end_on_one_category_and_rerun_runs_nothing(pla
     assert all(r["config"]["data"]["categories"] == ["alp"] for r in rows)
     assert all(r["classifier"]["num_classes"] == 10 for r in rows)  # the classifier learned every category
     refs = {(r["model"], r["n"]): r["metrics"] for r in rows if r.get("kind") == "reference"}
-    assert set(refs) == {(kind, n) for kind in ("real images", "noise") for n in (20, 40)}
+    assert set(refs) == {(kind, n) for kind in ("real images", "image averages", "noise") for n in (20, 40)}
     for n in (20, 40):  # the ceiling is above the floor on every panel
         real, noise = refs[("real images", n)], refs[("noise", n)]
         assert real["class_probability"]["mean"] > noise["class_probability"]["mean"]
