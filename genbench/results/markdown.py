@@ -70,6 +70,7 @@ def render_table(rows: list[dict], title: str, legend: Legend, data: str | None 
                   "comparable with them (pairwise SSIM is); their own reference rows are the ones listed here.", ""]
         lines += metric_tables(other, "###", None, legend)
         everything.update({(space, *key): row for key, row in other.items()})
+    lines += diagnostics_section(everything)
     lines += budget_section(everything, legend)
     lines += protocol_section(everything)
     if any(r.get("preset") == "smoke" and not is_reference(r) for r in everything.values()):
@@ -110,6 +111,41 @@ def metric_tables(latest: dict[tuple, dict], level: str, data: str | None, legen
         if data:
             lines += published_section(data, metric)
     return lines
+
+
+def _number(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
+
+
+def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
+    """The learning diagnostics of the rows whose curve points carry them (the energy-based models): at the first and
+    the last point, the curve's classifier FID, the energy gap f(data) − f(samples) and the chains' mean gradient
+    norm, each diagnostic averaged over the iterations since the point before."""
+    rows = sorted((r for r in latest.values()
+                   if any("diagnostics" in p for p in ((r.get("curve") or {}).get("points") or []))),
+                  key=lambda r: (r["model"], n_key(r.get("n")), n_key(r.get("seed")), str(feature_space_of(r))))
+    if not rows:
+        return []
+    lines = ["## Learning diagnostics of the energy-based rows", "",
+             "At the first → the last point of each row's learning curve: the curve's classifier FID (its own sample "
+             "count), the energy gap f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖, each averaged "
+             "over the iterations since the point before. A gap that stays large while the FID stalls, or a gradient "
+             "norm near zero, is a stalled or saturated model.", "",
+             "| model | n | iterations | classifier FID | energy gap | gradient norm |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        points = [p for p in r["curve"]["points"] if "diagnostics" in p]
+        first, last = points[0], points[-1]
+
+        def pair(get) -> str:
+            return f"{_number(get(first))} → {_number(get(last))}"
+
+        lines.append(f"| {row_label(r)} | {r.get('n') or 'all'} | {first['iteration']} → {last['iteration']} | "
+                     f"{pair(lambda p: p['scores'].get('classifier_fid'))} | "
+                     f"{pair(lambda p: p['diagnostics'].get('energy_gap'))} | "
+                     f"{pair(lambda p: p['diagnostics'].get('langevin_grad_norm'))} |")
+    return [*lines, ""]
 
 
 def budget_section(latest: dict[tuple, dict], legend: Legend) -> list[str]:

@@ -2,6 +2,10 @@
 model trains, so a row shows how the score moved with iterations, training seconds and images seen — not only
 where it ended.
 
+Each point of an energy-based model also carries its learning diagnostics (``CURVE_DIAGNOSTICS``): the energy gap
+f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖ that the model logs every iteration, averaged over the
+iterations since the previous point, so a stalled or saturated EBM shows in its row without the logs.
+
 Scoring never changes training: the samples are drawn from their own seeded stream (every RNG the run uses is
 restored afterwards), the model's parameters and buffers (BatchNorm statistics, replay buffers, latent memories)
 and its evaluation state are put back as they were, and the time spent scoring is not counted as training time.
@@ -21,6 +25,8 @@ from genbench.runs.sampling import chunk_seed
 
 #: the seed of the curve's samples (the same samples' noise at every point of every run)
 CURVE_SEED = 7919
+#: the per-iteration diagnostics (logged as ``train/<name>``) each point averages over its interval, where a model logs them
+CURVE_DIAGNOSTICS = ("energy_gap", "langevin_grad_norm")
 
 
 class LearningCurve(Callback):
@@ -38,6 +44,8 @@ class LearningCurve(Callback):
         self.emit = log
         self.points: list[dict] = []
         self.scoring_seconds = 0.0
+        self._sums: dict[str, torch.Tensor] = {}  # diagnostics summed since the last point (on the device: no sync)
+        self._counts: dict[str, int] = {}
         self._start = 0.0
         self._first_iteration = 0
 
@@ -46,6 +54,11 @@ class LearningCurve(Callback):
         self._first_iteration = pl_module.iteration
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        for name in CURVE_DIAGNOSTICS:
+            value = trainer.callback_metrics.get(f"train/{name}")
+            if value is not None:
+                self._sums[name] = self._sums.get(name, 0.0) + value.detach().double()
+                self._counts[name] = self._counts.get(name, 0) + 1
         if pl_module.iteration % self.every == 0 and trainer.is_global_zero:
             self.score(trainer, pl_module)
 
@@ -63,11 +76,15 @@ class LearningCurve(Callback):
                  "images_seen": (pl_module.iteration - self._first_iteration) * trainer.train_dataloader.batch_size
                  * trainer.world_size if trainer.train_dataloader is not None else None,
                  "scores": {k: s.mean for k, s in scores.items()}, "scoring_seconds": round(seconds, 2)}
+        if self._counts:
+            point["diagnostics"] = {name: float(total) / self._counts[name] for name, total in self._sums.items()}
+            point["diagnostics_iterations"] = max(self._counts.values())
+            self._sums, self._counts = {}, {}
         self.scoring_seconds += seconds
         self.points.append(point)
         for logger in trainer.loggers:
             logger.log_metrics({f"curve/{k}": v for k, v in point["scores"].items()}, step=trainer.global_step)
-        shown = ", ".join(f"{k} {v:.4g}" for k, v in point["scores"].items())
+        shown = ", ".join(f"{k} {v:.4g}" for k, v in {**point["scores"], **point.get("diagnostics", {})}.items())
         self.emit(f"curve: iteration {point['iteration']}, {point['train_seconds']:.0f} s of training: {shown}")
         return point
 

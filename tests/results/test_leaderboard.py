@@ -144,3 +144,18 @@ def test_levers_a_table_sets_for_every_row_do_not_label_its_rows():
     assert row_label(protocol) == "dcgan" and row_label(extra) == "dcgan [speed: bf16]"
     assert row_label(plain) == "dcgan [speed: channels_last]"  # a row of a table without that protocol
     assert len(latest_rows([protocol, extra])) == 2
+
+
+def test_the_learning_diagnostics_of_energy_based_rows_stand_in_the_table():
+    def point(iteration, fid, gap, grad):
+        return {"iteration": iteration, "train_seconds": iteration, "scores": {"classifier_fid": fid},
+                "diagnostics": {"energy_gap": gap, "langevin_grad_norm": grad}}
+
+    ebm = {**_row("multigrid", 500, 0, 2.0), "curve": {"points": [point(150, 53.1, 51234.5, 215.4),
+                                                                   point(300, 40.0, 10.0, 1.0),
+                                                                   point(1780, 20.25, -3.5, 0.0042)]}}
+    gan = {**_row("dcgan", 500, 0, 2.5), "curve": {"points": [{"iteration": 10, "scores": {"classifier_fid": 9.0}}]}}
+    text = render_table([ebm, gan], "t")
+    section = text[text.index("## Learning diagnostics of the energy-based rows"):]
+    assert "| multigrid | 500 | 150 → 1780 | 53.1 → 20.2 | 5.12e+04 → -3.5 | 215 → 0.0042 |" in section
+    assert "| dcgan |" not in section.split("## Training budget")[0]

@@ -78,3 +78,28 @@ def test_curves_of_a_score_outside_the_preferred_ones_are_drawn(tmp_path):
                        "curve": {"every": 10, "samples": 16, "points": points}})
     render_leaderboards(tmp_path)
     assert (tmp_path / "textures" / "smoke-curves.png").is_file()
+
+
+def test_an_ebm_curve_point_carries_the_energy_gap_of_its_losses_and_the_gradient_norm(tmp_path, monkeypatch):
+    """Each point's energy gap is the mean, over the iterations since the point before, of f(data) − f(samples) — the
+    descriptor loss with its sign turned (no energy penalty here), recorded from the optimiser step itself."""
+    from genbench.models.descriptor import Descriptor
+
+    losses: list[float] = []
+    original = Descriptor.update
+
+    def recording(self, optimizer, loss, quantity, hint, check_grads=False):
+        if quantity == "descriptor loss":
+            losses.append(float(loss))
+        return original(self, optimizer, loss, quantity, hint, check_grads)
+
+    monkeypatch.setattr(Descriptor, "update", recording)
+    points = _bench(tmp_path, "pcd", "diag", curves=True).row["curve"]["points"]
+    assert len(losses) == 6 and [p["iteration"] for p in points] == [2, 4, 6]
+    for index, point in enumerate(points):
+        interval = losses[2 * index:2 * index + 2]
+        assert point["diagnostics_iterations"] == 2
+        assert point["diagnostics"]["energy_gap"] == pytest.approx(-sum(interval) / 2, rel=1e-5, abs=1e-6)
+        assert point["diagnostics"]["langevin_grad_norm"] > 0
+    dcgan = _bench(tmp_path, "dcgan", "gan", curves=True).row["curve"]["points"]
+    assert all("diagnostics" not in p for p in dcgan)  # a model that logs none carries none
