@@ -52,6 +52,12 @@ class Descriptor(GenerativeModel):
     """
 
     samples_need_grad = True
+    #: a recipe's own defaults (a subclass's): the training chains over ``LangevinConfig``'s, the energy net over the net
+    #: class's (the descriptor's are those classes' own)
+    langevin_defaults: dict = {}
+    net_defaults: dict = {}
+    #: the energy net's class (None: the arch's, ``DescriptorNet`` or ``MLPEnergy``)
+    energy_net_class: type | None = None
 
     def __init__(
         self,
@@ -93,13 +99,13 @@ class Descriptor(GenerativeModel):
             raise GenbenchError(f"ref_std must be positive or null, got {ref_std}")
         if lr <= 0:
             raise GenbenchError(f"lr must be positive, got {lr}")
-        self.langevin_config = LangevinConfig.from_dict(langevin or {}, "model.langevin")
+        self.langevin_config = LangevinConfig.from_dict({**self.langevin_defaults, **(langevin or {})}, "model.langevin")
         self.sample_langevin_config = LangevinConfig.from_dict(sample_langevin, "model.sample_langevin") \
             if sample_langevin else self.langevin_config
-        net_options = dict(net or {})
+        net_options = {**self.net_defaults, **(net or {})}
         if spectral_norm:
             net_options["spectral_norm"] = True
-        self.energy_net = build_energy_net(arch, image_size, channels, net_options)
+        self.energy_net = build_energy_net(arch, image_size, channels, net_options, self.energy_net_class)
         self.buffer = None  # a persistent sampler's replay buffer (checkpointed with the model)
         self.sampler = SAMPLERS.get(chain_init)(self)
 
@@ -107,11 +113,13 @@ class Descriptor(GenerativeModel):
     def resolve_nested(cls, options: dict) -> dict:
         from genbench.models.nets import resolve_net_options
 
-        options["langevin"] = LangevinConfig.from_dict(options.get("langevin") or {}, "model.langevin").to_dict()
+        options["langevin"] = LangevinConfig.from_dict({**cls.langevin_defaults, **(options.get("langevin") or {})},
+                                                       "model.langevin").to_dict()
         if options.get("sample_langevin"):
             options["sample_langevin"] = LangevinConfig.from_dict(options["sample_langevin"], "model.sample_langevin").to_dict()
         if isinstance(options.get("net"), (dict, type(None))):
-            options["net"] = resolve_net_options("energy", options.get("arch", "conv"), options.get("net"))
+            options["net"] = resolve_net_options("energy", options.get("arch", "conv"),
+                                                 {**cls.net_defaults, **(options.get("net") or {})}, cls.energy_net_class)
         return options
 
     # -- the model's equations ----------------------------------------------------------------

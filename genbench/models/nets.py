@@ -253,26 +253,29 @@ class MLPEnergy(MLP):
 SHAPE_ARGUMENTS = ("image_size", "channels", "in_shape", "out_shape", "latent_dim")
 
 
-def resolve_net_options(kind: str, arch: str, options: dict | None) -> dict:
-    """``options`` of an energy net (``kind="energy"``) or a generator with every other argument at its default."""
+def resolve_net_options(kind: str, arch: str, options: dict | None, cls: type | None = None) -> dict:
+    """``options`` of an energy net (``kind="energy"``) or a generator with every other argument at its default
+    (``cls``: a model's own net class instead of the arch's)."""
     from genbench.config import signature_defaults
 
     if arch not in ("conv", "mlp"):
         raise GenbenchError(f"model.arch must be 'conv' or 'mlp', got {arch!r}")
-    cls = {("energy", "mlp"): MLPEnergy, ("energy", "conv"): DescriptorNet,
-           ("generator", "mlp"): MLPGenerator, ("generator", "conv"): ConvGenerator}[(kind, arch)]
+    cls = cls or {("energy", "mlp"): MLPEnergy, ("energy", "conv"): DescriptorNet,
+                  ("generator", "mlp"): MLPGenerator, ("generator", "conv"): ConvGenerator}[(kind, arch)]
     defaults = {k: v for k, v in signature_defaults(cls).items() if k not in SHAPE_ARGUMENTS}
     return {**defaults, **(options or {})}
 
 
-def build_energy_net(arch: str, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
-    """f(X; θ): the CoopNets descriptor net (``conv``) or an MLP (``mlp``), from ``model.net`` options."""
+def build_energy_net(arch: str, image_size: int, channels: int, options: dict | None = None,
+                     cls: type | None = None) -> nn.Module:
+    """f(X; θ): the CoopNets descriptor net (``conv``), an MLP (``mlp``) or a model's own net class ``cls`` (taking
+    ``image_size`` and ``channels``), from ``model.net`` options."""
     from genbench.config import instantiate
 
     options = dict(options or {})
-    if arch == "mlp":
+    if arch == "mlp" and cls is None:
         return instantiate(MLPEnergy, {"in_shape": (channels, image_size, image_size), **options}, "model.net")
-    return instantiate(DescriptorNet, {"image_size": image_size, "channels": channels, **options}, "model.net")
+    return instantiate(cls or DescriptorNet, {"image_size": image_size, "channels": channels, **options}, "model.net")
 
 
 def build_generator(arch: str, latent_dim: int, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
