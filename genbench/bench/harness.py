@@ -86,7 +86,7 @@ def score_row(names: list[str], samples: "torch.Tensor | SampleSet", ctx: Metric
 def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) -> BenchResult | None:
     # 1. the effective config and the run folder
     spec = prepare_run(request, "bench")
-    cfg, run_dir, ckpt = spec.cfg, spec.run_dir, spec.ckpt
+    cfg, run_dir = spec.cfg, spec.run_dir
     model, data, preset, seed = (spec.run[k] for k in ("model", "data", "preset", "seed"))
     settings = bench_settings(cfg)
     boards = leaderboards or leaderboard_dir()
@@ -100,7 +100,7 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
         f"scored in {ctx.records.get('classifier', {}).get('feature_space') or 'no classifier space'}")
     # 3. the learning curve, 4. training
     curve = curve_callback(cfg, metric_names, ctx, log)
-    dm, module, trainer, wandb_logger, elapsed = train(cfg, run_dir, ckpt, ctx.n_samples, [curve] if curve else None, dm)
+    dm, module, trainer, wandb_logger, elapsed = train(spec, ctx.n_samples, [curve] if curve else None, dm)
     train_seconds = elapsed - (curve.scoring_seconds if curve else 0.0)  # scoring the curve is not training
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
@@ -184,7 +184,7 @@ def run_fit(model: str | None, data: str | None, preset: str | None = None, n: i
     with shared_run_dir():
         spec = prepare_run(RunRequest(model, data, preset, n, seed, tuple(overrides or ()), runs, run_name, resume), "fit")
         cfg, run_dir = spec.cfg, spec.run_dir
-        _, module, trainer, wandb_logger, seconds = train(cfg, run_dir, spec.ckpt)
+        _, module, trainer, wandb_logger, seconds = train(spec)
         finish_wandb(wandb_logger, {})
         if is_rank_zero():
             record = {"iterations": module.iteration, "train_seconds": round(seconds, 2),

@@ -100,6 +100,10 @@ def compose_layers(model: str | None, data: str, preset: str, overrides: list[st
     for text in overrides or []:
         cfg = deep_merge(cfg, parse_override(text))
         table = deep_merge(table, parse_override(text))
+    for section, value in cfg.items():
+        if not isinstance(value, dict):
+            raise GenbenchError(f"config section {section!r} must be a mapping of settings (e.g. --set "
+                                f"{section}.<key>=<value>), got {value!r}")
     check_tier(preset, tier, cfg, own_table)
     check_tier(preset, tier, table, shared_table)  # the overrides hold the tier of the table the run writes to
     return cfg, table, shared_table

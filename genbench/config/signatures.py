@@ -4,6 +4,8 @@ one-line errors."""
 from __future__ import annotations
 
 import inspect
+import math
+import re
 import types
 import typing
 from typing import Any, Literal, Union
@@ -85,8 +87,18 @@ def matches_type(value: Any, annotation: Any) -> bool:
     return True
 
 
+#: option names that hold a learning rate (``lr``, ``gen_lr``, ``d_lr`` …): a positive, finite number wherever given
+LEARNING_RATE = re.compile(r"(^|_)lr$")
+
+
 def check_types(cls: type, options: dict, what: str) -> None:
-    """Refuse, in one line, a value whose type does not fit its argument's annotation (``model.lr=abc``)."""
+    """Refuse, in one line, a value whose type does not fit its argument's annotation (``model.lr=abc``), a number that
+    is not finite (``model.lr=.nan``) and a learning rate that is not positive (``model.lr=-0.1``)."""
+    for name, value in options.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise GenbenchError(f"bad {what} option {name}={value!r}: a number must be finite")
+        if LEARNING_RATE.search(name) and isinstance(value, (int, float)) and not isinstance(value, bool) and value <= 0:
+            raise GenbenchError(f"bad {what} option {name}={value!r}: a learning rate must be positive")
     for name, annotation in argument_types(cls).items():
         if name in options and not matches_type(options[name], annotation):
             shown = getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")

@@ -18,7 +18,7 @@ import torch
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
 from genbench.models.nets import build_energy_net
-from genbench.samplers import SAMPLERS
+from genbench.samplers import make_sampler
 from genbench.samplers.langevin import (LangevinConfig, check_clamp_saturation, descriptor_energy, frozen, langevin,
                                         reference_precision)
 
@@ -32,7 +32,8 @@ class Descriptor(GenerativeModel):
     Args:
         ref_std: s of the reference p0 = N(0, s²I) (official 0.016); null drops the reference term.
         langevin: Langevin settings during training (official scene: 15 steps, δ = 0.002).
-        sample_langevin: settings when sampling for evaluation (default: the training ones).
+        sample_langevin: settings when sampling for evaluation (default: the training ones; given in part, the rest
+            are a recipe's defaults).
         chain_init: the chain sampler (``genbench.samplers``): gaussian | uniform | persistent (| generator, used by
             CoopNets) or any registered one.
         init_std: std of the Gaussian chain initialisation.
@@ -86,8 +87,6 @@ class Descriptor(GenerativeModel):
         super().__init__(image_size, channels, arch, bn_sampling=bn_sampling)
         self.save_hyperparameters()
         self.automatic_optimization = False
-        if chain_init not in SAMPLERS:
-            raise GenbenchError(f"unknown chain_init {chain_init!r}; the registered samplers: {', '.join(SAMPLERS.names())}")
         if eval_chains not in ("fresh", "buffer"):
             raise GenbenchError(f"eval_chains must be 'fresh' or 'buffer', got {eval_chains!r}")
         if eval_steps is not None and (not isinstance(eval_steps, int) or eval_steps < 1):
@@ -100,14 +99,15 @@ class Descriptor(GenerativeModel):
         if lr <= 0:
             raise GenbenchError(f"lr must be positive, got {lr}")
         self.langevin_config = LangevinConfig.from_dict({**self.langevin_defaults, **(langevin or {})}, "model.langevin")
-        self.sample_langevin_config = LangevinConfig.from_dict(sample_langevin, "model.sample_langevin") \
+        self.sample_langevin_config = LangevinConfig.from_dict({**self.langevin_defaults, **sample_langevin},
+                                                               "model.sample_langevin") \
             if sample_langevin else self.langevin_config
         net_options = {**self.net_defaults, **(net or {})}
         if spectral_norm:
             net_options["spectral_norm"] = True
         self.energy_net = build_energy_net(arch, image_size, channels, net_options, self.energy_net_class)
         self.buffer = None  # a persistent sampler's replay buffer (checkpointed with the model)
-        self.sampler = SAMPLERS.get(chain_init)(self)
+        self.sampler = make_sampler(chain_init, self)
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
@@ -116,7 +116,8 @@ class Descriptor(GenerativeModel):
         options["langevin"] = LangevinConfig.from_dict({**cls.langevin_defaults, **(options.get("langevin") or {})},
                                                        "model.langevin").to_dict()
         if options.get("sample_langevin"):
-            options["sample_langevin"] = LangevinConfig.from_dict(options["sample_langevin"], "model.sample_langevin").to_dict()
+            options["sample_langevin"] = LangevinConfig.from_dict({**cls.langevin_defaults, **options["sample_langevin"]},
+                                                                  "model.sample_langevin").to_dict()
         if isinstance(options.get("net"), (dict, type(None))):
             options["net"] = resolve_net_options("energy", options.get("arch", "conv"),
                                                  {**cls.net_defaults, **(options.get("net") or {})}, cls.energy_net_class)

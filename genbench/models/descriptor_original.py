@@ -7,12 +7,14 @@ for objects (enijkamp/coopnet @ 5f60646: ``frame_config.m`` 'object', ``train_mo
 and θ learned by SGD with momentum 0.5 on the log-likelihood gradient, per layer l (the ``MatConvNetSGD`` optimiser):
 
     g_l = (mean_data ∂f/∂θ_l − mean_synth ∂f/∂θ_l) / (positions of layer l's output),   capped: max |g_l| ≤ 8
-    m_l ← 0.5·m_l − 1e-4·θ_l (weights, not biases) + g_l,   θ_l ← θ_l + γ_t·m_l
+    m_l ← 0.5·m_l − 1e-4·θ_l (weights, not biases) + g_l,   θ_l ← θ_l + γ_t·r_l·m_l   (r = 1 weights, 2 biases)
 
 with γ_t = 0.07 decaying log-uniformly to 0.0007 over the run in 80 equal stages (``logspace(-2, -4, 80)·100``).
 Where genbench differs: the energy net is the CoopNets descriptor's (the TF code's, leaky ReLU, 100 outputs) rather
 than the MatConvNet object net (4×4/2 → 64, 2×2/1 → 128, ReLU, 2 outputs); the synthesized images start from
-N(0, s²) and the run's length is its ``trainer.max_iterations`` (or epochs × batches), read at the start of training.
+N(0, s²); the schedule's stages are cut from the run's iterations (its ``trainer.max_iterations``, or epochs × batches,
+read at the start of training) where the official code holds each stage for whole epochs (its ``nIteration`` counts
+epochs).
 """
 
 from __future__ import annotations
@@ -40,13 +42,15 @@ def matconvnet_rate(iteration: int, total: int, stages: int = 80) -> float:
 
 class MatConvNetSGD(torch.optim.Optimizer):
     """The MatConvNet descriptor update (see the module docstring). ``positions``: each parameter's divisor (the spatial
-    positions of its layer's output); ``decay``: each parameter's weight-decay factor (1 for weights, 0 for biases).
+    positions of its layer's output); ``decay``: each parameter's weight-decay factor (1 for weights, 0 for biases);
+    ``rates``: each parameter's learning-rate factor (1 for weights, 2 for biases: MatConvNet's ``learningRate [1 2]``).
     ``step`` takes the gradients of the *loss* mean f(synth) − mean f(data), i.e. minus the log-likelihood gradient."""
 
     def __init__(self, params, lr: float, momentum: float, weight_decay: float, cap: float,
-                 positions: dict[torch.nn.Parameter, int], decay: dict[torch.nn.Parameter, float]) -> None:
+                 positions: dict[torch.nn.Parameter, int], decay: dict[torch.nn.Parameter, float],
+                 rates: dict[torch.nn.Parameter, float]) -> None:
         super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay, "cap": cap})
-        self.positions, self.decay = positions, decay
+        self.positions, self.decay, self.rates = positions, decay, rates
         self.rate = 1.0  # the schedule's factor, set by the model every iteration
 
     @torch.no_grad()
@@ -62,22 +66,23 @@ class MatConvNetSGD(torch.optim.Optimizer):
                 state = self.state[p]
                 m = state.setdefault("momentum", torch.zeros_like(p))
                 m.mul_(group["momentum"]).add_(p, alpha=-group["weight_decay"] * self.decay[p]).add_(g)
-                p.add_(m, alpha=group["lr"] * self.rate)
+                p.add_(m, alpha=group["lr"] * self.rate * self.rates[p])
 
 
 def layer_positions(net: nn.Module, image_size: int, channels: int) -> dict[nn.Parameter, int]:
-    """Each parameter of ``net``'s convolutions and linear layers → the spatial positions of that layer's output (1 for
-    a linear layer), by one forward pass of a zero image."""
+    """Each parameter of ``net``'s convolutions and linear layers (a parametrized weight's original too) → the spatial
+    positions of that layer's output (1 for a linear layer), by one forward pass of a zero image on the net's device."""
     sizes: dict[nn.Module, int] = {}
     hooks = [m.register_forward_hook(lambda module, _, out: sizes.__setitem__(module, math.prod(out.shape[2:]) or 1))
              for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    device = next(net.parameters()).device
     try:
         with torch.no_grad():
-            net(torch.zeros(1, channels, image_size, image_size))
+            net(torch.zeros(1, channels, image_size, image_size, device=device))
     finally:
         for hook in hooks:
             hook.remove()
-    return {p: sizes[m] for m in sizes for p in m.parameters(recurse=False)}
+    return {p: sizes[m] for m in sizes for p in m.parameters()}
 
 
 @MODELS.register("descriptor-original")
@@ -106,9 +111,11 @@ class DescriptorOriginal(Descriptor):
     def configure_optimizers(self):
         net = self.energy_net
         positions = layer_positions(net, self.image_size, self.channels)
-        decay = {p: 0.0 if name.endswith("bias") else 1.0 for name, p in net.named_parameters()}
+        biases = {p for name, p in net.named_parameters() if name.endswith("bias")}
+        decay = {p: 0.0 if p in biases else 1.0 for p in net.parameters()}
+        rates = {p: 2.0 if p in biases else 1.0 for p in net.parameters()}
         return MatConvNetSGD(net.parameters(), self.hparams.lr, self.hparams.momentum, self.hparams.weight_decay,
-                             self.hparams.grad_cap, positions, decay)
+                             self.hparams.grad_cap, positions, decay, rates)
 
     def on_fit_start(self) -> None:
         """The run's length, for the learning-rate schedule: the iteration limit of the run, else epochs × batches."""

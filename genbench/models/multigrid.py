@@ -20,6 +20,11 @@ paper and the code differ the code is followed: T = 90 (the project page says 30
 writes Langevin dynamics with noise), the L2 weight decay of 1e-4 built but never added to the loss (so not applied),
 BatchNorm with the statistics of each batch always (chains of one batch are coupled through it; data and synthesized
 images are normalised separately, each call with its own batch), Xavier-uniform initialisation.
+
+Where genbench differs from the code: a 5×5 stride-2 convolution pads 2 pixels on each side where TensorFlow's "SAME"
+pads 1 before and 2 after (the same output size, shifted by one pixel); the official code draws samples only inside
+training, in batches of 100, so the evaluation chains here are normalised by the statistics of each evaluation chunk
+(``bench.sample_batch_size`` chains, the last chunk the remainder), recorded with the row's settings.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
 from genbench.models.nets import same_conv
-from genbench.samplers import SAMPLERS
+from genbench.samplers import make_sampler
 from genbench.samplers.grids import check_grids, coarse_to_fine, default_grids, downsample
 from genbench.samplers.langevin import LangevinConfig, check_clamp_saturation, frozen, langevin
 
@@ -134,7 +139,7 @@ class GridEBM(GenerativeModel):
         self.langevin_config = LangevinConfig.from_dict(langevin, "model.langevin")
         self.sample_langevin_config = LangevinConfig.from_dict(sample_langevin, "model.sample_langevin")
         self.register_buffer("image_means", torch.zeros(num_train, channels))
-        self.sampler = SAMPLERS.get(self.sampler_name)(self)
+        self.sampler = make_sampler(self.sampler_name, self)
 
     # -- settings ------------------------------------------------------------------------------------------------
     @classmethod

@@ -68,8 +68,15 @@ def with_sync_free_langevin(module: nn.Module) -> None:
 
 
 def nets_of(module: nn.Module) -> list[nn.Module]:
-    """The model's nets: its direct children that hold parameters (energy net, generator, discriminator, …)."""
-    return [child for child in module.children() if any(True for _ in child.parameters())]
+    """The model's nets: its direct children that hold parameters (energy net, generator, discriminator, …), the
+    members of a container of nets (the multi-grid models' ``ModuleDict`` of grid nets) in its place."""
+    nets = []
+    for child in module.children():
+        if isinstance(child, (nn.ModuleDict, nn.ModuleList)):
+            nets += nets_of(child)
+        elif any(True for _ in child.parameters()):
+            nets.append(child)
+    return nets
 
 
 def _float32_outputs(net: nn.Module, inputs, output):

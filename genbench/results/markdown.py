@@ -131,8 +131,10 @@ def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
     lines = ["## Learning diagnostics of the energy-based rows", "",
              "At the first → the last point of each row's learning curve: the curve's classifier FID (its own sample "
              "count), the energy gap f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖, each averaged "
-             "over the iterations since the point before. A gap that stays large while the FID stalls, or a gradient "
-             "norm near zero, is a stalled or saturated model.", "",
+             "over the iterations since the point before, each in its model's own units (the multi-grid models sample "
+             "raw [0, 255] pixels, igebm [0, 1], the others [-1, 1]; the multi-grid gap and norm are the finest "
+             "grid's). A gap that stays large while the FID stalls, or a gradient norm near zero, is a stalled or "
+             "saturated model.", "",
              "| model | n | iterations | classifier FID | energy gap | gradient norm |", "|---|---|---|---|---|---|"]
     for r in rows:
         points = [p for p in r["curve"]["points"] if "diagnostics" in p]

@@ -145,11 +145,15 @@ class RunRequest:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """A prepared run: its effective config, its folder and the checkpoint it resumes from (None: a fresh start)."""
+    """A prepared run: its effective config, its folder and the checkpoint it resumes from (None: a fresh start).
+    ``kind``: the command (bench, fit); ``new``: the folder is not written yet — ``record_start`` writes it when
+    training starts, so a run refused before then leaves nothing behind."""
 
     cfg: dict
     run_dir: Path
     ckpt: Path | None
+    kind: str = "bench"
+    new: bool = False
 
     @property
     def run(self) -> dict:
@@ -183,7 +187,7 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
                 cfg = deep_merge(cfg, parse_override(text))
             cfg = resolve_config(cfg)
         check_same_config(cfg, recorded, resume_dir)
-        return RunSpec(cfg, resume_dir, ckpt)
+        return RunSpec(cfg, resume_dir, ckpt, kind)
     model, data, preset, seed = model or "dcgan", data or "imagenet-scenes-tiny", preset or "smoke", 0 if seed is None else seed
     cfg = effective_config(model, data, preset, n, seed, overrides)
     if os.environ.get("GENBENCH_RUN_DIR"):
@@ -198,12 +202,21 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
     existing = recorded_config(run_dir)
     if existing is not None:
         check_same_config(cfg, existing, run_dir)
-    if is_rank_zero() and existing is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        record_config(run_dir, cfg, kind)
     if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
         ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # a named (sweep) run picks up where it stopped
-    return RunSpec(cfg, run_dir, ckpt)
+    return RunSpec(cfg, run_dir, ckpt, kind, new=existing is None)
+
+
+def record_start(spec: RunSpec) -> None:
+    """When training starts (every check passed): a new run's folder with its config and command, or a resumed run's
+    record of the config its weights now continue under (rank 0)."""
+    if not is_rank_zero():
+        return
+    if spec.new:
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        record_config(spec.run_dir, spec.cfg, spec.kind)
+    elif spec.ckpt is not None:
+        record_config(spec.run_dir, spec.cfg, "resume")
 
 
 def record_config(run_dir: Path, cfg: dict, kind: str) -> None:

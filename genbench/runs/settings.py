@@ -8,6 +8,7 @@ Every section is validated like ``model`` and ``data``: an unknown key (``bench.
 from __future__ import annotations
 
 import inspect
+import math
 import re
 from dataclasses import dataclass, field, fields
 
@@ -84,9 +85,17 @@ ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 
+#: the longest name ``check_name`` takes (a file name, with room for the suffixes genbench adds, stays under 255 bytes)
+MAX_NAME_LENGTH = 200
+
+
 def check_name(value, what: str) -> str:
-    """A name that becomes one file or folder name (a table, a run): letters, digits and ``._+=-``, no path."""
-    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value) or len(value) > 200:
+    """A name that becomes one file or folder name (a table, a run): letters, digits and ``._+=-``, no path, at most
+    ``MAX_NAME_LENGTH`` characters."""
+    if isinstance(value, str) and SAFE_NAME.fullmatch(value) and len(value) > MAX_NAME_LENGTH:
+        raise GenbenchError(f"{what} must be at most {MAX_NAME_LENGTH} characters (it becomes a file name), got "
+                            f"{len(value)}: {value[:40]}…")
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
         raise GenbenchError(f"{what} must be a plain name (letters, digits, '._+=-', not starting with '.' or '-', "
                             f"no '/'), got {value!r}")
     return value
@@ -107,6 +116,8 @@ def check_trainer(trainer: dict) -> None:
         raise GenbenchError(f"trainer.accelerator={accelerator} but no CUDA device is available here; use cpu or auto")
     if accelerator == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise GenbenchError("trainer.accelerator=mps but MPS is not available here; use cpu or auto")
+    if "max_time" in trainer:
+        check_max_time(trainer["max_time"])
     nodes = trainer.get("num_nodes")
     if nodes is not None and not is_count(nodes, 1):
         raise GenbenchError(f"trainer.num_nodes must be a positive integer, got {nodes!r}")
@@ -114,6 +125,25 @@ def check_trainer(trainer: dict) -> None:
     if isinstance(devices, (bool, float)) or (isinstance(devices, int) and (devices == 0 or devices < -1)):
         raise GenbenchError(f"trainer.devices must be a positive integer, -1 (all), 'auto', a list of device indices or "
                             f"a string such as '0,1', got {devices!r}")
+
+
+#: the fields of a ``trainer.max_time`` mapping (Lightning's), in seconds
+TIME_FIELDS = {"days": 86400, "hours": 3600, "minutes": 60, "seconds": 1}
+
+
+def check_max_time(value) -> None:
+    """``trainer.max_time`` as Lightning takes it — ``DD:HH:MM:SS`` or a mapping of days/hours/minutes/seconds — and
+    longer than zero (a run with no time would score the untrained model)."""
+    if isinstance(value, str) and re.fullmatch(r"\d+:\d{1,2}:\d{1,2}:\d{1,2}", value):
+        seconds = sum(int(part) * unit for part, unit in zip(value.split(":"), (86400, 3600, 60, 1)))
+    elif isinstance(value, dict) and value and set(value) <= set(TIME_FIELDS) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in value.values()):
+        seconds = sum(v * TIME_FIELDS[k] for k, v in value.items())
+    else:
+        raise GenbenchError(f"trainer.max_time must be DD:HH:MM:SS or a mapping of days/hours/minutes/seconds (each ≥ 0), "
+                            f"got {value!r}")
+    if seconds <= 0:
+        raise GenbenchError(f"trainer.max_time must be longer than zero (the model would not train at all), got {value!r}")
 
 
 def trainer_keys() -> set[str]:

@@ -20,7 +20,7 @@ from genbench.models import build_model, model_class
 from genbench.models.speed import SpeedSettings
 from genbench.runs.callbacks import (AppendingCSVLogger, PeriodicCheckpoint, ProgressLog, ResumeWithinEpoch, SampleGrids,
                                      StopAtIteration)
-from genbench.runs.folder import check_checkpoint_fits, is_rank_zero, record_config
+from genbench.runs.folder import RunSpec, check_checkpoint_fits, is_rank_zero, record_start
 from genbench.runs.settings import bench_settings, logger_settings
 from genbench.runs.tracking import make_wandb_logger
 
@@ -105,11 +105,11 @@ def num_samples(cfg: dict, dm) -> int:
     return value
 
 
-def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None = None, callbacks: list | None = None,
-          dm=None):
-    """Fit the configured model on ``dm`` (the run's datamodule; a new one when None); a divergence becomes one line
-    naming the last good checkpoint. With ``num_samples``, an evaluation the model cannot draw is refused before
-    training."""
+def train(spec: RunSpec, num_samples: int | None = None, callbacks: list | None = None, dm=None):
+    """Fit the run's model on ``dm`` (the run's datamodule; a new one when None); a divergence becomes one line naming
+    the last good checkpoint. With ``num_samples``, an evaluation the model cannot draw is refused before training.
+    The run folder is written only once every check has passed (``record_start``)."""
+    cfg, run_dir, ckpt = spec.cfg, spec.run_dir, spec.ckpt
     run = cfg["run"]
     L.seed_everything(run["seed"], workers=True, verbose=False)
     dm, module = build(cfg, dm)
@@ -117,8 +117,7 @@ def train(cfg: dict, run_dir: Path, ckpt: Path | None, num_samples: int | None =
         module.check_evaluation(num_samples)
     if ckpt is not None:
         check_checkpoint_fits(ckpt, module, run["model"])
-        if is_rank_zero():
-            record_config(run_dir, cfg, "resume")  # the config the folder's weights now continue under
+    record_start(spec)
     if is_rank_zero():
         write_text(run_dir / "data.json", json.dumps({"describe": dm.describe(), "files": dm.file_lists["train"]}, indent=1))
     tags = [run["model"], run["data"], f"n={run['n'] or 'all'}", f"seed={run['seed']}", run["preset"]]

@@ -9,9 +9,9 @@ Samplers know nothing of the models: a sampler reads what it documents from the 
 import importlib
 import pkgutil
 
-from genbench.samplers.base import SAMPLERS, ChainSampler, describe_evaluation
+from genbench.samplers.base import SAMPLERS, ChainSampler, describe_evaluation, make_sampler
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["SAMPLERS", "ChainSampler", "describe_evaluation"]
+__all__ = ["SAMPLERS", "ChainSampler", "describe_evaluation", "make_sampler"]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from genbench.errors import GenbenchError
 from genbench.registry import Registry
 
 SAMPLERS: Registry[type["ChainSampler"]] = Registry("sampler")
@@ -30,6 +31,8 @@ class ChainSampler:
 
     #: the ``chains`` values of the evaluation records this sampler writes (how ``describe_evaluation`` finds it)
     kinds: tuple[str, ...] = ()
+    #: the attributes a model must have for these chains (e.g. ``draft``: a generator's drafts; ``grids``)
+    requires: tuple[str, ...] = ()
 
     def __init__(self, model) -> None:
         self.model = model
@@ -73,6 +76,18 @@ class ChainSampler:
     def describe(cls, record: dict) -> str:
         """One phrase for a row's evaluation record."""
         return f"{record['chains']} chains, {record.get('steps')} Langevin steps"
+
+
+def make_sampler(name: str, model) -> ChainSampler:
+    """The sampler registered as ``name``, bound to ``model``; one line when the model lacks what it needs, naming the
+    samplers that fit it."""
+    cls = SAMPLERS.get(name)
+    missing = [a for a in cls.requires if not hasattr(model, a)]
+    if missing:
+        fits = [n for n in SAMPLERS.names() if all(hasattr(model, a) for a in SAMPLERS.get(n).requires)]
+        raise GenbenchError(f"the {name!r} chains need a model with {', '.join(missing)}; {type(model).__name__} has "
+                            f"none: its samplers are {', '.join(fits)}")
+    return cls(model)
 
 
 def describe_evaluation(chains: dict | None, bn_sampling: str | None = None) -> str:

@@ -151,6 +151,7 @@ class GeneratorChains(ChainSampler):
     ``sample_langevin``, or not at all with ``sample_from: generator``)."""
 
     kinds = ("generator drafts",)
+    requires = ("draft",)
 
     def start(self, x_data: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self.model.draft(n)

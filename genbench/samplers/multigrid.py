@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import torch
 
+from genbench.errors import GenbenchError
 from genbench.samplers.base import SAMPLERS, ChainSampler
 from genbench.samplers.grids import downsample, draw_images
 
 
 class AverageStartChains(ChainSampler):
     """Evaluation chains from the 1×1 averages of a seeded draw of training images."""
+
+    requires = ("image_means", "grids")
 
     def __init__(self, model) -> None:
         super().__init__(model)
@@ -35,6 +38,9 @@ class AverageStartChains(ChainSampler):
 
     def evaluation_start(self, n: int, first: int) -> torch.Tensor:
         means = self.model.image_means
+        if means.shape[0] == 0:
+            raise GenbenchError("no training images' averages to start the evaluation chains from: the model has not "
+                                "been trained (its averages are kept when training starts)")
         if self.order is None:  # drawn without prepare_evaluation (a direct ``sample``): the first images in order
             index = torch.arange(first, first + n) % means.shape[0]
         else:

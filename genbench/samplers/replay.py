@@ -69,6 +69,8 @@ class ReplayChains(ChainSampler):
     """IGEBM's replay buffer (see the module)."""
 
     kinds = ("replay buffer",)
+    #: the chains live in [0, 1]: the model maps its images there (``to_unit``)
+    requires = ("to_unit",)
 
     def __init__(self, model) -> None:
         super().__init__(model)

@@ -78,6 +78,14 @@ def test_bench_writes_a_complete_row(bench_row):
     (["bench", "--set", "bench.num_sample=3"], "unknown bench option(s) ['num_sample']; accepted: curve_samples, eval_every, grid_every"),
     (["bench", "--set", "logger.wandbb=true"], "unknown logger option(s) ['wandbb']; accepted: entity, group"),
     (["bench", "--set", "trainer.max_iteration=3"], "unknown trainer option(s) ['max_iteration']; accepted: "),
+    (["bench", "--set", "model=5"], "config section 'model' must be a mapping of settings"),
+    (["bench", "--set", "bench=oops"], "config section 'bench' must be a mapping of settings"),
+    (["bench", "--set", "model.lr=.nan"], "bad model (dcgan) option lr=nan: a number must be finite"),
+    (["bench", "--set", "model.lr=-0.1"], "bad model (dcgan) option lr=-0.1: a learning rate must be positive"),
+    (["bench", "--set", "trainer.max_time=banana"], "trainer.max_time must be DD:HH:MM:SS or a mapping"),
+    (["bench", "--set", "trainer.max_time={minutes: -5}"], "trainer.max_time must be DD:HH:MM:SS or a mapping"),
+    (["bench", "--set", "trainer.max_time={minutes: 0}"], "trainer.max_time must be longer than zero"),
+    (["bench", "--run-name", "r" * 300], "--run-name must be at most 200 characters (it becomes a file name), got 300"),
 ])
 def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, capsys, monkeypatch, tmp_path):
     boards, _ = bench_row
@@ -274,3 +282,37 @@ def test_a_preset_that_extends_another_is_its_tier_with_its_own_budget(tmp_path,
     monkeypatch.setattr("genbench.config.composition.configs_dir", lambda: tmp_path / "configs")
     with pytest.raises(GenbenchError, match="extend each other in a circle"):
         compose("dcgan", "imagenet-scenes-tiny", "cpu")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("parameters:\n  model: {value: dcgan}\n  model: {value: vae}\n",
+     "the key 'model' is given twice in one mapping (lines 2 and 3); keep one"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi")),
+     "the document expands to more than 100,000 values through its aliases"),
+])
+def test_a_config_with_a_duplicate_key_or_an_alias_bomb_is_refused_in_one_line(tmp_path, capsys, text, message):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(text)
+    assert main(["sweep", "--config", str(sweep), "--leaderboards", str(tmp_path / "boards")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and len(err) < 400
+
+
+def test_genbench_reference_takes_the_averages_from_the_rows_own_n_draw(tmp_path, monkeypatch):
+    from genbench.bench import reference
+
+    seen = {}
+    original = reference.reference_images
+
+    def spy(kind, datamodule, count, seed, training=None):
+        if kind == "image averages":
+            seen.update(n=training.n_per_class, train=training.num_train, count=count)
+        return original(kind, datamodule, count, seed, training)
+
+    monkeypatch.setattr(reference, "reference_images", spy)
+    rows = reference.run_reference("digits", "smoke", [7], 0, ["bench.metrics=[pairwise_ssim]", "bench.num_samples=30",
+                                                               "bench.metric_options.ssim_samples=10"],
+                                   tmp_path, log=lambda *args: None, kinds=["image averages"])
+    assert seen == {"n": 7, "train": 70, "count": 30}
+    assert [r["model"] for r in rows] == ["image averages"]

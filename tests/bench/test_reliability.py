@@ -26,7 +26,7 @@ from genbench.metrics import classifier as classifier_module
 from genbench.metrics.classifier import SHIPPED_DIR, get_classifier, load_bundle, read_manifest
 from genbench.results import append_row, by_feature_space, feature_space_of, read_rows, sample_sheet_path
 from genbench.runs.config import check_memory, effective_config, resolve_config
-from genbench.runs.folder import RunRequest, check_checkpoint_fits, prepare_run
+from genbench.runs.folder import RunRequest, check_checkpoint_fits, prepare_run, record_start
 
 SCENES = Path(__file__).resolve().parents[2] / "assets" / "imagenet-scenes-tiny"
 TINY = ["bench.metrics=[pairwise_ssim]", "bench.num_samples=20", "bench.metric_options.ssim_samples=10",
@@ -179,6 +179,7 @@ def test_the_effective_config_resolves_every_setting_and_its_hash_covers_default
 def test_a_named_run_never_resumes_under_another_config(tmp_path):
     runs = tmp_path / "runs"
     first = prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.lr=0.0002",), runs, "same"), "bench")
+    record_start(first)  # the run started: its folder holds its config
     cfg, run_dir = first.cfg, first.run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     written = (run_dir / "config.yaml").read_text()
@@ -191,7 +192,9 @@ def test_a_named_run_never_resumes_under_another_config(tmp_path):
 
 def test_resume_refuses_another_model_and_validates_like_a_new_run(tmp_path):
     runs = tmp_path / "runs"
-    run_dir = prepare_run(RunRequest("vae", "digits", "smoke", None, 0, ("model.width=8",), runs, "v"), "fit").run_dir
+    spec = prepare_run(RunRequest("vae", "digits", "smoke", None, 0, ("model.width=8",), runs, "v"), "fit")
+    record_start(spec)
+    run_dir = spec.run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     ckpt.parent.mkdir(parents=True)
@@ -214,8 +217,10 @@ def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, cap
     torch.save({"state_dict": vae.state_dict()}, ckpt)
     with pytest.raises(GenbenchError, match="was not written by this dcgan"):
         check_checkpoint_fits(ckpt, dcgan, "dcgan")
-    run_dir = prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.g_width=8", "model.d_width=8"),
-                                     tmp_path / "runs", "d"), "fit").run_dir
+    spec = prepare_run(RunRequest("dcgan", "digits", "smoke", None, 0, ("model.g_width=8", "model.d_width=8"),
+                                  tmp_path / "runs", "d"), "fit")
+    record_start(spec)
+    run_dir = spec.run_dir
     os.environ.pop("GENBENCH_RUN_DIR", None)
     (run_dir / "checkpoints").mkdir()
     shutil.copyfile(ckpt, run_dir / "checkpoints" / "last.ckpt")  # a foreign checkpoint in a dcgan run folder
@@ -510,3 +515,15 @@ def test_migrate_maps_a_legacy_space_only_when_its_reference_rows_reproduce(tmp_
     render_leaderboards(boards, "digits")
     text = (boards / "digits" / "smoke.md").read_text()
     assert f"feature space `{space}`" in text.splitlines()[4] and "Rows in feature space `legacy digits" in text
+
+
+@pytest.mark.parametrize("argv", [
+    ["bench", "--model", "dcgan", "--data", "digits", "--n", "500"],                        # more images than a class holds
+    ["bench", "--model", "dcgan", "--set", "data.root=/nonexistent/scenes"],                # no data there
+    ["fit", "--model", "dcgan", "--set", "data.root=/nonexistent/x"],
+])
+def test_a_run_refused_before_training_leaves_no_run_folder(tmp_path, monkeypatch, capsys, argv):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    assert main([*argv, "--leaderboards", str(tmp_path / "boards")] if argv[0] == "bench" else argv) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*"))

@@ -1,6 +1,7 @@
 """The EBM recipes as their authors ran them: each recipe's net and Langevin step against the official code's update,
 written here on a separate path."""
 
+import copy
 import dataclasses
 
 import pytest
@@ -103,27 +104,38 @@ def test_igebm_spectral_norm_bounds_every_convolution():
 
 
 def test_the_descriptors_original_update_is_the_matconvnet_one():
+    """Two steps of MatConvNetSGD against accumulate_gradients1 written out: the gradient divided by its layer's output
+    positions and capped at 8, momentum 0.5, weight decay on weights only, biases at twice the rate. The gradients are
+    scaled up so the cap engages, and the weight decay is large enough to show."""
     from genbench.models.descriptor_original import matconvnet_rate
 
     torch.manual_seed(0)
-    model = build_model("descriptor-original", image_size=8, channels=1, net={"widths": [4, 4, 4], "n_out": 2})
+    model = build_model("descriptor-original", image_size=8, channels=1, net={"widths": [4, 4, 4], "n_out": 2},
+                        weight_decay=0.5)
     assert model.langevin_config.n_steps == 10 and model.langevin_config.step_size == 0.005 and len(model.buffer) == 36
     optimizer = model.configure_optimizers()
     params = dict(model.energy_net.named_parameters())
-    before = {k: v.detach().clone() for k, v in params.items()}
-    x_data, x_synth = torch.rand(7, 1, 8, 8), torch.rand(36, 1, 8, 8)
-    loss = model.f(x_synth).mean() - model.f(x_data).mean()
-    loss.backward()
-    grads = {k: v.grad.clone() for k, v in params.items()}
-    optimizer.rate = 0.5
-    optimizer.step()
     sizes = {"net.0": 16, "net.2": 4, "net.4": 4, "net.6": 1}  # output positions of each conv (8 → 4 → 2 → 2 → 1)
-    for name, p in params.items():
-        g = -grads[name] / sizes[name.rsplit(".", 1)[0]]
-        if g.abs().max() > 8:
-            g = g / g.abs().max() * 8
-        m = -1e-4 * (0.0 if name.endswith("bias") else 1.0) * before[name] + g  # first step: momentum starts at 0
-        assert torch.allclose(p.detach(), before[name] + 0.07 * 0.5 * m, atol=1e-7), name
+    theta = {k: v.detach().clone() for k, v in params.items()}
+    momentum = {k: torch.zeros_like(v) for k, v in params.items()}
+    capped = False
+    for rate in (0.5, 0.25):
+        x_data, x_synth = torch.rand(7, 1, 8, 8), torch.rand(36, 1, 8, 8)
+        optimizer.zero_grad()
+        loss = 1e6 * (model.f(x_synth).mean() - model.f(x_data).mean())
+        loss.backward()
+        optimizer.rate = rate
+        for name, p in params.items():
+            g = -p.grad / sizes[name.rsplit(".", 1)[0]]
+            if g.abs().max() > 8:
+                g, capped = g / g.abs().max() * 8, True
+            bias = name.endswith("bias")
+            momentum[name] = 0.5 * momentum[name] - 0.5 * (0.0 if bias else 1.0) * theta[name] + g
+            theta[name] = theta[name] + 0.07 * rate * (2.0 if bias else 1.0) * momentum[name]
+        optimizer.step()
+        for name, p in params.items():
+            assert torch.allclose(p.detach(), theta[name], atol=1e-5, rtol=1e-5), name
+    assert capped
     assert matconvnet_rate(0, 8000) == 1.0 and matconvnet_rate(7999, 8000) == pytest.approx(0.01)
     assert matconvnet_rate(100, 8000) == pytest.approx(10 ** (-2 / 79))
 
@@ -146,3 +158,61 @@ def test_each_recipe_learns_and_samples_through_lightning(tmp_path, name, option
     assert samples.shape == (12, 1, 8, 8) and torch.isfinite(samples).all() and samples.abs().max() <= 1
     if name == "descriptor-original":
         assert model.total_iterations == 4 and model.buffer.trained_chain_length() == 40  # 36 chains × 4 revisions
+
+
+def test_igebm_net_buffer_and_adam_follow_the_repository():
+    from genbench.models.igebm import ClippedAdam, ResNetEnergy
+    from genbench.samplers.replay import dequantise, quantise
+
+    torch.manual_seed(0)
+    net = ResNetEnergy(image_size=32, channels=3, width=8)
+    blocks = list(net.blocks)
+    assert [(b.c1.in_channels, b.c2.out_channels, b.downsample, b.bypass is not None) for b in blocks] == [
+        (8, 8, True, False), (8, 8, False, False), (8, 16, True, True), (16, 16, False, False), (16, 16, True, False),
+        (16, 16, False, False)]
+    assert all(c.bias is None for c in net.modules() if isinstance(c, nn.Conv2d))  # the official convs: no bias
+    net.train()
+    net(torch.rand(2, 3, 32, 32))
+    assert blocks[0].c2.weight.abs().max() < 1e-6  # lower-bounded spectral norm keeps the near-zero conv near zero
+    assert torch.linalg.matrix_norm(blocks[0].c1.weight.flatten(1), ord=2) > 0.5
+    q = quantise(torch.tensor([0.0, 0.5, 1.0, 1.7]))
+    assert q.tolist() == [0, 127, 255, 255]
+    x = dequantise(q)
+    assert ((x >= q.float() / 256) & (x < (q.float() + 1) / 256)).all()
+    # ClippedAdam against torch's Adam fed the gradients clipped by hand to ±(3·√(v̂) + 0.1)
+    a, b = torch.nn.Parameter(torch.zeros(5)), torch.nn.Parameter(torch.zeros(5))
+    ours, plain = ClippedAdam([a], lr=0.01, betas=(0.0, 0.999)), torch.optim.Adam([b], lr=0.01, betas=(0.0, 0.999))
+    v, grads = torch.zeros(5), [torch.tensor([5.0, -5.0, 0.05, 1.0, -0.2]), torch.tensor([50.0, 0.3, -9.0, 0.0, 2.0])]
+    for t, g in enumerate(grads, 1):
+        bound = 3 * torch.sqrt(v / (1 - 0.999**t)) + 0.1
+        clipped = torch.maximum(torch.minimum(g, bound), -bound)
+        v = 0.999 * v + 0.001 * clipped**2
+        a.grad, b.grad = g.clone(), clipped
+        ours.step()
+        plain.step()
+        assert torch.allclose(a, b, atol=1e-7)
+    unclipped = torch.nn.Parameter(torch.zeros(5))
+    adam = torch.optim.Adam([unclipped], lr=0.01, betas=(0.0, 0.999))
+    for g in grads:
+        unclipped.grad = g.clone()
+        adam.step()
+    assert not torch.allclose(a, unclipped, atol=1e-4)  # the clipping changed the update
+
+
+def test_igebm_evaluation_samples_are_revised_buffer_states_back_in_the_tables_range():
+    from genbench.samplers.replay import dequantise, replay_langevin
+
+    torch.manual_seed(0)
+    model = build_model("igebm", image_size=8, channels=1, net={"width": 4}, buffer_size=20,
+                        sample_langevin={"n_steps": 2})
+    model.sampler.finish(None, torch.rand(20, 1, 8, 8) * 0.5 + 0.25, steps=60)
+    record = model.prepare_evaluation(6, seed=1)
+    assert record == {"chains": "replay buffer", "buffer_states": 20, "distinct": True, "steps": 2}
+    torch.manual_seed(9)
+    samples = model.sample(6, batch_size=6)
+    twin = copy.deepcopy(model)
+    torch.manual_seed(9)
+    with twin.sampling_mode():
+        x0 = dequantise(twin.replay_states[twin.sampler.order[:6]])
+        x, _ = replay_langevin(x0, lambda y: -twin.f(y), twin.sample_langevin_config)
+    assert torch.allclose(samples, x * 2 - 1, atol=1e-6) and samples.min() > -1
