@@ -51,9 +51,35 @@ def append_row(path: Path, row: dict) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def row_problem(row: dict) -> str | None:
+    """What makes a row unreadable by the tables, or None: the fields they read, where present, must have their types
+    (``model`` and ``kind`` strings, ``n`` and ``seed`` integers or null, ``metrics`` a mapping of scores each with a
+    numeric or null ``mean``, ``scores`` a mapping)."""
+    for key in ("model", "kind", "method"):
+        if key in row and not isinstance(row[key], str):
+            return f"its {key} is {row[key]!r}, not a string"
+    for key in ("n", "seed"):
+        if row.get(key) is not None and not (isinstance(row[key], int) and not isinstance(row[key], bool)):
+            return f"its {key} is {row[key]!r}, not an integer or null"
+    if "metrics" in row:
+        metrics = row["metrics"]
+        if not isinstance(metrics, dict):
+            return f"its metrics are {type(metrics).__name__}, not a mapping of scores"
+        for name, value in metrics.items():
+            if not isinstance(value, dict) or not (value.get("mean") is None or _is_number(value.get("mean"))):
+                return f"its score {name!r} is {value!r}, not a mapping with a numeric mean"
+    if "scores" in row and not isinstance(row["scores"], dict):
+        return f"its scores are {type(row['scores']).__name__}, not a mapping"
+    return None
+
+
 def read_rows(path: Path) -> tuple[list[dict], list[str]]:
-    """Rows of a JSONL table and a description of each line skipped (not JSON, or JSON but not an object); skipped
-    lines are never rewritten."""
+    """Rows of a JSONL table and a description of each line skipped (not JSON, not an object, or a row whose fields
+    the tables read have the wrong types: ``row_problem``); skipped lines are never rewritten."""
     rows: list[dict] = []
     bad: list[str] = []
     if not path.is_file():
@@ -70,6 +96,10 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
                 continue
             if not isinstance(value, dict):
                 bad.append(f"line {number} is a JSON {type(value).__name__}, not an object")
+                continue
+            problem = row_problem(value)
+            if problem is not None:
+                bad.append(f"line {number}: {problem}")
                 continue
             rows.append(value)
     return rows, bad

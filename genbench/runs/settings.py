@@ -58,6 +58,9 @@ class BenchSettings:
             raise GenbenchError(f"bench.num_samples must be a positive integer or 'train', got {self.num_samples!r}")
         if not isinstance(self.metrics, list) or not all(isinstance(m, str) for m in self.metrics):
             raise GenbenchError(f"bench.metrics must be a list of metric names, got {self.metrics!r}")
+        if not self.metrics:
+            raise GenbenchError("bench.metrics is empty: a row needs at least one score (`genbench list` names the "
+                                "metrics; use `genbench fit` to train without scoring)")
         if self.table is not None:
             check_name(self.table, "bench.table")
         if not isinstance(self.metric_options, dict):

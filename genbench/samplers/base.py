@@ -74,7 +74,9 @@ class ChainSampler:
 
     @classmethod
     def describe(cls, record: dict) -> str:
-        """One phrase for a row's evaluation record."""
+        """One phrase for a row's evaluation record (chains of 0 steps say that their starts were scored)."""
+        if record.get("steps") == 0:
+            return f"{record['chains']} chains, 0 Langevin steps: their starts scored unrevised"
         return f"{record['chains']} chains, {record.get('steps')} Langevin steps"
 
 

@@ -86,6 +86,7 @@ def test_bench_writes_a_complete_row(bench_row):
     (["bench", "--set", "trainer.max_time={minutes: -5}"], "trainer.max_time must be DD:HH:MM:SS or a mapping"),
     (["bench", "--set", "trainer.max_time={minutes: 0}"], "trainer.max_time must be longer than zero"),
     (["bench", "--run-name", "r" * 300], "--run-name must be at most 200 characters (it becomes a file name), got 300"),
+    (["bench", "--set", "bench.metrics=[]"], "bench.metrics is empty: a row needs at least one score"),
 ])
 def test_bad_input_is_one_line_and_keeps_leaderboard(bench_row, argv, message, capsys, monkeypatch, tmp_path):
     boards, _ = bench_row

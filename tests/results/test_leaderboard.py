@@ -73,6 +73,21 @@ def test_unreadable_line_is_skipped_not_lost(tmp_path):
     assert "1 line(s) of smoke.jsonl were skipped: line 2 is not valid JSON." in out.read_text()
 
 
+def test_a_row_whose_fields_have_the_wrong_types_is_skipped_with_its_line_and_the_rest_rendered(tmp_path):
+    table = tmp_path / "d" / "smoke.jsonl"
+    append_row(table, _row("dcgan", 50, 0, 2.0))
+    append_row(table, {**_row("vae", 50, 0, 1.0), "metrics": "x"})
+    append_row(table, {**_row("vae", 50, 0, 1.0), "n": "fifty"})
+    append_row(table, {**_row("vae", 50, 0, 1.0), "metrics": {"classifier_score": {"mean": "high"}}})
+    append_row(table, _row("wgan", 50, 0, 1.5))
+    rows, bad = read_rows(table)
+    assert [r["model"] for r in rows] == ["dcgan", "wgan"]
+    assert bad == ["line 2: its metrics are str, not a mapping of scores", "line 3: its n is 'fifty', not an integer or null",
+                   "line 4: its score 'classifier_score' is {'mean': 'high'}, not a mapping with a numeric mean"]
+    text = render_leaderboards(tmp_path)[0].read_text()
+    assert "| wgan | 1.500 ± 0.100 |" in text and "3 line(s) of smoke.jsonl were skipped: line 2: its metrics" in text
+
+
 def _writer(args):
     path, worker = args
     for i in range(40):

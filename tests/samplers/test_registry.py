@@ -49,3 +49,9 @@ def test_a_sampler_registered_in_a_test_file_drives_the_descriptor(tmp_path):
     samples = sample_all(model, 7, seed=0, chunk=4)
     assert torch.equal(samples, torch.full((7, 1, 8, 8), GREY))  # the evaluation chains are the sampler's starts
     assert describe_evaluation(model.evaluation_chains, "running") == "constant grey chains, 0 Langevin steps; BN running"
+
+
+def test_chains_of_no_step_say_their_starts_were_scored():
+    assert describe_evaluation({"chains": "gaussian", "steps": 0}) == \
+        "gaussian chains, 0 Langevin steps: their starts scored unrevised"
+    assert describe_evaluation({"chains": "uniform", "steps": 20}) == "uniform chains, 20 Langevin steps"
