@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
+from genbench.errors import GenbenchError
+
 
 def write_via_temp(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` into a temp file unique to this call beside ``path``, then replace ``path`` with it: two writers
@@ -25,3 +27,24 @@ def write_via_temp(path: Path, write: Callable[[Path], object]) -> None:
 def write_text(path: Path, text: str) -> None:
     """``path.write_text(text)`` through ``write_via_temp``."""
     write_via_temp(path, lambda tmp: tmp.write_text(text))
+
+
+def check_writable_dir(path: Path, what: str) -> None:
+    """Refuse, in one line and before any work, a folder genbench must write into (``what``: how the user names it)
+    that is a file, or that neither it nor its nearest existing parent takes a new file (read-only, no permission, a
+    full disk): a probe file is created there and removed."""
+    path = Path(path)
+    target = path
+    while not target.exists():
+        if target.parent == target:
+            break
+        target = target.parent
+    if not target.is_dir():
+        raise GenbenchError(f"{what} {path} cannot be a folder: {target} is a file (point it at a folder)")
+    try:
+        fd, name = tempfile.mkstemp(prefix=".genbench-probe-", dir=target)
+        os.close(fd)
+        os.unlink(name)
+    except OSError as exc:
+        raise GenbenchError(f"{what} {path} cannot be written ({exc.strerror or exc} in {target}); give a writable folder "
+                            f"before training") from None

@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from genbench.errors import GenbenchError
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 ASSETS_DIR = PROJECT_ROOT / "assets"
 SHARED_DATA_DIR = PROJECT_ROOT.parent / "shared" / "data"
@@ -21,10 +23,15 @@ def genbench_data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """Local cache (offline classifiers, features): ``$GENBENCH_CACHE`` or ``~/.cache/genbench``."""
+    """Local cache (offline classifiers, features): ``$GENBENCH_CACHE`` or ``~/.cache/genbench``; one line where it
+    cannot be a folder."""
     value = os.environ.get("GENBENCH_CACHE")
     path = Path(value).expanduser() if value else Path.home() / ".cache" / "genbench"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GenbenchError(f"the cache folder {path} ($GENBENCH_CACHE) cannot be made ({exc.strerror or exc}); point "
+                            f"$GENBENCH_CACHE at a writable folder") from None
     return path
 
 

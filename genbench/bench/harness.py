@@ -18,9 +18,9 @@ import torch
 from genbench.bench.leaderboard import render_leaderboards
 from genbench.config import config_hash, table_levers
 from genbench.errors import first_line
-from genbench.files import write_text
+from genbench.files import check_writable_dir, write_text
 from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
-from genbench.paths import leaderboard_dir
+from genbench.paths import cache_dir, leaderboard_dir
 from genbench.results import SHEET_SAMPLES, append_row, save_grid, table_path, write_sample_sheet
 from genbench.runs.callbacks import log_line
 from genbench.runs.curves import LearningCurve
@@ -92,6 +92,9 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
     boards = leaderboards or leaderboard_dir()
     table = table_path(boards, data, table_name(cfg, preset))
     log = log_line if is_rank_zero() else (lambda text: None)
+    if write_row:
+        check_writable_dir(table.parent, "the leaderboards folder ($GENBENCH_LEADERBOARDS)")
+    check_writable_dir(cache_dir(), "the cache folder ($GENBENCH_CACHE)")
     # 2. the run's one datamodule; the metrics and their feature space, checked (and the real images' features
     # computed) before training
     dm = run_datamodule(cfg)

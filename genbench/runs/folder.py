@@ -16,7 +16,7 @@ import yaml
 
 from genbench.config import config_hash, deep_merge, differing_keys, parse_override, yaml_load
 from genbench.errors import GenbenchError, first_line
-from genbench.files import write_text
+from genbench.files import check_writable_dir, write_text
 from genbench.paths import runs_dir
 from genbench.runs.config import effective_config, resolve_config
 from genbench.runs.provenance import provenance
@@ -202,6 +202,8 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
     existing = recorded_config(run_dir)
     if existing is not None:
         check_same_config(cfg, existing, run_dir)
+    else:
+        check_writable_dir(run_dir, "the run folder ($GENBENCH_RUNS)")
     if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
         ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # a named (sweep) run picks up where it stopped
     return RunSpec(cfg, run_dir, ckpt, kind, new=existing is None)

@@ -527,3 +527,20 @@ def test_a_run_refused_before_training_leaves_no_run_folder(tmp_path, monkeypatc
     assert main([*argv, "--leaderboards", str(tmp_path / "boards")] if argv[0] == "bench" else argv) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*"))
+
+
+@pytest.mark.parametrize("variable", ["GENBENCH_LEADERBOARDS", "GENBENCH_RUNS", "GENBENCH_CACHE"])
+@pytest.mark.parametrize("target", ["file", "/dev/null"])
+def test_an_output_folder_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch, capsys, variable,
+                                                                              target):
+    path = tmp_path / "a-file"
+    path.write_text("not a folder")
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv(variable, str(path) if target == "file" else target)
+    argv = ["bench", "--model", "dcgan", "--data", "digits", "--set", "trainer.max_iterations=2"]
+    if variable != "GENBENCH_LEADERBOARDS":
+        argv += ["--leaderboards", str(tmp_path / "boards")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and ("cannot be a folder" in err or "cannot be made" in err), err
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
