@@ -20,7 +20,7 @@ from genbench.bench.show import describe_run
 from genbench.bench.sweep import run_sweep
 from genbench.config import config_hash
 from genbench.data import DATASETS
-from genbench.errors import GenbenchError
+from genbench.errors import GenbenchError, Interrupted
 from genbench.metrics import METRICS
 from genbench.models import MODELS
 from genbench.paths import leaderboard_dir
@@ -179,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         dispatch(args.command, args.get(args.command))
+    except Interrupted as exc:
+        print(f"genbench: {exc}", file=sys.stderr)
+        return exc.exit_code
     except GenbenchError as exc:
         print(f"genbench: error: {exc}", file=sys.stderr)
         return 2

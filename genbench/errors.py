@@ -22,3 +22,12 @@ class DivergenceError(GenbenchError):
         self.hint = hint
         self.condition = condition
         super().__init__(f"diverged at step {step}: {quantity} {condition}; {hint}")
+
+
+class Interrupted(GenbenchError):
+    """Training stopped by a signal (SIGTERM: a scheduler's preemption or time limit) after the state at the stop point
+    was checkpointed; the command exits with ``exit_code`` (128 + the signal's number, as a shell reports it)."""
+
+    def __init__(self, message: str, exit_code: int = 143) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

@@ -2,8 +2,9 @@
 
 Each job (model, data, n, seed, preset) runs as its own ``genbench bench`` process with a stable run name,
 so a sweep restarted after a crash skips jobs whose row (under the same config hash) is already in the leaderboard
-and resumes unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` and the
-sweep goes on. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
+and resumes unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` (as interrupted
+when a signal stopped it) and the sweep goes on; an interrupted or failed job has no row, so the next sweep runs it again,
+from its checkpoint. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from genbench.runs.config import composed_config, resolve_config
 from genbench.runs.settings import table_name
 
 GRID_KEYS = ("model", "data", "n", "seed", "preset")
+#: a job's exit status when a signal stopped it: 143 (genbench's own, after checkpointing on SIGTERM), −15 / −9
+#: (killed by SIGTERM / SIGKILL before it could): recorded as interrupted, and the next sweep resumes the job
+INTERRUPTED_CODES = (143, -15, -9, 137)
 
 
 @dataclass(frozen=True)
@@ -171,9 +175,11 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
                 continue
             outcome["failed"].append(job)
             reason = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit {code}")
-            log(f"  FAILED  {job.label}: {reason}")
+            interrupted = code in INTERRUPTED_CODES
+            log(f"  {'INTERRUPTED' if interrupted else 'FAILED'}  {job.label}: {reason}")
             failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
-                       "job_overrides": list(job.overrides), "exit_code": code, "error": reason, "stderr_tail": err[-2000:], "sweep": source,
+                       "job_overrides": list(job.overrides), "exit_code": code, "interrupted": interrupted,
+                       "error": reason, "stderr_tail": err[-2000:], "sweep": source,
                        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
             table = job_table(job, overrides, boards)
             append_row(table.with_name(table.stem + ".failures.jsonl"), failure)

@@ -12,6 +12,8 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
+from genbench.errors import GenbenchError, first_line
+
 
 class StopAtIteration(Callback):
     """Stop after ``max_iterations`` training iterations (model.iteration counts batches, not optimizer steps)."""
@@ -54,8 +56,8 @@ class ResumeWithinEpoch(Callback):
 
 
 class PeriodicCheckpoint(Callback):
-    """Write ``last.ckpt`` atomically every ``every`` iterations, at the iteration training stops at and at each
-    completed epoch's end, so an interrupted or diverging run keeps its last good state. An epoch cut short by
+    """Write ``last.ckpt`` atomically every ``every`` iterations, at the iteration training stops at (a limit, or a
+    SIGTERM) and at each completed epoch's end, so an interrupted or diverging run keeps its last good state. An epoch cut short by
     ``max_iterations`` is not saved as ended (Lightning would resume at the next epoch): its checkpoint is the
     one of its last iteration, from which a longer run continues the same epoch."""
 
@@ -64,18 +66,28 @@ class PeriodicCheckpoint(Callback):
         self.every = max(1, every)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.iteration % self.every == 0 or trainer.should_stop:
-            self.save(trainer)
+        if pl_module.iteration % self.every == 0 or trainer.should_stop or trainer.received_sigterm:
+            self.save(trainer)  # SIGTERM: Lightning stops after this iteration's hooks, so its state is the stop point
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if batches_into_epoch(trainer) == 0:
             self.save(trainer)
 
     def save(self, trainer) -> None:
+        """Write the checkpoint beside ``last.ckpt``, then rename it over; a write that fails (a full disk, a file-size
+        limit) removes its partial file, keeps the previous checkpoint and stops the run in one line."""
         tmp = self.path.with_suffix(".tmp")
         if trainer.is_global_zero:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state: a resume continues it exactly
+        try:
+            trainer.save_checkpoint(tmp, weights_only=False)  # the whole training state: a resume continues it exactly
+        except (OSError, RuntimeError) as exc:  # torch.save reports a short write as a RuntimeError
+            tmp.unlink(missing_ok=True)
+            kept = self.path.stat().st_size if self.path.is_file() else None
+            need = f"the last checkpoint took {kept / 2**20:.1f} MiB" if kept else "no checkpoint was written yet"
+            raise GenbenchError(f"could not write the checkpoint in {self.path.parent} ({first_line(exc)[:120]}); "
+                                f"{need} — free space there or raise the file-size limit, then resume"
+                                + ("; the previous checkpoint is kept" if kept else "")) from None
         if trainer.is_global_zero:
             tmp.replace(self.path)
 

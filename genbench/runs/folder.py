@@ -4,6 +4,7 @@ in it, its checkpoints, and resuming it (only under the config it was made with,
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -209,13 +210,47 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
     return RunSpec(cfg, run_dir, ckpt, kind, new=existing is None)
 
 
+#: the lock file of a run folder, held by the process that trains in it
+RUN_LOCK = ".lock"
+_HELD_LOCKS: dict[Path, object] = {}  # run folder → its open, locked lock file (released by ``release_run_locks``)
+
+
+def lock_run(run_dir: Path) -> None:
+    """Take the run folder's lock for this process (released at its exit, or by ``release_run_locks``); a folder
+    another process trains in is refused in one line, before anything in it is written."""
+    if run_dir in _HELD_LOCKS:
+        return
+    handle = open(run_dir / RUN_LOCK, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        owner = handle.read().strip() or "another process"
+        handle.close()
+        raise GenbenchError(f"run folder {run_dir} is in use by {owner}; wait for it to finish, or use another "
+                            f"--run-name") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"genbench process {os.getpid()}")
+    handle.flush()
+    _HELD_LOCKS[run_dir] = handle
+
+
+def release_run_locks() -> None:
+    for handle in _HELD_LOCKS.values():
+        handle.close()  # closing the file releases its lock
+    _HELD_LOCKS.clear()
+
+
 def record_start(spec: RunSpec) -> None:
-    """When training starts (every check passed): a new run's folder with its config and command, or a resumed run's
-    record of the config its weights now continue under (rank 0)."""
+    """When training starts (every check passed): the run folder locked for this process, then a new run's config and
+    command written, or a resumed run's record of the config its weights now continue under (rank 0)."""
     if not is_rank_zero():
         return
     if spec.new:
         spec.run_dir.mkdir(parents=True, exist_ok=True)
+    lock_run(spec.run_dir)
+    if spec.new:
         record_config(spec.run_dir, spec.cfg, spec.kind)
     elif spec.ckpt is not None:
         record_config(spec.run_dir, spec.cfg, "resume")
@@ -241,10 +276,12 @@ FIT_RECORD = "fit.json"
 
 @contextlib.contextmanager
 def shared_run_dir():
-    """Keep $GENBENCH_RUN_DIR (set for DDP children) from leaking into the next run of this process."""
+    """Keep $GENBENCH_RUN_DIR (set for DDP children) and the run folder's lock from outliving the run in this
+    process."""
     preset = os.environ.get("GENBENCH_RUN_DIR")
     try:
         yield
     finally:
+        release_run_locks()
         if preset is None:
             os.environ.pop("GENBENCH_RUN_DIR", None)

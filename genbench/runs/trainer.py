@@ -11,10 +11,11 @@ from pathlib import Path
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from genbench.config import accepted_arguments
 from genbench.data import build_datamodule
-from genbench.errors import DivergenceError, GenbenchError, first_line
+from genbench.errors import DivergenceError, GenbenchError, Interrupted, first_line
 from genbench.files import write_text
 from genbench.models import build_model, model_class
 from genbench.models.speed import SpeedSettings
@@ -130,6 +131,10 @@ def train(spec: RunSpec, num_samples: int | None = None, callbacks: list | None 
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"; last good checkpoint: {last}" if last.is_file() else "; no checkpoint was written yet"
         raise GenbenchError(f"{exc}{kept}") from None
+    except SIGTERMException:  # Lightning's SystemExit(None) would end the process with status 0
+        raise Interrupted(f"stopped by SIGTERM at iteration {module.iteration}; its state is in "
+                          f"{run_dir / 'checkpoints' / 'last.ckpt'}: `genbench {spec.kind} --resume {run_dir}` (or the same "
+                          f"sweep) continues from there") from None
     return dm, module, trainer, wandb_logger, time.time() - start
 
 

@@ -15,7 +15,7 @@ import torch
 import yaml
 from PIL import Image
 
-from genbench.bench.harness import render_after_row
+from genbench.bench.harness import render_after_row, run_fit
 from genbench.bench.leaderboard import render_leaderboards, render_table
 from genbench.cli import main
 from genbench.config import config_hash, parse_override
@@ -544,3 +544,21 @@ def test_an_output_folder_that_cannot_be_written_is_refused_before_training(tmp_
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and ("cannot be a folder" in err or "cannot be made" in err), err
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("*.ckpt"))
+
+
+def test_a_run_folder_in_use_by_another_process_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    import fcntl
+
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    run_dir = run_fit("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8",
+                                                             "trainer.max_iterations=2"])
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    record = (run_dir / "run.json").read_text()
+    capsys.readouterr()
+    with open(run_dir / ".lock", "a+") as other:  # another process training in the folder holds its lock
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        assert main(["fit", "--resume", str(run_dir), "--set", "trainer.max_iterations=4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is in use by" in err and "another --run-name" in err
+    assert (run_dir / "run.json").read_text() == record  # nothing written
+    assert main(["fit", "--resume", str(run_dir), "--set", "trainer.max_iterations=4"]) == 0  # free again: it resumes

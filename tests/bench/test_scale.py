@@ -204,3 +204,74 @@ def test_sweep_runs_column_by_column_in_the_listed_order(tmp_path):
     jobs = [(j.n, j.model) for j in expand_grid(grid)]
     assert jobs == [(500, "vae"), (500, "dcgan"), (50, "vae"), (50, "dcgan")]
     assert {j.preset for j in expand_grid(grid)} == {"cpu"}
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_stop_point_exits_143_and_the_resume_continues(tmp_path):
+    """What SLURM sends before preempting a job: the run keeps its state at the iteration it stopped at, says so in one
+    line, exits 128 + 15, and a resume from its folder trains on to the end."""
+    import signal
+    import time
+
+    env = {**os.environ, "GENBENCH_RUNS": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+    env.pop("GENBENCH_RUN_DIR", None)
+    common = ["model.g_width=8", "model.d_width=8", "trainer.checkpoint_every=50", "data.batch_size=16"]
+    argv = [sys.executable, "-m", "genbench.cli", "fit", "--model", "dcgan", "--data", "digits",
+            "--set", "trainer.max_iterations=1000", *sum((["--set", c] for c in common), [])]
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list((tmp_path / "runs").rglob("last.ckpt")):
+        time.sleep(0.05)  # iteration 50 is checkpointed: training runs
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143, err[-2000:]
+    lines = [line for line in err.splitlines() if line.startswith("genbench:")]
+    assert len(lines) == 1 and "stopped by SIGTERM at iteration" in lines[0], err[-2000:]
+    stopped = int(lines[0].split("at iteration ")[1].split(";")[0])
+    run_dir = next((tmp_path / "runs").rglob("last.ckpt")).parent.parent
+    assert 50 <= stopped < 1000 and _state(run_dir)["genbench_iteration"] == stopped  # saved at the stop point
+    os.environ.pop("GENBENCH_RUN_DIR", None)
+    run_fit(None, None, resume=str(run_dir))
+    assert _state(run_dir)["genbench_iteration"] == 1000
+
+
+@pytest.mark.parametrize("code", [143, -15])
+def test_a_sweep_job_stopped_by_a_signal_is_recorded_as_interrupted_and_run_again(tmp_path, monkeypatch, code):
+    """A child that exits 143 (genbench after checkpointing on SIGTERM) or dies by the signal is not "done": it is
+    recorded as interrupted, and the next sweep starts it again (it resumes from its checkpoint)."""
+    from genbench.bench.sweep import Job, run_jobs
+
+    job = Job("dcgan", "digits", 20, 0, "smoke", ("model.g_width=8", "model.d_width=8"))
+    started = []
+
+    def child(argv, **kwargs):
+        started.append(argv)
+        return subprocess.CompletedProcess(argv, code, "", "genbench: stopped by SIGTERM at iteration 7; …")
+
+    monkeypatch.setattr(subprocess, "run", child)
+    boards = tmp_path / "boards"
+    outcome = run_jobs([job], "sweep t", "t.yaml", leaderboards=boards, log=lambda text: None)
+    assert outcome["done"] == [] and outcome["failed"] == [job]
+    failures, _ = read_rows(boards / "digits" / "smoke.failures.jsonl")
+    assert failures[-1]["interrupted"] is True and failures[-1]["exit_code"] == code
+    outcome = run_jobs([job], "sweep t", "t.yaml", leaderboards=boards, log=lambda text: None)
+    assert len(started) == 2 and outcome["skipped"] == []  # run again, not skipped
+
+
+@pytest.mark.slow
+def test_a_checkpoint_cut_short_by_a_file_size_limit_is_one_line_and_leaves_no_partial_file(tmp_path):
+    import resource
+
+    env = {**os.environ, "GENBENCH_RUNS": str(tmp_path / "runs")}
+    env.pop("GENBENCH_RUN_DIR", None)
+    argv = [sys.executable, "-m", "genbench.cli", "fit", "--model", "dcgan", "--data", "digits", "--set",
+            "trainer.max_iterations=4", "--set", "trainer.checkpoint_every=2"]
+
+    def limit():  # files up to 200 kB: the logs and the config fit, the smoke DCGAN's checkpoint (megabytes) does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("genbench:")]
+    assert len(lines) == 1 and "could not write the checkpoint in" in lines[0] and "then resume" in lines[0]
+    assert not list((tmp_path / "runs").rglob("*.tmp"))
