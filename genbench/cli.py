@@ -23,9 +23,14 @@ from genbench.data import DATASETS
 from genbench.errors import GenbenchError, Interrupted
 from genbench.metrics import METRICS
 from genbench.models import MODELS
-from genbench.paths import leaderboard_dir
+from genbench.paths import configs_dir, leaderboard_dir
 from genbench.runs.config import effective_config
 from genbench.tasks.tables import TABLES, run_table
+
+
+def preset_names() -> list[str]:
+    """The presets that exist (``configs/presets/*.yaml``)."""
+    return sorted(p.stem for p in (configs_dir() / "presets").glob("*.yaml"))
 
 
 def _run_parser(description: str) -> ArgumentParser:
@@ -35,7 +40,7 @@ def _run_parser(description: str) -> ArgumentParser:
     parser.add_argument("--data", type=str | None, default=None,
                         help="registered dataset name (default imagenet-scenes-tiny, or the resumed run's)")
     parser.add_argument("--preset", type=str | None, default=None,
-                        help="smoke (minutes on a CPU), cpu or paper (default smoke, or the resumed run's)")
+                        help=f"one of {', '.join(preset_names())} (configs/presets; default smoke, or the resumed run's)")
     parser.add_argument("--n", type=int | None, default=None, help="training images per category (default: all)")
     parser.add_argument("--seed", type=int | None, default=None, help="training seed (default 0, or the resumed run's)")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",

@@ -43,9 +43,11 @@ REFERENCES = {
 def reference_images(kind: str, datamodule, count: int, seed: int, training=None) -> torch.Tensor:
     """``count`` images of reference ``kind`` (real: at most the held-out split's size). ``training``: the datamodule
     of the row's own n draw, whose training images the averages are taken from (default ``datamodule``)."""
-    if kind == "real images":
+    if kind == "real images":  # in a seeded order: the held-out split comes class by class, and pairwise SSIM and
+        # the sample sheet read the first images, which would otherwise all be of one class
         held = datamodule.images(datamodule.heldout_split)
-        return held[seeded_subset(held.shape[0], count, seed)]
+        index = seeded_subset(held.shape[0], count, seed)
+        return held[index[torch.randperm(index.shape[0], generator=torch.Generator().manual_seed(seed))]]
     if kind == "image averages":
         train = (training or datamodule).train_images()
         index, _ = draw_images(train.shape[0], count, seed)

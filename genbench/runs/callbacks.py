@@ -53,6 +53,8 @@ class ResumeWithinEpoch(Callback):
         datamodule = trainer.datamodule
         if done and datamodule is not None and hasattr(datamodule, "resume_batches"):
             datamodule.resume_batches = done
+            log_line(f"resume: the training loader continues its epoch at batch {done + 1} (Lightning's warning that "
+                     f"the dataloader is not resumable does not apply to genbench's loader)")
 
 
 class PeriodicCheckpoint(Callback):

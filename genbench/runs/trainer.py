@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -126,7 +127,9 @@ def train(spec: RunSpec, num_samples: int | None = None, callbacks: list | None 
     trainer = make_trainer(cfg, run_dir, callbacks, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
-        trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+        with warnings.catch_warnings():  # genbench's loader resumes inside an epoch (ResumeWithinEpoch says so)
+            warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+            trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except DivergenceError as exc:
         last = run_dir / "checkpoints" / "last.ckpt"
         kept = f"; last good checkpoint: {last}" if last.is_file() else "; no checkpoint was written yet"
