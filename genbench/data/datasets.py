@@ -204,8 +204,8 @@ class Cifar10Subset(ImageDataModule):
     name = "cifar10-subset"
     layout = "<root>/train_subset/<class>/*.jpg and <root>/test/<class>/*.jpg"
 
-    def __init__(self, image_size: int = 32, **kwargs) -> None:
-        super().__init__(image_size=image_size, **kwargs)
+    def __init__(self, image_size: int = 32, val_fraction: float = 0.0, **kwargs) -> None:
+        super().__init__(image_size=image_size, val_fraction=val_fraction, **kwargs)  # the test split is held out
 
     def collect(self) -> Collected:
         root = first_existing(candidate_roots(self.name, self.root, [SHARED_DATA_DIR / self.name]), self.name, self.layout)

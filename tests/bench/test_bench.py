@@ -317,3 +317,18 @@ def test_genbench_reference_takes_the_averages_from_the_rows_own_n_draw(tmp_path
                                    tmp_path, log=lambda *args: None, kinds=["image averages"])
     assert seen == {"n": 7, "train": 70, "count": 30}
     assert [r["model"] for r in rows] == ["image averages"]
+
+
+def test_the_real_images_reference_comes_in_a_seeded_order_across_classes():
+    """The held-out split is stored class by class; pairwise SSIM and the sample sheet read the first images, so the
+    reference takes its subset in a seeded order: the first dozen images span several classes."""
+    from genbench.bench.reference import reference_images
+    from genbench.data import build_datamodule
+
+    dm = build_datamodule("imagenet-scenes-tiny", image_size=16)
+    images = reference_images("real images", dm, 200, seed=0)
+    held = dm.images(dm.heldout_split)
+    labels = dm.datasets[dm.heldout_split].labels
+    index = [int(((held - image).abs().flatten(1).sum(dim=1) == 0).nonzero()[0]) for image in images[:12]]
+    assert len({int(labels[i]) for i in index}) >= 4
+    assert torch.equal(reference_images("real images", dm, 200, seed=0), images)  # seeded
