@@ -22,8 +22,8 @@ from genbench.bench.leaderboard import render_leaderboards
 from genbench.config import config_hash, table_levers
 from genbench.data import build_datamodule
 from genbench.data.subsets import seeded_subset
-from genbench.metrics.classifier import get_classifier, write_shipped
 from genbench.errors import GenbenchError
+from genbench.metrics.classifier import get_classifier, write_shipped
 from genbench.paths import leaderboard_dir
 from genbench.results import append_row, read_rows, table_path, write_sample_sheet
 from genbench.runs.config import effective_config

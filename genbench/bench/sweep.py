@@ -2,9 +2,10 @@
 
 Each job (model, data, n, seed, preset) runs as its own ``genbench bench`` process with a stable run name,
 so a sweep restarted after a crash skips jobs whose row (under the same config hash) is already in the leaderboard
-and resumes unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` (as interrupted
-when a signal stopped it) and the sweep goes on; an interrupted or failed job has no row, so the next sweep runs it again,
-from its checkpoint. With ``devices > 1`` jobs run in parallel, one per device (``CUDA_VISIBLE_DEVICES``).
+and resumes unfinished ones from their ``last.ckpt``. A failing job is recorded in ``<table>.failures.jsonl`` (as
+interrupted when a signal stopped it) and the sweep goes on; a failed or interrupted job has no row, so the next sweep
+runs it again, from its checkpoint. With ``devices > 1`` jobs run in parallel, one per device
+(``CUDA_VISIBLE_DEVICES``).
 """
 
 from __future__ import annotations

@@ -59,9 +59,9 @@ class ResumeWithinEpoch(Callback):
 
 class PeriodicCheckpoint(Callback):
     """Write ``last.ckpt`` atomically every ``every`` iterations, at the iteration training stops at (a limit, or a
-    SIGTERM) and at each completed epoch's end, so an interrupted or diverging run keeps its last good state. An epoch cut short by
-    ``max_iterations`` is not saved as ended (Lightning would resume at the next epoch): its checkpoint is the
-    one of its last iteration, from which a longer run continues the same epoch."""
+    SIGTERM) and at each completed epoch's end, so an interrupted or diverging run keeps its last good state. An epoch
+    cut short by ``max_iterations`` is not saved as ended (Lightning would resume at the next epoch): its checkpoint is
+    the one of its last iteration, from which a longer run continues the same epoch."""
 
     def __init__(self, path: Path, every: int) -> None:
         self.path = path
