@@ -9,6 +9,9 @@ from genbench.config.files import deep_merge, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import configs_dir
 
+#: the sections of a config (``run`` is written by genbench: model, data, preset, n, seed)
+SECTIONS = ("model", "data", "trainer", "bench", "logger", "speed", "run")
+
 
 def preset_chain(path: Path, below: tuple[str, ...] = ()) -> tuple[dict, list[str]]:
     """A preset file merged over the preset it ``extends`` (recursively), and the chain of names, base first: a
@@ -100,6 +103,7 @@ def compose_layers(model: str | None, data: str, preset: str, overrides: list[st
     for text in overrides or []:
         cfg = deep_merge(cfg, parse_override(text))
         table = deep_merge(table, parse_override(text))
+    check_sections(cfg)
     for section, value in cfg.items():
         if not isinstance(value, dict):
             raise GenbenchError(f"config section {section!r} must be a mapping of settings (e.g. --set "
@@ -107,6 +111,14 @@ def compose_layers(model: str | None, data: str, preset: str, overrides: list[st
     check_tier(preset, tier, cfg, own_table)
     check_tier(preset, tier, table, shared_table)  # the overrides hold the tier of the table the run writes to
     return cfg, table, shared_table
+
+
+def check_sections(cfg: dict) -> None:
+    """Refuse a section genbench does not have (a mistyped ``--set trainer_max_iterations=3``) in one line."""
+    unknown = sorted(set(cfg) - set(SECTIONS), key=str)
+    if unknown:
+        raise GenbenchError(f"unknown config section(s) {unknown}; the sections are {', '.join(SECTIONS[:-1])} "
+                            f"(e.g. --set trainer.max_iterations=3)")
 
 
 def check_tier(preset: str, tier: dict, cfg: dict, own_table: str | None) -> None:

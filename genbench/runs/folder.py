@@ -25,9 +25,14 @@ from genbench.runs.settings import check_name
 
 
 def is_rank_zero() -> bool:
+    """Whether this process is the job's rank 0: the process group's rank once it is initialised, before that the
+    rank its launcher gave it (``RANK``/``LOCAL_RANK``/``SLURM_PROCID``, as Lightning reads them at import)."""
     import torch.distributed as dist
+    from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return getattr(rank_zero_only, "rank", 0) == 0
 
 
 def check_checkpoint(path: Path) -> Path:

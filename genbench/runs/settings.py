@@ -12,7 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 
-from genbench.config import is_count
+from genbench.config import check_sections, is_count
 from genbench.errors import GenbenchError
 from genbench.metrics.defaults import DEFAULT_METRICS
 
@@ -82,8 +82,6 @@ class LoggerSettings:
 
 #: keys of the ``trainer`` section that genbench reads itself (the rest go to Lightning's Trainer)
 TRAINER_EXTRAS = ("max_iterations", "checkpoint_every")
-#: the sections of a config (``run`` is written by genbench: model, data, preset, n, seed)
-SECTIONS = ("model", "data", "trainer", "bench", "logger", "speed", "run")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
@@ -167,10 +165,7 @@ def _check_keys(section: str, given: dict, accepted: set[str]) -> None:
 def validate_sections(cfg: dict) -> None:
     """Refuse unknown sections, unknown keys in ``bench``, ``logger`` and ``trainer`` and values those sections
     cannot take (``model`` and ``data`` are checked against their classes when built)."""
-    unknown = sorted(set(cfg) - set(SECTIONS), key=str)
-    if unknown:
-        raise GenbenchError(f"unknown config section(s) {unknown}; the sections are {', '.join(SECTIONS[:-1])} "
-                            f"(e.g. --set trainer.max_iterations=3)")
+    check_sections(cfg)
     for section, cls in (("bench", BenchSettings), ("logger", LoggerSettings)):
         _check_keys(section, cfg.get(section) or {}, {f.name for f in fields(cls)})
         cls(**(cfg.get(section) or {}))
