@@ -10,27 +10,20 @@ import os
 import sys
 from pathlib import Path
 
-import yaml
 from jsonargparse import ArgumentParser
 
-from genbench.bench import render_leaderboards, run_bench, run_fit
-from genbench.bench.migrate import migrate
-from genbench.bench.reference import run_reference, ship_classifier
-from genbench.bench.show import describe_run
-from genbench.bench.sweep import run_sweep
-from genbench.config import config_hash
-from genbench.data import DATASETS
 from genbench.errors import GenbenchError, Interrupted
-from genbench.metrics import METRICS
-from genbench.models import MODELS
 from genbench.paths import configs_dir, leaderboard_dir
-from genbench.runs.config import effective_config
-from genbench.tasks.tables import TABLES, run_table
 
 
 def preset_names() -> list[str]:
     """The presets that exist (``configs/presets/*.yaml``)."""
     return sorted(p.stem for p in (configs_dir() / "presets").glob("*.yaml"))
+
+
+def table_names() -> list[str]:
+    """The papers' other tables (``configs/tables/*.yaml``, one per registered table)."""
+    return sorted(p.stem for p in (configs_dir() / "tables").glob("*.yaml"))
 
 
 def _run_parser(description: str) -> ArgumentParser:
@@ -66,21 +59,25 @@ def _overrides(args) -> list[str]:
 
 
 def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(prog="genbench", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="genbench", description="Train, sample and score generative models and write their "
+                            "leaderboard rows, over the YAML configs in configs/ (genbench <command> --help).")
     sub = parser.add_subcommands(dest="command")
-    sub.add_subcommand("fit", _run_parser("Train a model and keep its checkpoint (no scoring)."))
+    fit = _run_parser("Train a model and keep its checkpoint (no scoring).")
+    sub.add_subcommand("fit", fit, help=fit.description)
     bench = _run_parser("Train, sample, score and append one row to leaderboards/<data>/<table>.jsonl.")
     bench.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder (default: leaderboards/)")
-    sub.add_subcommand("bench", bench)
+    sub.add_subcommand("bench", bench, help=bench.description)
     board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows.")
     board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("leaderboard", board)
-    sub.add_subcommand("config", _run_parser("Print the effective config (and its hash) of a run without running it."))
-    sub.add_subcommand("list", ArgumentParser(description="List registered models, datasets, metrics and tables."))
+    sub.add_subcommand("leaderboard", board, help=board.description)
+    config = _run_parser("Print the effective config (and its hash) of a run without running it.")
+    sub.add_subcommand("config", config, help=config.description)
+    listing = ArgumentParser(description="List registered models, datasets, metrics and tables.")
+    sub.add_subcommand("list", listing, help=listing.description)
     show = ArgumentParser(description="Print a run's config, metrics and files.")
     show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
-    sub.add_subcommand("show", show)
+    sub.add_subcommand("show", show, help=show.description)
     reference = ArgumentParser(description="Score the reference rows (held-out real images, up-sampled 1×1 image "
                                            "averages, clipped Gaussian noise) into a preset's table.")
     reference.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
@@ -92,34 +89,34 @@ def build_parser() -> ArgumentParser:
                            help="only this reference (repeatable): 'real images', 'image averages' or 'noise'")
     reference.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     reference.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("reference", reference)
+    sub.add_subcommand("reference", reference, help=reference.description)
     sweep = ArgumentParser(description="Run a grid from configs/sweeps/*.yaml locally (skips finished rows).")
     sweep.add_argument("--config", dest="sweep_config", default="configs/sweeps/is-vs-n.yaml", help="sweep definition")
     sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("sweep", sweep)
+    sub.add_subcommand("sweep", sweep, help=sweep.description)
     table = ArgumentParser(description="Produce one of the papers' other tables: train what is missing, evaluate, "
                                        "append rows, render Markdown + PNG.")
-    table.add_argument("--table", required=True, help=" | ".join(TABLES.names()))
+    table.add_argument("--table", required=True, help=" | ".join(table_names()))
     table.add_argument("--data", type=str | None, default=None, help="dataset (default: the table preset's)")
     table.add_argument("--preset", default="cpu", help="the table's preset: cpu (under 30 min on 2 cores), paper, smoke")
     table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a table setting, e.g. images=50 or corruptions=[M20] (repeatable)")
     table.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("table", table)
+    sub.add_subcommand("table", table, help=table.description)
     classifier = ArgumentParser(description="Train the offline classifier of a dataset under a preset's preprocessing "
                                             "and ship it in assets/classifiers (a new feature space: existing rows keep theirs).")
     classifier.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
     classifier.add_argument("--preset", default="smoke", help="the preset whose preprocessing (image size, …) it is for")
     classifier.add_argument("--name", required=True, help="the shipped name, e.g. imagenet-scenes-tiny-32px")
     classifier.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
-    sub.add_subcommand("classifier", classifier)
+    sub.add_subcommand("classifier", classifier, help=classifier.description)
     migration = ArgumentParser(description="Re-score the reference rows of the tables' legacy feature spaces (rows written "
                                            "before feature spaces were recorded) and record each one that reproduces.")
     migration.add_argument("--data", default="imagenet-scenes-tiny", help="the dataset whose tables to migrate")
     migration.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("migrate", migration)
+    sub.add_subcommand("migrate", migration, help=migration.description)
     return parser
 
 
@@ -129,6 +126,21 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def dispatch(command: str, args) -> None:
+    # deferred: torch and Lightning load only when a command runs, so --help and a parse error answer at once
+    import yaml
+
+    from genbench.bench import render_leaderboards, run_bench, run_fit
+    from genbench.bench.migrate import migrate
+    from genbench.bench.reference import run_reference, ship_classifier
+    from genbench.bench.show import describe_run
+    from genbench.bench.sweep import run_sweep
+    from genbench.config import config_hash
+    from genbench.data import DATASETS
+    from genbench.metrics import METRICS
+    from genbench.models import MODELS
+    from genbench.runs.config import effective_config
+    from genbench.tasks.tables import TABLES, run_table
+
     if command == "list":
         print("models:  ", " ".join(MODELS.names()))
         print("datasets:", " ".join(DATASETS.names()))

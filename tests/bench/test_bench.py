@@ -167,6 +167,25 @@ def test_console_script_reports_errors_with_nonzero_exit():
     assert proc.returncode == 2 and proc.stderr.strip().startswith("genbench: error: unknown model 'nope'")
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["bench", "--help"], ["table", "--help"]])
+def test_help_answers_without_loading_torch(argv):
+    code = ("import sys\nfrom genbench.cli import main\ntry:\n    main(%r)\nexcept SystemExit:\n    pass\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')" % argv)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "usage: genbench" in done.stdout and done.stdout.strip().splitlines()[-1] == "torch not loaded"
+    if argv == ["--help"]:  # a line per command
+        assert all(f"    {command} " in done.stdout for command in ("fit", "bench", "reference", "sweep", "table"))
+    if argv == ["table", "--help"]:
+        assert "is-vs-n" in done.stdout and "completion" in done.stdout
+
+
+def test_the_table_names_in_help_are_the_registered_tables():
+    from genbench.cli import table_names
+    from genbench.tasks.tables import TABLES
+
+    assert table_names() == sorted(TABLES.names())
+
+
 def test_presets_compose_in_order():
     cfg = compose("dcgan", "imagenet-scenes-tiny", "paper", ["model.lr=0.5"])
     assert cfg["bench"]["table"] == "paper" and cfg["data"]["batch_size"] == 128 and cfg["model"]["lr"] == 0.5
