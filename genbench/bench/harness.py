@@ -50,7 +50,8 @@ def run_bench(model: str | None, data: str | None, preset: str | None = None, n:
 
 def training_budget(iterations: int, batch_size: int, world_size: int, n_train: int, wall_seconds: float | None) -> dict:
     """What a row's model was given: iterations, observed images (iterations × batch × ranks), the epochs
-    they make, and the training wall time (None when resumed: the time of the earlier part is unknown)."""
+    they make, and the training wall time since iteration 0 (None for a resumed run whose checkpoint did not carry
+    the earlier part's)."""
     images = iterations * batch_size * world_size
     return {"iterations": iterations, "images_seen": images, "epochs": round(images / max(1, n_train), 2),
             "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None}
@@ -107,6 +108,9 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
     train_seconds = elapsed - (curve.scoring_seconds if curve else 0.0)  # scoring the curve is not training
     iterations_before = module.resumed_from_iteration
     images_seen = (module.iteration - iterations_before) * dm.batch_size * trainer.world_size
+    # a resumed run's training time since iteration 0, where its checkpoint carried the earlier part (the curve's)
+    total_seconds = (train_seconds if not iterations_before
+                     else curve.seconds_before + train_seconds if curve and curve.restored else None)
 
     # 5. samples streamed in chunks and scored as they come
     count = ctx.n_samples
@@ -132,12 +136,12 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
         **scored, "n_train": len(dm.datasets["train"]),
         "iterations": module.iteration, "resumed_from_iteration": iterations_before or None,
         "budget": training_budget(module.iteration, dm.batch_size, trainer.world_size, len(dm.datasets["train"]),
-                                  train_seconds if not iterations_before else None),
+                                  total_seconds),
         "sample_device": str(sampling_device(trainer)), "bn_sampling": module.bn_sampling,
         "evaluation_chains": module.evaluation_chains,
         "train_seconds": round(train_seconds, 2),
         "curve": {"every": settings.eval_every, "samples": settings.curve_samples, "points": curve.points,
-                  "scoring_seconds": round(curve.scoring_seconds, 2)} if curve else None,
+                  "scoring_seconds": round(curve.scoring_before + curve.scoring_seconds, 2)} if curve else None,
         "images_per_second": round(images_seen / train_seconds, 2) if train_seconds > 0 else None,
         "sample_seconds": round(sample_seconds, 2),
         "world_size": trainer.world_size, "num_nodes": trainer.num_nodes,

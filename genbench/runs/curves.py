@@ -32,7 +32,10 @@ CURVE_DIAGNOSTICS = ("energy_gap", "langevin_grad_norm")
 class LearningCurve(Callback):
     """Every ``every`` iterations (and at the last one), score ``count`` samples with the metrics ``names`` of
     ``ctx``; each point — iteration, training seconds (scoring excluded), images seen, scores — goes to the
-    run's loggers as it is computed and to ``points``. Rank 0 scores; the other ranks wait at the next step."""
+    run's loggers as it is computed and to ``points``. Rank 0 scores; the other ranks wait at the next step.
+
+    The points and the training seconds so far travel in every checkpoint, so a resumed run's curve and training
+    time continue from the checkpoint's (the part trained after it, lost with the stopped process, is not counted)."""
 
     def __init__(self, every: int, count: int, names: list[str], ctx: MetricContext, chunk: int = 256,
                  log=log_line) -> None:
@@ -43,7 +46,10 @@ class LearningCurve(Callback):
         self.chunk = chunk
         self.emit = log
         self.points: list[dict] = []
-        self.scoring_seconds = 0.0
+        self.scoring_seconds = 0.0  # spent scoring since this process started training
+        self.seconds_before = 0.0  # training seconds of the earlier processes of a resumed run
+        self.scoring_before = 0.0
+        self.restored = False  # whether a checkpoint gave the earlier points and seconds
         self._sums: dict[str, torch.Tensor] = {}  # diagnostics summed since the last point (on the device: no sync)
         self._counts: dict[str, int] = {}
         self._start = 0.0
@@ -52,6 +58,21 @@ class LearningCurve(Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         self._start = time.monotonic()
         self._first_iteration = pl_module.iteration
+
+    def train_seconds(self, now: float | None = None) -> float:
+        """Training seconds since iteration 0: the earlier processes' and this one's, scoring excluded."""
+        now = time.monotonic() if now is None else now
+        return self.seconds_before + now - self._start - self.scoring_seconds
+
+    def state_dict(self) -> dict:
+        return {"points": self.points, "train_seconds": self.train_seconds() if self._start else self.seconds_before,
+                "scoring_seconds": self.scoring_before + self.scoring_seconds}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.points = list(state_dict.get("points", []))
+        self.seconds_before = float(state_dict.get("train_seconds", 0.0))
+        self.scoring_before = float(state_dict.get("scoring_seconds", 0.0))
+        self.restored = True
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         for name in CURVE_DIAGNOSTICS:
@@ -72,9 +93,9 @@ class LearningCurve(Callback):
         scores = score_without_side_effects(pl_module, self.count, self.names, self.ctx, self.chunk)
         seconds = time.monotonic() - start
         point = {"iteration": pl_module.iteration,
-                 "train_seconds": round(start - self._start - self.scoring_seconds, 2),
-                 "images_seen": (pl_module.iteration - self._first_iteration) * trainer.train_dataloader.batch_size
-                 * trainer.world_size if trainer.train_dataloader is not None else None,
+                 "train_seconds": round(self.train_seconds(start), 2),
+                 "images_seen": pl_module.iteration * trainer.train_dataloader.batch_size * trainer.world_size
+                 if trainer.train_dataloader is not None else None,
                  "scores": {k: s.mean for k, s in scores.items()}, "scoring_seconds": round(seconds, 2)}
         if self._counts:
             point["diagnostics"] = {name: float(total) / self._counts[name] for name, total in self._sums.items()}

@@ -194,6 +194,23 @@ def test_resumed_bench_records_where_it_resumed(tmp_path):
     assert result.row["resumed_from_iteration"] == 2 and result.row["iterations"] == 4
 
 
+def test_a_resumed_bench_continues_its_curve_and_training_time_from_the_checkpoint(tmp_path):
+    curve = ["bench.eval_every=1", "bench.curve_samples=20", *TINY]
+    first = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=2", *curve], runs=tmp_path / "r",
+                      leaderboards=tmp_path / "boards")
+    resumed = run_bench("dcgan", "digits", "smoke", 20, 0, ["trainer.max_iterations=4", *curve],
+                        resume=str(first.run_dir), leaderboards=tmp_path / "boards")
+    points = resumed.row["curve"]["points"]
+    assert [p["iteration"] for p in points] == [1, 2, 3, 4]
+    assert points[:2] == first.row["curve"]["points"]  # the first process's points, as it scored them
+    seconds = [p["train_seconds"] for p in points]
+    assert seconds == sorted(seconds) and seconds[2] > first.row["curve"]["points"][1]["train_seconds"]
+    assert [p["images_seen"] for p in points] == [i * points[0]["images_seen"] for i in (1, 2, 3, 4)]
+    wall = resumed.row["budget"]["wall_seconds"]
+    assert wall is not None and wall > resumed.row["train_seconds"]  # the earlier process's seconds are counted
+    assert resumed.row["curve"]["scoring_seconds"] > first.row["curve"]["scoring_seconds"]
+
+
 def test_sweep_runs_column_by_column_in_the_listed_order(tmp_path):
     """Every model at the first listed n before the next n: an interrupted sweep leaves whole columns."""
     from genbench.bench.sweep import expand_grid
