@@ -165,7 +165,7 @@ def dispatch(command: str, args) -> None:
         if result is None:  # a DDP rank other than 0
             return
         row = result.row
-        print(f"{row['model']} on {row['data']} (n={row['n']}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
+        print(f"{row['model']} on {row['data']} (n={row['n'] or 'all'}, seed {row['seed']}): {_format_metrics(row['metrics'])}")
         print(f"samples: {result.run_dir / 'samples.png'}\nrow:     {result.table}")
     elif command == "reference":
         run_reference(args.data, args.preset, args.n, args.seed, args.set,
