@@ -11,7 +11,7 @@ from genbench.bench.sweep import run_sweep
 from genbench.paths import PROJECT_ROOT
 
 #: the sweeps whose every job has its row in leaderboards/ (the tables the README lists)
-COMMITTED = ("cpu.yaml", "cpu-30min.yaml", "mnist.yaml")
+COMMITTED = ("cpu.yaml", "cpu-30min.yaml", "mnist.yaml", "cifar10-subset.yaml")
 
 
 @pytest.mark.parametrize("sweep", COMMITTED)
