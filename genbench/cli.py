@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
 from jsonargparse import ArgumentParser
 
 from genbench.errors import GenbenchError, Interrupted
@@ -62,22 +63,26 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="genbench", description="Train, sample and score generative models and write their "
                             "leaderboard rows, over the YAML configs in configs/ (genbench <command> --help).")
     sub = parser.add_subcommands(dest="command")
+
+    def add(name: str, command: ArgumentParser) -> None:  # its description is its line in the top-level help
+        sub.add_subcommand(name, command, help=command.description)
+
     fit = _run_parser("Train a model and keep its checkpoint (no scoring).")
-    sub.add_subcommand("fit", fit, help=fit.description)
+    add("fit", fit)
     bench = _run_parser("Train, sample, score and append one row to leaderboards/<data>/<table>.jsonl.")
     bench.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder (default: leaderboards/)")
-    sub.add_subcommand("bench", bench, help=bench.description)
+    add("bench", bench)
     board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows.")
     board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("leaderboard", board, help=board.description)
+    add("leaderboard", board)
     config = _run_parser("Print the effective config (and its hash) of a run without running it.")
-    sub.add_subcommand("config", config, help=config.description)
+    add("config", config)
     listing = ArgumentParser(description="List registered models, datasets, metrics and tables.")
-    sub.add_subcommand("list", listing, help=listing.description)
+    add("list", listing)
     show = ArgumentParser(description="Print a run's config, metrics and files.")
     show.add_argument("run", help="run folder (runs/<data>/<model>/<id>) or a file in it")
-    sub.add_subcommand("show", show, help=show.description)
+    add("show", show)
     reference = ArgumentParser(description="Score the reference rows (held-out real images, up-sampled 1×1 image "
                                            "averages, clipped Gaussian noise) into a preset's table.")
     reference.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
@@ -89,13 +94,13 @@ def build_parser() -> ArgumentParser:
                            help="only this reference (repeatable): 'real images', 'image averages' or 'noise'")
     reference.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
     reference.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("reference", reference, help=reference.description)
+    add("reference", reference)
     sweep = ArgumentParser(description="Run a grid from configs/sweeps/*.yaml locally (skips finished rows).")
     sweep.add_argument("--config", dest="sweep_config", default="configs/sweeps/is-vs-n.yaml", help="sweep definition")
     sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("sweep", sweep, help=sweep.description)
+    add("sweep", sweep)
     table = ArgumentParser(description="Produce one of the papers' other tables: train what is missing, evaluate, "
                                        "append rows, render Markdown + PNG.")
     table.add_argument("--table", required=True, help=" | ".join(table_names()))
@@ -104,19 +109,19 @@ def build_parser() -> ArgumentParser:
     table.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a table setting, e.g. images=50 or corruptions=[M20] (repeatable)")
     table.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("table", table, help=table.description)
+    add("table", table)
     classifier = ArgumentParser(description="Train the offline classifier of a dataset under a preset's preprocessing "
                                             "and ship it in assets/classifiers (a new feature space: existing rows keep theirs).")
     classifier.add_argument("--data", default="imagenet-scenes-tiny", help="registered dataset name")
     classifier.add_argument("--preset", default="smoke", help="the preset whose preprocessing (image size, …) it is for")
     classifier.add_argument("--name", required=True, help="the shipped name, e.g. imagenet-scenes-tiny-32px")
     classifier.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="config override")
-    sub.add_subcommand("classifier", classifier, help=classifier.description)
+    add("classifier", classifier)
     migration = ArgumentParser(description="Re-score the reference rows of the tables' legacy feature spaces (rows written "
                                            "before feature spaces were recorded) and record each one that reproduces.")
     migration.add_argument("--data", default="imagenet-scenes-tiny", help="the dataset whose tables to migrate")
     migration.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sub.add_subcommand("migrate", migration, help=migration.description)
+    add("migrate", migration)
     return parser
 
 
@@ -127,8 +132,6 @@ def _format_metrics(metrics: dict) -> str:
 
 def dispatch(command: str, args) -> None:
     # deferred: torch and Lightning load only when a command runs, so --help and a parse error answer at once
-    import yaml
-
     from genbench.bench import render_leaderboards, run_bench, run_fit
     from genbench.bench.migrate import migrate
     from genbench.bench.reference import run_reference, ship_classifier
