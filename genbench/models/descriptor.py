@@ -186,7 +186,8 @@ class Descriptor(GenerativeModel):
         n = self.hparams.num_chains or x.shape[0]
         x_synth, diag = self.synthesize(n, trace=True, x_data=x)
         saturation = check_clamp_saturation(x_synth, batch[0], self.langevin_config.pixel_clamp,
-                                            "lower model.langevin.step_size or model.lr, or set model.energy_l2 > 0")
+                                            "lower model.langevin.step_size or model.lr, or set model.energy_l2 > 0",
+                                            self.iteration)
         stats = self.descriptor_update(x, x_synth, optimizer)
         self.log_diagnostics({**stats, **langevin_stats(diag, "langevin"), **saturation}, prog_bar=("energy_gap",))
 

@@ -165,7 +165,7 @@ class IGEBM(Descriptor):
         n = self.hparams.num_chains or x.shape[0]
         x_synth, diag = self.synthesize(n, trace=True, x_data=x)
         saturation = check_clamp_saturation(x_synth, x, self.langevin_config.pixel_clamp,
-                                            "lower model.langevin.step_size or model.lr")
+                                            "lower model.langevin.step_size or model.lr", self.iteration)
         stats = self.descriptor_update(x, x_synth, self.optimizers())
         self.log_diagnostics({**stats, **langevin_stats(diag, "langevin"), **saturation}, prog_bar=("energy_gap",))
 

@@ -225,7 +225,7 @@ class GridEBM(GenerativeModel):
         for (size, x_synth, trace), optimizer in zip(self.chains(x0, trace=True), optimizers):
             x_obs = downsample(x, size)
             saturation = check_clamp_saturation(x_synth, x_obs, self.langevin_config.pixel_clamp,
-                                                "lower model.langevin.step_size or model.lr")
+                                                "lower model.langevin.step_size or model.lr", self.iteration)
             f_obs, f_synth = self.f(size, x_obs), self.f(size, x_synth)
             loss = f_synth.mean() - f_obs.mean()
             self.update(optimizer, loss, f"{size}×{size} descriptor loss", LANGEVIN_HINT, check_grads=True)

@@ -196,16 +196,19 @@ def test_diverging_ebm_stops_with_one_line_and_keeps_last_checkpoint(tmp_path):
 
 
 def test_chains_held_on_the_pixel_clamp_are_a_divergence_and_data_on_the_bounds_is_not():
-    """A blown-up chain stays finite under a pixel clamp: the descriptor counts the values on the bounds."""
+    """A blown-up chain stays finite under a pixel clamp: the descriptor counts the values on the bounds, and from the
+    warm-up's end on (an untrained energy pushes fresh chains onto the bounds) that many is a divergence."""
     from genbench.errors import DivergenceError
+    from genbench.samplers.langevin import CLAMP_SATURATION_WARMUP
 
-    def iterate(step_size: float, data: torch.Tensor):
+    def iterate(step_size: float, data: torch.Tensor, iteration: int = CLAMP_SATURATION_WARMUP):
         torch.manual_seed(0)
         model = build_model("descriptor", image_size=8, channels=1, ref_std=None, chain_init="uniform", num_chains=16,
                             langevin={"n_steps": 5, "step_size": step_size, "pixel_clamp": [-1, 1]},
                             net={"widths": [8, 8, 8], "n_out": 4})
         model.optimizers = lambda opt=model.configure_optimizers(): opt
         model.manual_backward = lambda loss: loss.backward()
+        model.iteration = iteration
         logged = {}
         model.log_diagnostics = lambda values, **k: logged.update(values)
         model.training_step([data, torch.zeros(len(data), dtype=torch.long), torch.arange(len(data))], 0)
@@ -214,6 +217,8 @@ def test_chains_held_on_the_pixel_clamp_are_a_divergence_and_data_on_the_bounds_
     data = torch.rand(16, 1, 8, 8) * 1.6 - 0.8  # nothing on the bounds
     calm = iterate(1e-3, data)
     assert calm["clamp_saturation"] < 0.5
+    early = iterate(1e4, data, iteration=CLAMP_SATURATION_WARMUP - 1)  # reported, not yet judged
+    assert early["clamp_saturation"] > 0.5
     with pytest.raises(DivergenceError, match=r"on the pixel clamp \[-1, 1\].*the clamp hides it"):
         iterate(1e4, data)
     mostly_black = torch.full((16, 1, 8, 8), -1.0)  # data whose own values sit on the bound (MNIST's background)
