@@ -14,6 +14,7 @@ NODES  ?=
 WANDB  ?=
 RESUME ?=
 SWEEP  ?= configs/sweeps/is-vs-n.yaml
+LAUNCHER ?=
 TABLE  ?= completion
 TABLE_PRESET = $(if $(filter command line,$(origin PRESET)),$(PRESET))
 # with RESUME, model, data, preset and seed come from the run folder unless given on the command line
@@ -25,15 +26,19 @@ RUN_ARGS = $(RUN_BASE) $(if $(N),--n $(N)) \
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
 
-.PHONY: install test bench fit reference sweep table leaderboard list perf classifiers gpu-wheels gpu-check clean
+.PHONY: install test test-slow bench fit reference sweep table leaderboard list perf classifiers gpu-wheels gpu-check clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -e ".[dev]"
 
-test:  ## the test suite (pytest's exit code 5, "no tests collected", is a failure)
-	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+test:  ## the test suite without the fault tests (pytest's exit code 5, "no tests collected", is a failure)
+	@$(BIN)/python -m pytest -m "not fault" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-slow:  ## the fault tests: signals, file-size limits and a sweep through submitit with a preempted job
+	@$(BIN)/python -m pytest -m fault $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test-slow: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
 	$(BIN)/genbench bench $(RUN_ARGS)
@@ -44,8 +49,9 @@ fit:  ## train only (checkpoint under runs/)
 reference:  ## score the reference rows (real images, noise) into PRESET's table of DATA (N=100,50: these n; default: the table's)
 	$(BIN)/genbench reference --data $(DATA) --preset $(PRESET) --seed $(SEED) $(if $(N),--n [$(N)]) $(foreach s,$(SET),--set $(s))
 
-sweep:  ## run the grid of SWEEP locally (skips finished rows, resumes unfinished runs)
-	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(foreach s,$(SET),--set $(s))
+sweep:  ## run the grid of SWEEP (skips finished rows, resumes unfinished runs); LAUNCHER=slurm: a SLURM job array (docs/scale.md)
+	$(BIN)/genbench sweep --config $(SWEEP) --devices $(or $(DEVICES),1) $(if $(LAUNCHER),--launcher $(LAUNCHER)) \
+		$(foreach s,$(SET),--set $(s))
 
 table:  ## one of the papers' other tables: TABLE=<name> (`make list` names them) [DATA=…] [PRESET=cpu|paper]
 	$(BIN)/genbench table --table $(TABLE) --preset $(or $(TABLE_PRESET),cpu) \

@@ -13,8 +13,15 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser
 
+from genbench.runs.launchers import ClusterOptions
 from genbench.errors import GenbenchError, Interrupted
 from genbench.paths import configs_dir, leaderboard_dir
+
+
+#: the cluster options a sweep takes as flags (``ClusterOptions`` holds their defaults)
+CLUSTER_FLAGS = {"timeout_min": (int, "each job's time limit in minutes"), "partition": (str, "the partition"),
+                 "gpus_per_node": (int, "GPUs per job"), "cpus_per_task": (int, "CPU cores per job"),
+                 "parallel": (int, "array tasks running at once (0: no limit)")}
 
 
 def preset_names() -> list[str]:
@@ -100,6 +107,13 @@ def build_parser() -> ArgumentParser:
     sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
+    sweep.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"],
+                       help="where the jobs run: this machine (default), a SLURM job array through submitit (each job "
+                            "requeued on preemption or time-out and resumed from its checkpoint), or submitit's local "
+                            "executor")
+    for option, (kind, text) in CLUSTER_FLAGS.items():
+        sweep.add_argument(f"--{option.replace('_', '-')}", type=kind | None, default=None,
+                           help=f"with slurm: {text} (default {getattr(ClusterOptions, option)})")
     add("sweep", sweep)
     table = ArgumentParser(description="Produce one of the papers' other tables: train what is missing, evaluate, "
                                        "append rows, render Markdown + PNG.")
@@ -187,8 +201,10 @@ def dispatch(command: str, args) -> None:
     elif command == "show":
         print(describe_run(args.run))
     elif command == "sweep":
+        cluster = ClusterOptions(**{k: getattr(args, k) for k in CLUSTER_FLAGS if getattr(args, k) is not None})
         outcome = run_sweep(Path(args.sweep_config), args.set, args.devices,
-                            Path(args.leaderboards) if args.leaderboards else None)
+                            Path(args.leaderboards) if args.leaderboards else None, launcher=args.launcher,
+                            cluster=cluster)
         if outcome["failed"]:
             raise GenbenchError(f"{len(outcome['failed'])} sweep job(s) failed; see the .failures.jsonl beside the table")
 

@@ -11,18 +11,14 @@ runs it again, from its checkpoint. With ``devices > 1`` jobs run in parallel, o
 from __future__ import annotations
 
 import itertools
-import os
-import queue
-import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.config import compose, config_hash, load_yaml, parse_override
+from genbench.runs.launchers import LAUNCHERS, ClusterOptions, launch_local, launch_submitit
 from genbench.errors import GenbenchError
-from genbench.paths import leaderboard_dir
+from genbench.paths import leaderboard_dir, runs_dir
 from genbench.results import append_row, read_rows, table_path
 from genbench.runs.config import composed_config, resolve_config
 from genbench.runs.settings import table_name
@@ -131,58 +127,57 @@ def is_finished(job: Job, table: Path, overrides: list[str] | None = None) -> bo
 
 
 def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
-              log=print) -> dict[str, list[Job]]:
+              log=print, launcher: str = "local", cluster: ClusterOptions | None = None) -> dict[str, list[Job]]:
     """Run every unfinished job of the grid; returns the jobs by outcome (done, skipped, failed)."""
-    return run_jobs(expand_grid(path), f"sweep {path.name}", str(path), overrides, devices, leaderboards, log)
+    return run_jobs(expand_grid(path), f"sweep {path.name}", str(path), overrides, devices, leaderboards, log, launcher,
+                    cluster)
+
+
+def failure_reason(err: str, code: int) -> str:
+    """The line that says why a job failed: genbench's own one-line message where there is one (a cluster task's log
+    ends with the launcher's lines), else the last line of its stderr."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    return next((line for line in reversed(lines) if line.startswith("genbench:")), lines[-1] if lines else f"exit {code}")
 
 
 def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | None = None, devices: int = 1,
-             leaderboards: Path | None = None, log=print) -> dict[str, list[Job]]:
-    """Run the unfinished ``jobs`` (one ``genbench bench`` process each, ``devices`` at a time); failures are
-    recorded beside their table and the rest go on. Returns the jobs by outcome (done, skipped, failed)."""
+             leaderboards: Path | None = None, log=print, launcher: str = "local",
+             cluster: ClusterOptions | None = None) -> dict[str, list[Job]]:
+    """Run the unfinished ``jobs`` (one ``genbench bench`` each, through ``launcher``: ``genbench.runs.launchers``);
+    failures are recorded beside their table and the rest go on. Returns the jobs by outcome (done, skipped, failed)."""
+    if launcher not in LAUNCHERS:
+        raise GenbenchError(f"unknown launcher {launcher!r}; known: {', '.join(LAUNCHERS)}")
     overrides = list(overrides or [])
     boards = leaderboards or leaderboard_dir()
     outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
-    todo, commands = [], {}
+    commands = {}
     for job in jobs:  # every config is resolved here, before any job runs: a bad one stops the sweep in one line
         if is_finished(job, job_table(job, overrides, boards), overrides):
             outcome["skipped"].append(job)
         else:
-            todo.append(job)
             commands[job] = job.argv(overrides, boards)
-    log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(todo)} to run")
-    free: queue.Queue[int] = queue.Queue()
-    for device in range(max(1, devices)):
-        free.put(device)
-
-    def run(job: Job) -> tuple[Job, int, str]:
-        device = free.get()
-        env = dict(os.environ)
-        env.pop("GENBENCH_RUN_DIR", None)
-        if devices > 1:
-            env["CUDA_VISIBLE_DEVICES"] = str(device)
-        try:
-            proc = subprocess.run([sys.executable, "-m", "genbench.cli", *commands[job]], env=env,
-                                  capture_output=True, text=True)
-        finally:
-            free.put(device)
-        return job, proc.returncode, (proc.stderr or "").strip()
-
-    with ThreadPoolExecutor(max(1, devices)) as pool:
-        for job, code, err in pool.map(run, todo):
-            if code == 0:
-                outcome["done"].append(job)
-                log(f"  done    {job.label}")
-                continue
-            outcome["failed"].append(job)
-            reason = next((line for line in reversed(err.splitlines()) if line.strip()), f"exit {code}")
-            interrupted = code in INTERRUPTED_CODES
-            log(f"  {'INTERRUPTED' if interrupted else 'FAILED'}  {job.label}: {reason}")
-            failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
-                       "job_overrides": list(job.overrides), "exit_code": code, "interrupted": interrupted,
-                       "error": reason, "stderr_tail": err[-2000:], "sweep": source,
-                       "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-            table = job_table(job, overrides, boards)
-            append_row(table.with_name(table.stem + ".failures.jsonl"), failure)
+    log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(commands)} to run")
+    if launcher == "local":
+        ended = launch_local(commands, devices)
+    elif commands:
+        folder = runs_dir() / "sweeps" / Path(source).stem / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+        ended = launch_submitit(commands, folder, launcher.removeprefix("submitit-"), cluster or ClusterOptions(), log)
+    else:
+        ended = iter(())
+    for job, code, err in ended:
+        if code == 0:
+            outcome["done"].append(job)
+            log(f"  done    {job.label}")
+            continue
+        outcome["failed"].append(job)
+        reason = failure_reason(err, code)
+        interrupted = code in INTERRUPTED_CODES
+        log(f"  {'INTERRUPTED' if interrupted else 'FAILED'}  {job.label}: {reason}")
+        failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
+                   "job_overrides": list(job.overrides), "exit_code": code, "interrupted": interrupted,
+                   "error": reason, "stderr_tail": err[-2000:], "sweep": source, "launcher": launcher,
+                   "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        table = job_table(job, overrides, boards)
+        append_row(table.with_name(table.stem + ".failures.jsonl"), failure)
     log(f"{label}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
     return outcome

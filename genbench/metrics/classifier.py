@@ -20,6 +20,7 @@ clearly above chance is refused (``refusal_threshold``).
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -226,8 +227,6 @@ def shipped_classifier(description: dict, directory: Path = SHIPPED_DIR) -> Offl
 
 def write_shipped(classifier_path: Path, name: str, directory: Path = SHIPPED_DIR) -> dict:
     """Copy a trained classifier into ``directory`` as ``<name>.pt`` and record it in the manifest."""
-    import shutil
-
     meta = load_bundle(classifier_path)["meta"]
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"{name}.pt"

@@ -15,7 +15,7 @@ from torch import nn
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
 from genbench.samplers.langevin import LangevinConfig, frozen, langevin, latent_posterior_energy
-from genbench.models.nets import build_generator
+from genbench.models.nets import build_generator, resolve_net_options
 
 LATENT_HINT = "lower model.latent_langevin.step_size or model.lr"
 #: inferential back-propagation: 30 Langevin steps on h per iteration, δ = 0.1 (official TF code)
@@ -86,8 +86,6 @@ class ABP(GenerativeModel):
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
-        from genbench.models.nets import resolve_net_options
-
         options["latent_langevin"] = LangevinConfig.from_dict(options.get("latent_langevin") or LATENT_LANGEVIN,
                                                               "model.latent_langevin").to_dict()
         if isinstance(options.get("generator_net"), (dict, type(None))):

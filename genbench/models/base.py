@@ -11,6 +11,7 @@ import lightning as L
 import numpy as np
 import torch
 
+from genbench.config import plain, signature_defaults
 from genbench.errors import DivergenceError, GenbenchError
 from genbench.models.speed import (SpeedSettings, adam, apply_build_levers, apply_device_levers, autocast, mark_step,
                                    to_channels_last)
@@ -82,8 +83,6 @@ class GenerativeModel(L.LightningModule):
         """Every constructor argument with the value a model built from ``options`` gets: the given one, else the
         signature's default; nested settings (Langevin chains, nets) resolved the same way. This is what a run's
         effective config records and hashes, so a changed default changes the hash."""
-        from genbench.config import plain, signature_defaults
-
         return plain(cls.resolve_nested({**signature_defaults(cls), **options}))
 
     @classmethod

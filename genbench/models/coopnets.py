@@ -16,7 +16,7 @@ from genbench.errors import GenbenchError
 from genbench.models.abp import infer_latent, reconstruction_loss
 from genbench.models.base import MODELS
 from genbench.models.descriptor import Descriptor, langevin_stats
-from genbench.models.nets import build_generator
+from genbench.models.nets import build_generator, resolve_net_options
 from genbench.samplers.langevin import LangevinConfig
 
 #: G1 (Langevin on h given the revised images): off in the official code (0 steps; δ = 0.1 when turned on)
@@ -39,6 +39,7 @@ class CoopNets(Descriptor):
         bn_sampling: ``batch`` — the official code samples with BatchNorm in training mode (statistics of the
             sampling batch of h ~ N(0, I)); ``running`` uses the running averages.
     """
+    centring = False
 
     completion = "cooperative"
 
@@ -72,8 +73,6 @@ class CoopNets(Descriptor):
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
-        from genbench.models.nets import resolve_net_options
-
         options = super().resolve_nested(options)
         options["latent_langevin"] = LangevinConfig.from_dict(options.get("latent_langevin") or LATENT_LANGEVIN,
                                                               "model.latent_langevin").to_dict()

@@ -17,7 +17,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.nets import build_energy_net
+from genbench.models.nets import build_energy_net, resolve_net_options
 from genbench.samplers import make_sampler
 from genbench.samplers.langevin import (LangevinConfig, check_clamp_saturation, descriptor_energy, frozen, langevin,
                                         reference_precision)
@@ -49,6 +49,9 @@ class Descriptor(GenerativeModel):
         energy_l2: weight of the L2 penalty mean(f(X)² + f(X̃)²) (IGEBM); 0 is off.
         data_noise: std of Gaussian noise added to each data batch (short-run MCMC: 0.03); 0 is off.
         spectral_norm: spectral normalisation of every layer of f.
+        centre_on_data_mean: model X − μ, μ the training images' per-channel mean (subtracted from every observed
+            batch, added back to every sample): the reference becomes N(μ, s²I) and noise chains start around μ, as
+            the descriptor's texture code subtracts the exemplar's mean; off: the reference is centred at 0 (grey).
         net: options of the energy net (``DescriptorNet`` or ``MLPEnergy``).
     """
 
@@ -59,6 +62,8 @@ class Descriptor(GenerativeModel):
     net_defaults: dict = {}
     #: the energy net's class (None: the arch's, ``DescriptorNet`` or ``MLPEnergy``)
     energy_net_class: type | None = None
+    #: whether ``centre_on_data_mean`` applies (a model whose samples are not the descriptor's chains: no)
+    centring: bool = True
 
     def __init__(
         self,
@@ -81,6 +86,7 @@ class Descriptor(GenerativeModel):
         energy_l2: float = 0.0,
         data_noise: float = 0.0,
         spectral_norm: bool = False,
+        centre_on_data_mean: bool = False,
         net: dict | None = None,
         bn_sampling: str = "running",
     ) -> None:
@@ -106,13 +112,18 @@ class Descriptor(GenerativeModel):
         if spectral_norm:
             net_options["spectral_norm"] = True
         self.energy_net = build_energy_net(arch, image_size, channels, net_options, self.energy_net_class)
+        if centre_on_data_mean and not self.centring:
+            raise GenbenchError(f"{type(self).__name__} draws its samples in pixel space: centre_on_data_mean is for "
+                                f"the descriptor's own chains")
+        if centre_on_data_mean and self.langevin_config.pixel_clamp is not None:
+            raise GenbenchError("centre_on_data_mean and a pixel_clamp exclude each other: the clamp bounds pixels, the "
+                                "centred chains live in X − μ")
         self.buffer = None  # a persistent sampler's replay buffer (checkpointed with the model)
+        self.register_buffer("data_mean", torch.zeros(1, channels, 1, 1))  # μ (centre_on_data_mean), set at fit start
         self.sampler = make_sampler(chain_init, self)
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
-        from genbench.models.nets import resolve_net_options
-
         options["langevin"] = LangevinConfig.from_dict({**cls.langevin_defaults, **(options.get("langevin") or {})},
                                                        "model.langevin").to_dict()
         if options.get("sample_langevin"):
@@ -174,8 +185,18 @@ class Descriptor(GenerativeModel):
         self.update(optimizer, loss, "descriptor loss", "lower model.lr or set model.energy_l2 > 0", check_grads=True)
         return {"descriptor_loss": loss.detach(), **stats}
 
+    def on_fit_start(self) -> None:
+        """μ of ``centre_on_data_mean``: the per-channel mean of the training images."""
+        if self.hparams.centre_on_data_mean:
+            datamodule = getattr(self.trainer, "datamodule", None)
+            if datamodule is None:
+                raise GenbenchError("centre_on_data_mean needs a datamodule (μ is the training images' mean)")
+            images = datamodule.train_images()
+            self.data_mean = images.mean(dim=(0, 2, 3)).view(1, -1, 1, 1).to(self.data_mean)
+
     def observed(self, batch) -> torch.Tensor:
-        x = batch[0]
+        """An observed batch as the model sees it: X − μ (μ = 0 unless centred), plus the data noise."""
+        x = batch[0] - self.data_mean if self.hparams.centre_on_data_mean else batch[0]
         if self.hparams.data_noise > 0:
             x = x + self.hparams.data_noise * torch.randn_like(x)
         return x
@@ -197,6 +218,8 @@ class Descriptor(GenerativeModel):
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         super().on_load_checkpoint(checkpoint)
         state = checkpoint.get("state_dict", {})
+        if "data_mean" not in state:  # written before centring existed: its runs were not centred
+            state["data_mean"] = torch.zeros_like(self.data_mean)
         if "buffer.states" in state and "buffer.chain_steps" not in state:  # written before chain lengths were kept:
             state["buffer.chain_steps"] = torch.full((state["buffer.states"].shape[0],), -1, dtype=torch.long)  # unknown
 
@@ -212,7 +235,8 @@ class Descriptor(GenerativeModel):
     def generate(self, n: int) -> torch.Tensor:
         """Evaluation samples: the sampler's evaluation chains, revised by its evaluation Langevin settings."""
         x0 = self.sampler.evaluation_start(n, self.sample_position)
-        return self.revise(x0, self.sampler.evaluation_config(), sampling=True)[0]
+        x = self.revise(x0, self.sampler.evaluation_config(), sampling=True)[0]
+        return x + self.data_mean if self.hparams.centre_on_data_mean else x
 
 
 def langevin_stats(diag, prefix: str) -> dict:

@@ -7,14 +7,15 @@ for objects (enijkamp/coopnet @ 5f60646: ``frame_config.m`` 'object', ``train_mo
 and θ learned by SGD with momentum 0.5 on the log-likelihood gradient, per layer l (the ``MatConvNetSGD`` optimiser):
 
     g_l = (mean_data ∂f/∂θ_l − mean_synth ∂f/∂θ_l) / (positions of layer l's output),   capped: max |g_l| ≤ 8
-    m_l ← 0.5·m_l − 1e-4·θ_l (weights, not biases) + g_l,   θ_l ← θ_l + γ_t·r_l·m_l   (r = 1 weights, 2 biases)
+    m_l ← 0.5·m_l − 1e-4·θ_l (weights, not biases) + g_l,   θ_l ← θ_l + γ_t·r_l·m_l
 
-with γ_t = 0.07 decaying log-uniformly to 0.0007 over the run in 80 equal stages (``logspace(-2, -4, 80)·100``).
-Where genbench differs: the energy net is the CoopNets descriptor's (the TF code's, leaky ReLU, 100 outputs) rather
-than the MatConvNet object net (4×4/2 → 64, 2×2/1 → 128, ReLU, 2 outputs); the synthesized images start from
+with γ_t = 0.07 decaying log-uniformly to 0.0007 over the run in 80 equal stages (``logspace(-2, -4, 80)·100``) and
+r_l the layer's factor (1, 0.5, 0.2857 for the three layers) times 1 for weights, 2 for biases. f is the MatConvNet
+object net (``convNet_object.m``, ``MatConvNetObjectNet``). Where genbench differs: the synthesized images start from
 N(0, s²); the schedule's stages are cut from the run's iterations (its ``trainer.max_iterations``, or epochs × batches,
 read at the start of training) where the official code holds each stage for whole epochs (its ``nIteration`` counts
-epochs).
+epochs). With the CoopNets descriptor's net instead (leaky ReLU, 64/128/256 channels, 100 outputs; no per-layer
+factors) this update diverges at once on the 32×32 scenes: the energies reach 10⁸ by iteration 20 and 10³⁰ by 500.
 """
 
 from __future__ import annotations
@@ -69,6 +70,35 @@ class MatConvNetSGD(torch.optim.Optimizer):
                 p.add_(m, alpha=group["lr"] * self.rate * self.rates[p])
 
 
+class MatConvNetObjectNet(nn.Module):
+    """f(Y; θ) of the group's MatConvNet object descriptor (``convNet_object.m``): conv 4×4/2 with padding 2 → 64, ReLU,
+    conv 2×2/1 with padding 2 → 128, ReLU, then a conv whose kernel covers the whole map → 2 outputs, summed. Weights
+    N(0, 0.01²), biases 0 (``add_cnn_block``'s Gaussian initialisation); ``layer_rates``: each layer's learning-rate
+    factor (its ``add_cnn_block`` argument), read by ``MatConvNetSGD`` through ``rates``."""
+
+    def __init__(self, image_size: int = 64, channels: int = 3, widths: tuple[int, int] = (64, 128), n_out: int = 2,
+                 layer_rates: tuple[float, float, float] = (1.0, 0.5, 0.2857), init_std: float = 0.01) -> None:
+        super().__init__()
+        if len(widths) != 2 or len(layer_rates) != 3:
+            raise GenbenchError(f"the MatConvNet object net has two conv widths and three layer rates, got {widths} "
+                                f"and {layer_rates}")
+        first = nn.Conv2d(channels, widths[0], 4, 2, 2)
+        second = nn.Conv2d(widths[0], widths[1], 2, 1, 2)
+        size = (image_size + 4 - 4) // 2 + 1 + 4 - 2 + 1  # the map after both convs (64 → 33 → 36; 32 → 17 → 20)
+        top = nn.Conv2d(widths[1], n_out, size)
+        self.net = nn.Sequential(first, nn.ReLU(), second, nn.ReLU(), top)
+        for conv in (first, second, top):
+            nn.init.normal_(conv.weight, 0.0, init_std)
+            nn.init.zeros_(conv.bias)
+        self.rated_layers = [(conv, rate) for conv, rate in zip((first, second, top), layer_rates)]
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net(y).flatten(1).sum(dim=1)
+
+    def rate_of(self, p: nn.Parameter) -> float:
+        return next(rate for conv, rate in self.rated_layers if any(p is q for q in conv.parameters()))
+
+
 def layer_positions(net: nn.Module, image_size: int, channels: int) -> dict[nn.Parameter, int]:
     """Each parameter of ``net``'s convolutions and linear layers (a parametrized weight's original too) → the spatial
     positions of that layer's output (1 for a linear layer), by one forward pass of a zero image on the net's device."""
@@ -94,6 +124,7 @@ class DescriptorOriginal(Descriptor):
     """
 
     langevin_defaults = ORIGINAL_LANGEVIN
+    energy_net_class = MatConvNetObjectNet
 
     def __init__(self, chain_init: str = "persistent", num_chains: int | None = 36, buffer_size: int = 36,
                  reinit_prob: float = 0.0, lr: float = 0.07, momentum: float = 0.5, weight_decay: float = 1e-4,
@@ -113,12 +144,13 @@ class DescriptorOriginal(Descriptor):
         positions = layer_positions(net, self.image_size, self.channels)
         biases = {p for name, p in net.named_parameters() if name.endswith("bias")}
         decay = {p: 0.0 if p in biases else 1.0 for p in net.parameters()}
-        rates = {p: 2.0 if p in biases else 1.0 for p in net.parameters()}
+        rates = {p: (2.0 if p in biases else 1.0) * net.rate_of(p) for p in net.parameters()}
         return MatConvNetSGD(net.parameters(), self.hparams.lr, self.hparams.momentum, self.hparams.weight_decay,
                              self.hparams.grad_cap, positions, decay, rates)
 
     def on_fit_start(self) -> None:
         """The run's length, for the learning-rate schedule: the iteration limit of the run, else epochs × batches."""
+        super().on_fit_start()
         limits = [cb.max_iterations for cb in self.trainer.callbacks if isinstance(getattr(cb, "max_iterations", None), int)]
         total = min(limits) if limits else self.trainer.estimated_stepping_batches
         if not isinstance(total, (int, float)) or not math.isfinite(total):

@@ -137,6 +137,8 @@ class ResNetEnergy(nn.Module):
 class IGEBM(Descriptor):
     """The replay-buffer EBM with the official CIFAR-10 recipe as its defaults (see the module)."""
 
+    centring = False
+
     langevin_defaults = IGEBM_LANGEVIN
     energy_net_class = ResNetEnergy
 

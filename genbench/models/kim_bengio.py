@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genbench.models.base import MODELS, GenerativeModel
-from genbench.models.nets import ConvGenerator, build_energy_net
+from genbench.models.nets import ConvGenerator, build_energy_net, resolve_net_options
 
 
 def batchnorm_entropy(net: nn.Module, eps: float = 1e-8) -> torch.Tensor:
@@ -97,8 +97,6 @@ class KimBengio(GenerativeModel):
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
-        from genbench.models.nets import resolve_net_options
-
         if isinstance(options.get("net"), (dict, type(None))):
             options["net"] = resolve_net_options("energy", "conv", cls.net_options(options.get("net"), options["n_features"]))
         return options

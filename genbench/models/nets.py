@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from genbench.config import instantiate, signature_defaults
 from genbench.errors import GenbenchError
 
 Activation = Literal["lrelu", "relu", "swish", "elu", "softplus"]
@@ -256,8 +257,6 @@ SHAPE_ARGUMENTS = ("image_size", "channels", "in_shape", "out_shape", "latent_di
 def resolve_net_options(kind: str, arch: str, options: dict | None, cls: type | None = None) -> dict:
     """``options`` of an energy net (``kind="energy"``) or a generator with every other argument at its default
     (``cls``: a model's own net class instead of the arch's)."""
-    from genbench.config import signature_defaults
-
     if arch not in ("conv", "mlp"):
         raise GenbenchError(f"model.arch must be 'conv' or 'mlp', got {arch!r}")
     cls = cls or {("energy", "mlp"): MLPEnergy, ("energy", "conv"): DescriptorNet,
@@ -270,8 +269,6 @@ def build_energy_net(arch: str, image_size: int, channels: int, options: dict | 
                      cls: type | None = None) -> nn.Module:
     """f(X; θ): the CoopNets descriptor net (``conv``), an MLP (``mlp``) or a model's own net class ``cls`` (taking
     ``image_size`` and ``channels``), from ``model.net`` options."""
-    from genbench.config import instantiate
-
     options = dict(options or {})
     if arch == "mlp" and cls is None:
         return instantiate(MLPEnergy, {"in_shape": (channels, image_size, image_size), **options}, "model.net")
@@ -280,8 +277,6 @@ def build_energy_net(arch: str, image_size: int, channels: int, options: dict | 
 
 def build_generator(arch: str, latent_dim: int, image_size: int, channels: int, options: dict | None = None) -> nn.Module:
     """g(h; α): the official CoopNets generator (``conv``: kernel 5, leaky ReLU, init N(0, 0.005²)) or an MLP."""
-    from genbench.config import instantiate
-
     options = dict(options or {})
     if arch == "mlp":
         return instantiate(MLPGenerator, {"latent_dim": latent_dim, "out_shape": (channels, image_size, image_size), **options},

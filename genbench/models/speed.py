@@ -18,6 +18,7 @@ with; ``make perf`` measures each lever on and off (``leaderboards/perf.md``).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 from dataclasses import dataclass
 
@@ -107,8 +108,6 @@ def reuse_freed_host_memory() -> None:
     those blocks come from the heap and stay there: no page faults after the first step, at the price of the process
     keeping its peak memory.
     """
-    import ctypes
-
     try:
         mallopt = getattr(ctypes.CDLL(None), "mallopt", None)
     except (OSError, TypeError):  # no C library to load by name (Windows)

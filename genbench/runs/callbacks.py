@@ -4,6 +4,8 @@ sample grids, progress lines for log files; and the CSV logger that appends acro
 from __future__ import annotations
 
 import csv
+import sys
+import time
 from pathlib import Path
 
 import torch
@@ -125,9 +127,6 @@ PROGRESS_SECONDS = 30.0
 
 def log_line(text: str) -> None:
     """One progress line on stderr, flushed (a log file shows it at once)."""
-    import sys
-    import time
-
     print(f"genbench {time.strftime('%H:%M:%S')} {text}", file=sys.stderr, flush=True)
 
 
@@ -141,8 +140,6 @@ class ProgressLog(Callback):
     and the latest logged losses, and one at the start and end of training."""
 
     def __init__(self, max_iterations: int | None, every: float = PROGRESS_SECONDS, clock=None, log=log_line) -> None:
-        import time
-
         self.max_iterations = max_iterations
         self.every = every
         self.clock = clock or time.monotonic

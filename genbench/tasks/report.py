@@ -3,7 +3,9 @@ one PNG of example inputs, corruptions and results side by side, like the slides
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -44,9 +46,6 @@ def provenance_lines(rows: list[dict], records: str = ROW_RECORDS) -> list[str]:
 def write_markdown(path: Path, lines: list[str], settings, rows: list[dict], records: str = ROW_RECORDS) -> Path:
     """``path`` (.md): ``lines``, then the table's settings, its provenance and the people-written notes kept beside
     it in ``<stem>.notes.md`` (the rows carry the numbers)."""
-    import json
-    from dataclasses import asdict
-
     lines = [*lines, "## Settings", "", "```json", json.dumps(asdict(settings), indent=1), "```", "",
              *provenance_lines(rows, records)]
     notes = path.with_suffix(".notes.md")

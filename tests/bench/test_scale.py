@@ -225,7 +225,7 @@ def test_sweep_runs_column_by_column_in_the_listed_order(tmp_path):
     assert {j.preset for j in expand_grid(grid)} == {"cpu"}
 
 
-@pytest.mark.slow
+@pytest.mark.fault
 def test_sigterm_checkpoints_the_stop_point_exits_143_and_the_resume_continues(tmp_path):
     """What SLURM sends before preempting a job: the run keeps its state at the iteration it stopped at, says so in one
     line, exits 128 + 15, and a resume from its folder trains on to the end."""
@@ -277,7 +277,7 @@ def test_a_sweep_job_stopped_by_a_signal_is_recorded_as_interrupted_and_run_agai
     assert len(started) == 2 and outcome["skipped"] == []  # run again, not skipped
 
 
-@pytest.mark.slow
+@pytest.mark.fault
 def test_a_checkpoint_cut_short_by_a_file_size_limit_is_one_line_and_leaves_no_partial_file(tmp_path):
     import resource
 

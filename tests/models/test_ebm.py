@@ -234,3 +234,28 @@ def test_textures_synthesis_runs(tmp_path, needs_shared):
                        leaderboards=tmp_path / "boards", runs=tmp_path / "runs")
     assert result.row["n_samples"] == 8 and "pairwise_ssim" in result.row["metrics"]  # the 8 persistent chains
     assert result.row["evaluation_chains"]["chains"] == "buffer"
+
+
+def test_a_centred_descriptor_models_x_minus_the_data_mean_and_its_samples_relax_to_the_mean():
+    """centre_on_data_mean: observed batches are X − μ, and with f flat (zero weights) the noise-free chains relax to the
+    reference's centre, x ← (1 − δ²/(2s²))·x → 0, so the samples are μ itself (μ put back)."""
+    torch.manual_seed(0)
+    model = build_model("descriptor", image_size=8, channels=3, ref_std=1.0, chain_init="gaussian", init_std=0.5,
+                        centre_on_data_mean=True, langevin={"n_steps": 200, "step_size": 0.5, "noise_scale": 0.0},
+                        net={"widths": [4, 4, 4], "n_out": 2})
+    for p in model.energy_net.parameters():
+        torch.nn.init.zeros_(p)
+    mu = torch.tensor([0.6, -0.4, 0.1]).view(1, 3, 1, 1)
+    model.data_mean = mu.clone()
+    batch = torch.rand(5, 3, 8, 8)
+    assert torch.equal(model.observed([batch]), batch - mu)
+    model.prepare_evaluation(6, seed=0)
+    samples = model.generate(6)
+    assert torch.allclose(samples, mu.expand(6, 3, 8, 8), atol=1e-6)
+    model.hparams.centre_on_data_mean = False  # the same chains uncentred relax to grey
+    assert model.generate(6).abs().max() < 1e-6
+    with pytest.raises(GenbenchError, match="exclude each other"):
+        build_model("descriptor", image_size=8, channels=3, centre_on_data_mean=True,
+                    langevin={"pixel_clamp": [-1, 1]}, net={"widths": [4, 4, 4], "n_out": 2})
+    with pytest.raises(GenbenchError, match="pixel space"):
+        build_model("coopnets", image_size=8, channels=3, centre_on_data_mean=True)

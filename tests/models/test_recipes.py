@@ -105,17 +105,19 @@ def test_igebm_spectral_norm_bounds_every_convolution():
 
 def test_the_descriptors_original_update_is_the_matconvnet_one():
     """Two steps of MatConvNetSGD against accumulate_gradients1 written out: the gradient divided by its layer's output
-    positions and capped at 8, momentum 0.5, weight decay on weights only, biases at twice the rate. The gradients are
-    scaled up so the cap engages, and the weight decay is large enough to show."""
+    positions and capped at 8, momentum 0.5, weight decay on weights only, each layer at its factor (1, 0.5, 0.2857)
+    and biases at twice it. The gradients are scaled up so the cap engages, and the weight decay is large enough to
+    show. The net is convNet_object's: 8 → 5 (4×4/2, padding 2) → 8 (2×2/1, padding 2) → 1."""
     from genbench.models.descriptor_original import matconvnet_rate
 
     torch.manual_seed(0)
-    model = build_model("descriptor-original", image_size=8, channels=1, net={"widths": [4, 4, 4], "n_out": 2},
-                        weight_decay=0.5)
+    model = build_model("descriptor-original", image_size=8, channels=1, net={"widths": [4, 4]}, weight_decay=0.5)
     assert model.langevin_config.n_steps == 10 and model.langevin_config.step_size == 0.005 and len(model.buffer) == 36
     optimizer = model.configure_optimizers()
     params = dict(model.energy_net.named_parameters())
-    sizes = {"net.0": 16, "net.2": 4, "net.4": 4, "net.6": 1}  # output positions of each conv (8 → 4 → 2 → 2 → 1)
+    sizes = {"net.0": 25, "net.2": 64, "net.4": 1}  # output positions of each conv (8 → 5 → 8 → 1)
+    layer_rate = {"net.0": 1.0, "net.2": 0.5, "net.4": 0.2857}
+    assert [p.shape[0] for n, p in params.items() if n.endswith("weight")] == [4, 4, 2]  # two outputs
     theta = {k: v.detach().clone() for k, v in params.items()}
     momentum = {k: torch.zeros_like(v) for k, v in params.items()}
     capped = False
@@ -131,7 +133,8 @@ def test_the_descriptors_original_update_is_the_matconvnet_one():
                 g, capped = g / g.abs().max() * 8, True
             bias = name.endswith("bias")
             momentum[name] = 0.5 * momentum[name] - 0.5 * (0.0 if bias else 1.0) * theta[name] + g
-            theta[name] = theta[name] + 0.07 * rate * (2.0 if bias else 1.0) * momentum[name]
+            factor = (2.0 if bias else 1.0) * layer_rate[name.rsplit(".", 1)[0]]
+            theta[name] = theta[name] + 0.07 * rate * factor * momentum[name]
         optimizer.step()
         for name, p in params.items():
             assert torch.allclose(p.detach(), theta[name], atol=1e-5, rtol=1e-5), name
@@ -143,7 +146,7 @@ def test_the_descriptors_original_update_is_the_matconvnet_one():
 @pytest.mark.parametrize("name, options", [
     ("short-run", {"langevin": {"n_steps": 3}, "net": {"widths": [4, 4, 4, 4]}}),
     ("igebm", {"langevin": {"n_steps": 3}, "net": {"width": 4}, "buffer_size": 50}),
-    ("descriptor-original", {"net": {"widths": [4, 4, 4], "n_out": 2}, "eval_steps": 3}),
+    ("descriptor-original", {"net": {"widths": [4, 4]}, "eval_steps": 3}),
 ])
 def test_each_recipe_learns_and_samples_through_lightning(tmp_path, name, options):
     from genbench.data import build_datamodule
