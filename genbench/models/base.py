@@ -78,12 +78,21 @@ class GenerativeModel(L.LightningModule):
         self._levers_device: torch.device | None = None
 
     # -- the effective settings -----------------------------------------------------------------------------------
+    #: constructor arguments added after rows were recorded, each with the default that reproduces those rows: at that
+    #: default they are left out of the effective config, so the rows keep their hash and a sweep does not rerun them
+    added_at_neutral_default: dict = {}
+
     @classmethod
     def resolve_options(cls, options: dict) -> dict:
         """Every constructor argument with the value a model built from ``options`` gets: the given one, else the
         signature's default; nested settings (Langevin chains, nets) resolved the same way. This is what a run's
-        effective config records and hashes, so a changed default changes the hash."""
-        return plain(cls.resolve_nested({**signature_defaults(cls), **options}))
+        effective config records and hashes, so a changed default changes the hash (``added_at_neutral_default``:
+        the arguments left out at their neutral default)."""
+        resolved = {**signature_defaults(cls), **options}
+        for key, neutral in cls.added_at_neutral_default.items():
+            if key in resolved and resolved[key] == neutral:
+                del resolved[key]
+        return plain(cls.resolve_nested(resolved))
 
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:

@@ -64,6 +64,7 @@ class Descriptor(GenerativeModel):
     energy_net_class: type | None = None
     #: whether ``centre_on_data_mean`` applies (a model whose samples are not the descriptor's chains: no)
     centring: bool = True
+    added_at_neutral_default = {"centre_on_data_mean": False}
 
     def __init__(
         self,

@@ -259,3 +259,14 @@ def test_a_centred_descriptor_models_x_minus_the_data_mean_and_its_samples_relax
                     langevin={"pixel_clamp": [-1, 1]}, net={"widths": [4, 4, 4], "n_out": 2})
     with pytest.raises(GenbenchError, match="pixel space"):
         build_model("coopnets", image_size=8, channels=3, centre_on_data_mean=True)
+
+
+def test_an_option_added_at_its_neutral_default_leaves_the_recorded_configs_hash_alone():
+    """centre_on_data_mean came after the descriptor rows were written: off (their behaviour) it is not in the effective
+    config, so those rows keep their hash; on, it is recorded and changes the hash."""
+    from genbench.config import config_hash
+
+    off = model_class("descriptor").resolve_options({"ref_std": 0.016})
+    on = model_class("descriptor").resolve_options({"ref_std": 0.016, "centre_on_data_mean": True})
+    assert "centre_on_data_mean" not in off and on["centre_on_data_mean"] is True
+    assert config_hash(off) != config_hash(on) and "lr" in off  # every other argument is still recorded
