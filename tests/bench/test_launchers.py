@@ -50,8 +50,9 @@ def preempt_when_checkpointed(run_name: str, runs: Path, sent: list, deadline: f
 
 
 @pytest.mark.fault
-def test_a_sweep_through_submitit_requeues_a_preempted_job_and_writes_each_row_once(tmp_path):
-    boards, runs = tmp_path / "boards", Path(os.environ["GENBENCH_RUNS"])
+def test_a_sweep_through_submitit_requeues_a_preempted_job_and_writes_each_row_once(tmp_path, monkeypatch):
+    boards, runs = tmp_path / "boards", tmp_path / "runs"
+    monkeypatch.setenv("GENBENCH_RUNS", str(runs))  # this test's own runs, logs and checkpoints
     quick = Job("dcgan", "digits", 20, 0, "smoke", (*TINY, "trainer.max_iterations=2"), tag="quick")
     long = Job("dcgan", "digits", 20, 0, "smoke", (*TINY, "trainer.max_iterations=2000", "trainer.checkpoint_every=50"),
                tag="long")
@@ -66,10 +67,12 @@ def test_a_sweep_through_submitit_requeues_a_preempted_job_and_writes_each_row_o
     assert outcome["done"] == [quick, long] and outcome["failed"] == []
     rows, bad = read_rows(boards / "digits" / "smoke.jsonl")
     assert not bad and sorted(r["config"]["trainer"]["max_iterations"] for r in rows) == [2, 2000]  # each row once
-    long_row = next(r for r in rows if r["config"]["trainer"]["max_iterations"] == 2000)
-    assert long_row["iterations"] == 2000 and 0 < long_row["resumed_from_iteration"] < 2000  # resumed at the stop
     logs = "".join(p.read_text(errors="replace") for p in (runs / "sweeps").rglob("*.err"))
-    assert "this job is preempted" in logs and "stopped by SIGTERM at iteration" in logs
+    assert "this job is preempted" in logs and logs.count("stopped by SIGTERM at iteration") == 1
+    stopped = int(logs.split("stopped by SIGTERM at iteration ")[1].split(";")[0])
+    long_row = next(r for r in rows if r["config"]["trainer"]["max_iterations"] == 2000)
+    # the requeued task resumed from the checkpoint written at the stop point, not from an earlier one or from zero
+    assert long_row["iterations"] == 2000 and long_row["resumed_from_iteration"] == stopped > 0
     assert not list(runs.rglob("*.tmp"))
     # a second sweep finds both rows and starts nothing
     again = run_jobs([quick, long], "sweep t", "t.yaml", leaderboards=boards, launcher="submitit-local",

@@ -261,6 +261,28 @@ def test_a_centred_descriptor_models_x_minus_the_data_mean_and_its_samples_relax
         build_model("coopnets", image_size=8, channels=3, centre_on_data_mean=True)
 
 
+def test_a_centred_descriptor_takes_its_mean_from_the_training_images_and_keeps_it_in_its_checkpoint(tmp_path):
+    from tests.helpers import fit
+
+    torch.manual_seed(0)
+    dm = build_datamodule("digits", batch_size=16)
+    model = build_model("descriptor", image_size=8, channels=1, ref_std=1.0, centre_on_data_mean=True,
+                        langevin={"n_steps": 2, "step_size": 0.01}, net={"widths": [4, 4, 4], "n_out": 2})
+    fit(model, dm, 2, tmp_path)
+    expected = dm.train_images().mean(dim=(0, 2, 3)).view(1, 1, 1, 1)
+    assert torch.allclose(model.data_mean, expected) and expected.abs().max() > 0.1
+    state = {"state_dict": model.state_dict()}
+    again = build_model("descriptor", image_size=8, channels=1, ref_std=1.0, centre_on_data_mean=True,
+                        langevin={"n_steps": 2, "step_size": 0.01}, net={"widths": [4, 4, 4], "n_out": 2})
+    again.on_load_checkpoint(state)
+    again.load_state_dict(state["state_dict"])
+    assert torch.equal(again.data_mean, model.data_mean)
+    old = {"state_dict": {k: v for k, v in model.state_dict().items() if k != "data_mean"}}  # written before centring
+    again.on_load_checkpoint(old)
+    again.load_state_dict(old["state_dict"])
+    assert torch.equal(again.data_mean, torch.zeros(1, 1, 1, 1))
+
+
 def test_an_option_added_at_its_neutral_default_leaves_the_recorded_configs_hash_alone():
     """centre_on_data_mean came after the descriptor rows were written: off (their behaviour) it is not in the effective
     config, so those rows keep their hash; on, it is recorded and changes the hash."""
@@ -268,5 +290,6 @@ def test_an_option_added_at_its_neutral_default_leaves_the_recorded_configs_hash
 
     off = model_class("descriptor").resolve_options({"ref_std": 0.016})
     on = model_class("descriptor").resolve_options({"ref_std": 0.016, "centre_on_data_mean": True})
-    assert "centre_on_data_mean" not in off and on["centre_on_data_mean"] is True
+    explicit_off = model_class("descriptor").resolve_options({"ref_std": 0.016, "centre_on_data_mean": False})
+    assert "centre_on_data_mean" not in off and explicit_off == off and on["centre_on_data_mean"] is True
     assert config_hash(off) != config_hash(on) and "lr" in off  # every other argument is still recorded
