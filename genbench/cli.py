@@ -13,9 +13,9 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser
 
-from genbench.runs.launchers import ClusterOptions
 from genbench.errors import GenbenchError, Interrupted
 from genbench.paths import configs_dir, leaderboard_dir
+from genbench.runs.launchers import LAUNCHERS, ClusterOptions
 
 
 #: the cluster options a sweep takes as flags (``ClusterOptions`` holds their defaults)
@@ -107,7 +107,7 @@ def build_parser() -> ArgumentParser:
     sweep.add_argument("--devices", type=int, default=1, help="jobs in parallel, one per device")
     sweep.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override for every job")
     sweep.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
-    sweep.add_argument("--launcher", default="local", choices=["local", "slurm", "submitit-local"],
+    sweep.add_argument("--launcher", default="local", choices=list(LAUNCHERS),
                        help="where the jobs run: this machine (default), a SLURM job array through submitit (each job "
                             "requeued on preemption or time-out and resumed from its checkpoint), or submitit's local "
                             "executor")

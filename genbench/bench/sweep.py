@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from genbench.config import compose, config_hash, load_yaml, parse_override
-from genbench.runs.launchers import LAUNCHERS, ClusterOptions, launch_local, launch_submitit
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir, runs_dir
 from genbench.results import append_row, read_rows, table_path
 from genbench.runs.config import composed_config, resolve_config
+from genbench.runs.launchers import LAUNCHERS, ClusterOptions, launch_local, launch_submitit
 from genbench.runs.settings import table_name
 
 GRID_KEYS = ("model", "data", "n", "seed", "preset")

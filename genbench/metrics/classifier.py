@@ -20,8 +20,8 @@ clearly above chance is refused (``refusal_threshold``).
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -94,6 +94,14 @@ class GenerativeModel(L.LightningModule):
                 del resolved[key]
         return plain(cls.resolve_nested(resolved))
 
+    def training_images(self, purpose: str) -> torch.Tensor:
+        """All training images of the datamodule being fitted, for a model that derives a setting from them
+        (``purpose``: what for, named in the error when it is fitted without a datamodule)."""
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None:
+            raise GenbenchError(f"{type(self).__name__} needs a datamodule: {purpose}")
+        return datamodule.train_images()
+
     @classmethod
     def resolve_nested(cls, options: dict) -> dict:
         """Fill the nested settings of resolved ``options`` (none here)."""

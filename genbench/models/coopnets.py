@@ -39,6 +39,7 @@ class CoopNets(Descriptor):
         bn_sampling: ``batch`` — the official code samples with BatchNorm in training mode (statistics of the
             sampling batch of h ~ N(0, I)); ``running`` uses the running averages.
     """
+
     centring = False
 
     completion = "cooperative"

@@ -189,10 +189,7 @@ class Descriptor(GenerativeModel):
     def on_fit_start(self) -> None:
         """μ of ``centre_on_data_mean``: the per-channel mean of the training images."""
         if self.hparams.centre_on_data_mean:
-            datamodule = getattr(self.trainer, "datamodule", None)
-            if datamodule is None:
-                raise GenbenchError("centre_on_data_mean needs a datamodule (μ is the training images' mean)")
-            images = datamodule.train_images()
+            images = self.training_images("centre_on_data_mean's μ is the training images' mean")
             self.data_mean = images.mean(dim=(0, 2, 3)).view(1, -1, 1, 1).to(self.data_mean)
 
     def observed(self, batch) -> torch.Tensor:

@@ -209,11 +209,8 @@ class GridEBM(GenerativeModel):
     # -- learning ---------------------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         """Keep the 1×1 averages of the training images (the evaluation chains' starts)."""
-        datamodule = getattr(self.trainer, "datamodule", None)
-        if datamodule is None:
-            raise GenbenchError("the multi-grid models need a datamodule (their evaluation chains start from the "
-                                "1×1 averages of its training images)")
-        means = downsample(self.to_pixels(datamodule.train_images()), 1).flatten(1)
+        images = self.training_images("its evaluation chains start from the 1×1 averages of its training images")
+        means = downsample(self.to_pixels(images), 1).flatten(1)
         self.image_means = means.to(self.image_means.device)
 
     def train_iteration(self, batch) -> None:
