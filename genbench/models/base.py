@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+from typing import Callable
 
 import lightning as L
 import numpy as np
@@ -93,6 +94,12 @@ class GenerativeModel(L.LightningModule):
             if key in resolved and resolved[key] == neutral:
                 del resolved[key]
         return plain(cls.resolve_nested(resolved))
+
+    def feature_nets(self) -> list[tuple[str, torch.nn.Module, Callable[[torch.Tensor], object]]]:
+        """The nets whose convolutional feature maps are the model's learned features (the features table of the
+        multi-grid paper), as (label, net, forward): ``forward(images in [-1, 1])`` runs ``net`` on the input the model
+        gives it. Empty: the model has no such net."""
+        return []
 
     def training_images(self, purpose: str) -> torch.Tensor:
         """All training images of the datamodule being fitted, for a model that derives a setting from them

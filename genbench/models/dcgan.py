@@ -39,6 +39,10 @@ class DCGAN(GenerativeModel):
         self.generator = ConvGenerator(latent_dim, image_size, channels, g_width, kernel_size=4, act="relu", init_std=0.02)
         self.discriminator = ConvDiscriminator(image_size, channels, d_width, out_features=1, init_std=0.02)
 
+    def feature_nets(self):
+        """The discriminator (the DCGAN paper's features)."""
+        return [("discriminator", self.discriminator, self.discriminator)]
+
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 

@@ -140,6 +140,10 @@ class Descriptor(GenerativeModel):
         """f(X; θ) per example."""
         return self.energy_net(x)
 
+    def feature_nets(self):
+        """The descriptor's net f, on the input f is given."""
+        return [("descriptor", self.energy_net, self.f)]
+
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""
         return descriptor_energy(self.f, self.hparams.ref_std)(x)

@@ -56,6 +56,10 @@ class InfoGAN(GenerativeModel):
     def info_loss(self, cat_logits, cont_pred, category, cont) -> torch.Tensor:
         return F.cross_entropy(cat_logits, category) + self.hparams.cont_weight * 0.5 * (cont_pred - cont).pow(2).sum(1).mean()
 
+    def feature_nets(self):
+        """The discriminator (with its latent-code heads)."""
+        return [("discriminator", self.discriminator, self.discriminator)]
+
     def generate(self, n: int) -> torch.Tensor:
         return self.decode(*self.sample_codes(n))
 

@@ -107,6 +107,10 @@ class KimBengio(GenerativeModel):
     def entropy(self) -> torch.Tensor:
         return batchnorm_entropy(self.generator)
 
+    def feature_nets(self):
+        """The energy's deep feature net φ, run inside E(x)."""
+        return [("energy net", self.energy_net.features, self.energy_net)]
+
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 

@@ -206,6 +206,11 @@ class GridEBM(GenerativeModel):
         """The chains from ``x0`` through every grid, coarse to fine: (size, X̃_s, trace) per grid."""
         return coarse_to_fine(x0, self.grids, lambda size, x: self.revise(size, x, config, trace, sampling))
 
+    def feature_nets(self):
+        """Each grid's descriptor, on the image block-averaged to its grid in [0, 255] pixels."""
+        return [(f"{size}×{size} descriptor", self.nets[str(size)],
+                 lambda x, size=size: self.f(size, downsample(self.to_pixels(x), size))) for size in self.grids]
+
     # -- learning ---------------------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         """Keep the 1×1 averages of the training images (the evaluation chains' starts)."""

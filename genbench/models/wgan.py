@@ -65,6 +65,10 @@ class WGAN(GenerativeModel):
         boost = hp.n_critic if hp.warmup_critic is None else hp.warmup_critic
         return boost if g < hp.warmup_generator or g % hp.boost_every == 0 else hp.n_critic
 
+    def feature_nets(self):
+        """The critic."""
+        return [("critic", self.critic, self.critic)]
+
     def generate(self, n: int) -> torch.Tensor:
         return self.generator(torch.randn(n, self.hparams.latent_dim, device=self.device))
 

@@ -1,0 +1,254 @@
+"""Learned features for classification (the multi-grid paper, Gao et al. CVPR 2018, after DCGAN's protocol): each
+trained model's feature nets (``GenerativeModel.feature_nets``: the grids' descriptors, a discriminator, a critic, an
+energy net) map an image to every convolutional layer's output, each max-pooled to a ``pool_grid``×``pool_grid``
+spatial grid (a smaller map is kept whole), flattened and concatenated; a linear L2-SVM (squared hinge, one-vs-rest)
+on the standardised features learns from 1,000 / 2,000 / 4,000 labelled training images (class-balanced draws, one per
+seed) and its test error is the row. Beside the models: the same classifier on raw pixels, and on the features of an
+untrained net of each model's shape (its initial weights), so a reader sees what learning added.
+``genbench table --table features`` → ``leaderboards/<data>/tasks/features-<preset>.{jsonl,md}``."""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from genbench.errors import GenbenchError
+from genbench.models.base import MODELS, GenerativeModel
+from genbench.runs.trainer import build
+from genbench.results.published import published_table
+from genbench.tasks.report import models_section, write_markdown
+from genbench.tasks.rows import TableRows, scored_row
+from genbench.tasks.tables.base import Table, TaskTable, model_for, planned_datamodule, published, register_table
+
+
+@dataclass
+class FeaturesTable(TaskTable):
+    """The multi-grid paper's SVHN table: test error of an L2-SVM on each model's pooled feature maps.
+
+    Args:
+        data: the dataset the models learned and the classifier is scored on (SVHN in the paper; read when present).
+        models: trained models with feature nets (``GenerativeModel.feature_nets``), the paper's rows.
+        labels: sizes of the labelled training sets (class-balanced); draws: label draws per size (seeds 0, 1, …).
+        pool_grid: each layer's feature map max-pooled to this spatial grid (DCGAN's 4×4).
+        costs: the SVM's C candidates, the one with the lowest error on ``validation_fraction`` of the labelled set
+            chosen, then refitted on the whole labelled set.
+        test_images: test images scored (a seeded subset; None: the whole held-out split).
+        untrained: also score an untrained net of each model's shape; raw_pixels: also score raw pixels.
+    """
+
+    data: str = "svhn"
+    models: list[str] = field(default_factory=lambda: ["pcd", "one-step-cd", "wgan", "kim-bengio", "dcgan",
+                                                       "single-grid-cd", "multigrid"])
+    labels: list[int] = field(default_factory=lambda: [1000, 2000, 4000])
+    draws: int = 3
+    pool_grid: int = 4
+    costs: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
+    validation_fraction: float = 0.2
+    test_images: int | None = None
+    untrained: bool = True
+    raw_pixels: bool = True
+    feature_batch: int = 500
+
+
+def check_features(s: FeaturesTable) -> None:
+    for name in s.models:
+        if not has_feature_nets(name):
+            raise GenbenchError(f"model {name!r} has no feature nets for the features table (GenerativeModel."
+                                f"feature_nets); models with them: {', '.join(feature_models())}")
+    if not s.labels or any(n < 2 for n in s.labels):
+        raise GenbenchError(f"labels must be sizes of labelled sets of at least 2 images, got {s.labels}")
+    if s.draws < 1 or s.pool_grid < 1 or s.feature_batch < 1:
+        raise GenbenchError(f"draws, pool_grid and feature_batch must be positive, got {s.draws}, {s.pool_grid}, "
+                            f"{s.feature_batch}")
+    if not s.costs or any(c <= 0 for c in s.costs):
+        raise GenbenchError(f"costs must be positive SVM C values, got {s.costs}")
+    if not 0 < s.validation_fraction < 1:
+        raise GenbenchError(f"validation_fraction must be in (0, 1), got {s.validation_fraction}")
+
+
+# -- features --------------------------------------------------------------------------------------------------------
+
+def has_feature_nets(name: str) -> bool:
+    return MODELS.get(name).feature_nets is not GenerativeModel.feature_nets
+
+
+def feature_models() -> list[str]:
+    return [name for name in MODELS.names() if has_feature_nets(name)]
+
+
+def pool_map(feature_map: torch.Tensor, grid: int) -> torch.Tensor:
+    """(n, c, h, w) → (n, c·g·g): max over each cell of a g×g grid, g = min(grid, h, w)."""
+    size = min(grid, *feature_map.shape[-2:])
+    return F.adaptive_max_pool2d(feature_map, size).flatten(1)
+
+
+def pooled_features(module, images: torch.Tensor, grid: int, batch: int) -> tuple[np.ndarray, list[list[int]]]:
+    """Every Conv2d output of every feature net of ``module`` (in ``sampling_mode``), pooled (``pool_map``) and
+    concatenated: (n, d) float32, and the shape (c, h, w) of each layer's map."""
+    shapes: list[list[int]] = []
+    chunks = []
+    with module.sampling_mode(), torch.no_grad():
+        for start in range(0, images.shape[0], batch):
+            maps: list[torch.Tensor] = []
+            hooks = [m.register_forward_hook(lambda _m, _i, out: maps.append(out))
+                     for _, net, _ in module.feature_nets() for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+            try:
+                for _, _, forward in module.feature_nets():
+                    forward(images[start:start + batch])
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            if not shapes:
+                shapes = [list(m.shape[1:]) for m in maps]
+            chunks.append(torch.cat([pool_map(m, grid) for m in maps], dim=1).float().numpy())
+    return np.concatenate(chunks), shapes
+
+
+def labelled_draw(labels: torch.Tensor, size: int, seed: int) -> np.ndarray:
+    """``size`` training indices, an equal share per class (the remainder to the first classes), drawn by ``seed``."""
+    classes = sorted(set(labels.tolist()))
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for k, label in enumerate(classes):
+        pool = torch.nonzero(labels == label).flatten()
+        share = size // len(classes) + (1 if k < size % len(classes) else 0)
+        if share > len(pool):
+            raise GenbenchError(f"a labelled set of {size} needs {share} images of class {label}; the training split "
+                                f"has {len(pool)}")
+        out.append(pool[torch.randperm(len(pool), generator=generator)[:share]])
+    return torch.cat(out).numpy()
+
+
+def svm_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, costs: list[float],
+              validation_fraction: float, seed: int) -> tuple[float, float]:
+    """Test error (%) of a linear L2-SVM on features standardised by the labelled set's mean and deviation, C chosen
+    on a held-out part of the labelled set; returns (error, C)."""
+    from sklearn.svm import LinearSVC  # scikit-learn's import costs a second: only the features table needs it
+
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
+    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    order = np.random.default_rng(seed).permutation(len(train_y))
+    held = order[:max(1, int(round(validation_fraction * len(order))))]
+    fit = order[len(held):]
+
+    def svm(c: float, x, y):
+        return LinearSVC(C=c, loss="squared_hinge", dual=x.shape[0] < x.shape[1], max_iter=5000, random_state=seed).fit(x, y)
+
+    errors = [float((svm(c, train_x[fit], train_y[fit]).predict(train_x[held]) != train_y[held]).mean()) for c in costs]
+    best = costs[int(np.argmin(errors))]
+    prediction = svm(best, train_x, train_y).predict(test_x)
+    return 100.0 * float((prediction != test_y).mean()), best
+
+
+# -- the table ---------------------------------------------------------------------------------------------------------
+
+def evaluate_features(s: FeaturesTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
+    if not s.models and not s.raw_pixels:
+        raise GenbenchError("the features table needs models or raw_pixels")
+    dm = planned_datamodule(s, s.models[0] if s.models else "dcgan")
+    dm.setup()
+    train = dm.datasets["train"]
+    train_images, train_labels = dm.images("train"), train.labels
+    test_images, test_labels = dm.images(dm.heldout_split), dm.datasets[dm.heldout_split].labels
+    if s.test_images is not None and s.test_images < len(test_labels):
+        keep = torch.randperm(len(test_labels), generator=torch.Generator().manual_seed(s.seed))[:s.test_images]
+        test_images, test_labels = test_images[keep], test_labels[keep]
+    draws = {(size, d): labelled_draw(train_labels, size, d) for size in s.labels for d in range(s.draws)}
+    base_all = {"table": "features", "data": s.data, "split": dm.heldout_split, "n_test": int(len(test_labels)),
+                "n_train": int(len(train_labels)), "num_classes": len(set(train_labels.tolist())), "image_size": int(train_images.shape[-1]), "pool_grid": s.pool_grid,
+                "classifier": {"kind": "linear L2-SVM (squared hinge, one-vs-rest)", "costs": s.costs,
+                               "validation_fraction": s.validation_fraction}}
+    keys = ("method", "labels", "draw", "data", "split", "n_test", "image_size", "pool_grid", "classifier")
+    out: list[dict] = []
+
+    def score_all(method: str, kind: str, features, model_run: dict | None, extra: dict) -> None:
+        cache: dict = {}
+
+        def computed():
+            if "x" not in cache:
+                log(f"  {method}: features of {len(train_labels)} + {len(test_labels)} images ...")
+                cache["x"] = features()
+            return cache["x"]
+
+        for (size, d), chosen in draws.items():
+            base = {**base_all, "method": method, "kind": kind, "labels": size, "draw": d, "model_run": model_run,
+                    **extra}
+
+            def compute(chosen=chosen, d=d):
+                (train_x, test_x), shapes = computed()
+                error, cost = svm_error(train_x[chosen], train_labels.numpy()[chosen], test_x, test_labels.numpy(),
+                                        s.costs, s.validation_fraction, d)
+                return {"test_error": error, "C": cost, "feature_dim": int(train_x.shape[1]), "layers": shapes}
+
+            row, _ = scored_row(rows, base, keys, compute, lambda result: result,
+                                lambda r: f"  {method}, {r['labels']} labels, draw {r['draw']}: test error "
+                                          f"{r['test_error']:.2f} % (C {r['C']}, {r['feature_dim']} features)", log)
+            out.append(row)
+
+    if s.raw_pixels:
+        score_all("raw pixels", "reference", lambda: ((train_images.flatten(1).numpy(), test_images.flatten(1).numpy()),
+                                                     [list(train_images.shape[1:])]), None, {})
+    trained: dict = {}
+    for name in s.models:
+        model = model_for(trained, name, s.data, s, s.overrides, runs, log)
+
+        def features(module):
+            train_x, shapes = pooled_features(module, train_images, s.pool_grid, s.feature_batch)
+            test_x, _ = pooled_features(module, test_images, s.pool_grid, s.feature_batch)
+            return (train_x, test_x), shapes
+
+        score_all(name, "learned", lambda: features(model.module), model.record(), {})
+        if s.untrained:
+            def untrained_features(cfg=model.cfg):
+                torch.manual_seed(s.seed)
+                _, fresh = build(cfg, model.datamodule)
+                return features(fresh.eval())
+
+            score_all(f"{name} (untrained)", "untrained", untrained_features, model.record(),
+                      {"weights": f"initial weights, torch seed {s.seed}"})
+    return out, {}
+
+
+def summary(rows: list[dict], method: str, size: int) -> str:
+    errors = [r["test_error"] for r in rows if r["method"] == method and r["labels"] == size]
+    if not errors:
+        return "—"
+    if len(errors) == 1:
+        return f"{errors[0]:.2f}"
+    return f"{statistics.mean(errors):.2f} ± {statistics.stdev(errors):.2f}"
+
+
+def render_features(s: FeaturesTable, preset: str, rows: list[dict], figure: dict, path: Path) -> list[Path]:
+    first = rows[0] if rows else {}
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    lines = [f"# Learned features for classification: {s.data}, {preset} preset", "",
+             f"Rendered by `genbench table --table features --data {s.data} --preset {preset}` from the rows in "
+             f"`{path.name}`.", "",
+             f"Setup: each model's feature nets map an image ({first.get('image_size')}×{first.get('image_size')}) to "
+             f"every convolutional layer's output (before its normalisation and non-linearity), each max-pooled to a "
+             f"{s.pool_grid}×{s.pool_grid} grid (smaller maps kept whole), flattened and concatenated (DCGAN's protocol, "
+             f"which the multi-grid paper follows; its exact layers could not be read, so every layer is used). A "
+             f"linear L2-SVM (squared hinge, one-vs-rest, C from {s.costs} chosen on {s.validation_fraction:.0%} of the "
+             f"labelled set) on standardised features learns from class-balanced labelled training images; its error "
+             f"on {first.get('n_test')} {first.get('split')} images is the row, mean ± standard deviation over "
+             f"{s.draws} label draws. *raw pixels* is the same classifier on the pixels; *(untrained)* rows are the "
+             f"model's nets at their initial weights. Chance: "
+             f"{100 * (1 - 1 / first.get('num_classes', 10)):.0f} %.", "",
+             "## Test error (%) by number of labelled images (lower is better)", "",
+             "| method | " + " | ".join(f"{size:,}" for size in s.labels) + " |", "|---|" + "---|" * len(s.labels)]
+    lines += [f"| {m} | " + " | ".join(summary(rows, m, size) for size in s.labels) + " |" for m in methods]
+    lines += [""]
+    lines += published_table(published("features"))
+    lines += models_section(rows)
+    write_markdown(path, lines, s, rows)
+    return [path.with_suffix(".md")]
+
+
+TABLE = register_table(Table("features", "classification error of an L2-SVM on each model's pooled feature maps "
+                                         "(multi-grid EBM)", FeaturesTable, check_features, evaluate_features,
+                             render_features))

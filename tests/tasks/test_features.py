@@ -1,0 +1,88 @@
+"""The features table (multi-grid paper): each layer's feature map pooled as DCGAN's protocol states, class-balanced
+label draws, the L2-SVM on features far below chance, and the table end to end on the 8×8 digits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from genbench.errors import GenbenchError
+from genbench.models import build_model
+from genbench.tasks.tables import run_table, table_settings
+from genbench.tasks.tables.features import labelled_draw, pooled_features
+
+
+def grid_max_pool(x: torch.Tensor, grid: int) -> torch.Tensor:
+    """Max over the cells of a grid×grid partition, by reshaping (sides divisible by grid)."""
+    n, c, h, w = x.shape
+    g = min(grid, h, w)
+    return x.view(n, c, g, h // g, g, w // g).amax(dim=(3, 5)).flatten(1)
+
+
+def test_multigrid_features_are_every_conv_map_of_every_grid_pooled_to_4x4():
+    torch.manual_seed(0)
+    nets = [{"widths": [8, 16, 16]}, {"widths": [8, 16, 16, 16]}, {"widths": [8, 16, 16, 32]}]
+    model = build_model("multigrid", image_size=32, channels=3, nets=nets)
+    images = torch.rand(6, 3, 32, 32) * 2 - 1
+    features, shapes = pooled_features(model, images, grid=4, batch=6)
+    # the official layers: the 4×4 grid's stride-2 first conv, the 16×16 grid's, the 32×32 grid's four stride-2 convs
+    assert shapes == [[8, 2, 2], [16, 2, 2], [16, 2, 2], [8, 8, 8], [16, 8, 8], [16, 8, 8], [16, 8, 8],
+                      [8, 16, 16], [16, 8, 8], [16, 4, 4], [32, 2, 2]]
+    assert features.shape == (6, sum(c * min(4, h) * min(4, w) for c, h, w in shapes))
+    expected = []  # a separate path: each grid's layers run by hand on the block-averaged [0, 255] image
+    with model.sampling_mode(), torch.no_grad():
+        for size in model.grids:
+            x = torch.nn.functional.avg_pool2d((images + 1) * 127.5, 32 // size)
+            for layer in model.nets[str(size)].features:
+                x = layer(x)
+                if isinstance(layer, torch.nn.Conv2d):
+                    expected.append(grid_max_pool(x, 4))
+    assert torch.allclose(torch.from_numpy(features), torch.cat(expected, dim=1), rtol=1e-5, atol=1e-4)
+
+
+def test_label_draws_are_class_balanced_and_fixed_by_their_seed():
+    labels = torch.arange(10).repeat_interleave(30)
+    draw = labelled_draw(labels, 45, seed=1)
+    counts = torch.bincount(labels[draw], minlength=10).tolist()
+    assert counts == [5] * 5 + [4] * 5 and len(set(draw.tolist())) == 45
+    assert (labelled_draw(labels, 45, seed=1) == draw).all()
+    assert not (labelled_draw(labels, 45, seed=2) == draw).all()
+    with pytest.raises(GenbenchError, match="needs 31 images of class 0"):
+        labelled_draw(labels, 310, seed=0)
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("models=[vae]", "model 'vae' has no feature nets"),
+    ("labels=[1]", "labels must be sizes"),
+    ("costs=[0]", "costs must be positive"),
+])
+def test_bad_features_settings_are_one_line(setting, message):
+    with pytest.raises(GenbenchError) as info:
+        table_settings("features", "smoke", [setting])
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_features_table_end_to_end_far_below_chance_and_rerun_recomputes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    boards = tmp_path / "boards"
+    run_table("features", "smoke", leaderboards=boards, runs=tmp_path / "runs", log=lambda *_: None)
+    jsonl = boards / "digits" / "tasks" / "features-smoke.jsonl"
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    methods = {r["method"] for r in rows}
+    assert methods == {"raw pixels", "single-grid-cd", "single-grid-cd (untrained)", "dcgan", "dcgan (untrained)"}
+    assert len(rows) == len(methods) * 2 * 2  # two label sizes, two draws
+    assert all(r["test_error"] < 45 for r in rows)  # chance on the digits: 90 %
+    for method in methods:  # more labels, lower error (averaged over the draws)
+        mean = {size: sum(r["test_error"] for r in rows if r["method"] == method and r["labels"] == size) / 2
+                for size in (40, 80)}
+        assert mean[80] <= mean[40] + 2
+    learned = next(r for r in rows if r["method"] == "single-grid-cd")
+    assert learned["model_run"]["model"] == "single-grid-cd" and learned["feature_dim"] == 448
+    markdown = (boards / "digits" / "tasks" / "features-smoke.md").read_text()
+    assert "| raw pixels |" in markdown and "multi-grid CD + CNN classifier" in markdown and "Chance: 90 %" in markdown
+    logs: list[str] = []
+    run_table("features", "smoke", leaderboards=boards, runs=tmp_path / "runs", log=logs.append)
+    assert len(jsonl.read_text().splitlines()) == len(rows)
+    assert not any("test error" in line or "training" in line for line in logs)
