@@ -7,7 +7,10 @@ where a pixel is missing; images in [-1, 1]). A model class names its way in ``c
 - ``cooperative`` (CoopNets): the same inference through its generator, the draft g(h), then descriptor Langevin on the missing
   pixels only (the observed ones stay clamped) — the CoopNets paper's completion;
 - ``latent-optimisation`` (DCGAN and the other GANs): h minimising the masked reconstruction ‖M ⊙ (X − G(h))‖² + ½‖h‖² by Adam (latent
-  optimisation, the papers' DCGAN column), then G(h) fills the hole.
+  optimisation, the papers' DCGAN column), then G(h) fills the hole;
+- ``descriptor-langevin`` (the descriptor family, in ``descriptor.py``) and ``grid-langevin`` (the multi-grid family, in
+  ``multigrid.py``): the learned energy as a prior — Langevin on the missing pixels only, from the observed pixels'
+  mean colour.
 
 Observed pixels are returned unchanged by every completer. ``reconstruct`` is the masked-posterior inference with
 every pixel observed: g(h) for held-out images (the reconstruction table).
@@ -52,6 +55,12 @@ class CompletionSettings:
 def fill(images: torch.Tensor, holes: torch.Tensor, proposal: torch.Tensor) -> torch.Tensor:
     """Observed pixels from ``images``, missing ones from ``proposal``."""
     return torch.where(holes.expand_as(images), proposal.clamp(-1, 1), images)
+
+
+def observed_mean(images: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    """(n, c, 1, 1): each image's per-channel mean over its observed pixels (the 1×1 grid of what is observed)."""
+    observed = (~holes).to(images.dtype)
+    return (images * observed).sum(dim=(2, 3), keepdim=True) / observed.sum(dim=(2, 3), keepdim=True).clamp(min=1)
 
 
 def masked_latent(generator, images: torch.Tensor, holes: torch.Tensor, latent_dim: int, sigma: float,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from genbench.errors import GenbenchError
-from genbench.models.base import MODELS, GenerativeModel
+from genbench.models.base import COMPLETIONS, MODELS, GenerativeModel
+from genbench.models.completion import CompletionSettings, fill, observed_mean
 from genbench.models.nets import build_energy_net, resolve_net_options
 from genbench.samplers import make_sampler
 from genbench.samplers.langevin import (LangevinConfig, check_clamp_saturation, descriptor_energy, frozen, langevin,
@@ -56,6 +57,7 @@ class Descriptor(GenerativeModel):
     """
 
     samples_need_grad = True
+    completion = "descriptor-langevin"
     #: a recipe's own defaults (a subclass's): the training chains over ``LangevinConfig``'s, the energy net over the net
     #: class's (the descriptor's are those classes' own)
     langevin_defaults: dict = {}
@@ -247,6 +249,23 @@ def langevin_stats(diag, prefix: str) -> dict:
         return {}
     return {f"{prefix}_energy_start": diag.energy[0], f"{prefix}_energy_end": diag.energy[-1],
             f"{prefix}_grad_norm": sum(diag.grad_norm) / len(diag.grad_norm)}
+
+
+@COMPLETIONS.register("descriptor-langevin")
+def complete_with_descriptor(model: Descriptor, images: torch.Tensor, holes: torch.Tensor,
+                             settings: CompletionSettings) -> torch.Tensor:
+    """The learned energy as a prior for the missing pixels: they start at the observed pixels' mean colour and move
+    by the model's evaluation chains (T, δ and noise as it samples) under E(X) = ‖X‖²/(2s²) − f(X), X the image
+    whose observed pixels stay fixed (in X − μ for a centred model)."""
+    offset = model.data_mean if model.hparams.centre_on_data_mean else 0.0
+    x = images - offset
+    hole = holes.expand_as(x).to(x.dtype)
+    start = torch.where(hole.bool(), observed_mean(x, holes).expand_as(x), x)
+    with model.sampling_mode(), frozen(model.energy_net):
+        revised, _ = langevin(start, lambda z: -model.f(x * (1 - hole) + z * hole), model.sampler.evaluation_config(),
+                              what="the missing pixels", hint=model.sampling_hint(),
+                              gaussian_precision=reference_precision(model.hparams.ref_std))
+    return fill(images, holes, revised + offset)
 
 
 @MODELS.register("pcd")

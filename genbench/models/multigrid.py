@@ -33,10 +33,11 @@ import torch
 from torch import nn
 
 from genbench.errors import GenbenchError
-from genbench.models.base import MODELS, GenerativeModel
+from genbench.models.base import COMPLETIONS, MODELS, GenerativeModel
+from genbench.models.completion import CompletionSettings, fill, observed_mean
 from genbench.models.nets import same_conv
 from genbench.samplers import make_sampler
-from genbench.samplers.grids import check_grids, coarse_to_fine, default_grids, downsample
+from genbench.samplers.grids import check_grids, coarse_to_fine, default_grids, downsample, upsample
 from genbench.samplers.langevin import LangevinConfig, check_clamp_saturation, frozen, langevin
 
 #: the raw pixel range the official code samples in
@@ -103,6 +104,7 @@ class GridEBM(GenerativeModel):
     """
 
     samples_need_grad = True
+    completion = "grid-langevin"
     #: the chain sampler (``genbench.samplers``) of this member of the family
     sampler_name = "multigrid"
     #: the training chains' defaults over GRID_LANGEVIN, and the evaluation chains' (None: the training ones)
@@ -252,6 +254,29 @@ class GridEBM(GenerativeModel):
         """Evaluation samples: the sampler's starts (1×1 averages of training images) through every grid."""
         x0 = self.sampler.evaluation_start(n, self.sample_position)
         return self.from_pixels(self.chains(x0, self.sampler.evaluation_config(), sampling=True)[-1][1])
+
+
+@COMPLETIONS.register("grid-langevin")
+def complete_on_grids(model: GridEBM, images: torch.Tensor, holes: torch.Tensor,
+                      settings: CompletionSettings) -> torch.Tensor:
+    """The learned energies as a prior for the missing pixels, coarse to fine: the chains start at the 1×1 grid of the
+    observed pixels (their mean colour) and, on each learned grid s in turn, up-sampled, revised by the model's
+    evaluation chains under f_s with every cell whose pixels are all observed held at their block average (at the
+    image grid: every observed pixel held)."""
+    pixels, observed = model.to_pixels(images), (~holes).to(images.dtype)
+    x = observed_mean(pixels, holes)
+    for size in model.grids:
+        seen = downsample(observed, size)
+        held = (seen > 1 - 1e-6).to(images.dtype).expand(-1, images.shape[1], -1, -1)
+        target = downsample(pixels * observed, size) / seen.clamp(min=1e-6)
+        x = upsample(x, size) * (1 - held) + target * held
+        net = model.nets[str(size)]
+        with model.sampling_mode(), frozen(net):
+            x, _ = langevin(x, lambda z, net=net, held=held, target=target: -net(target * held + z * (1 - held)),
+                            model.sampler.evaluation_config(), what=f"the missing pixels on the {size}×{size} grid",
+                            hint="while completing images; lower model.sample_langevin.step_size")
+        x = x * (1 - held) + target * held
+    return fill(images, holes, model.from_pixels(x))
 
 
 @MODELS.register("multigrid")

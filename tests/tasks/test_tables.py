@@ -24,7 +24,7 @@ def places(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("nope", "cpu"), "unknown table 'nope'; known: completion, features, is-vs-n, reconstruction, recovery, synthesis-quality, textures"),
+    (("nope", "cpu"), "unknown table 'nope'; known: completion, features, is-vs-n, prior, reconstruction, recovery, synthesis-quality, textures"),
     (("completion", "nope"), "has no preset 'nope'"),
     (("completion", "smoke", ["baselines=[blur]"]), "unknown completer 'blur'; known: harmonic"),
     (("completion", "smoke", ["models=[vae]"]), "no learned completer for 'vae'"),

@@ -20,15 +20,16 @@ import torch
 from genbench.config import compose
 from genbench.data import build_datamodule
 from genbench.data.corruption import parse_corruption
+from genbench.data.subsets import seeded_subset
 from genbench.errors import GenbenchError
-from genbench.models.completion import CompletionSettings
+from genbench.models.completion import CompletionSettings, complete_with_model
 from genbench.paths import configs_dir
 from genbench.registry import Registry
 from genbench.results.published import published_numbers, published_table
 from genbench.runs.config import effective_config
 from genbench.tasks.inpaint import completer
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
-from genbench.tasks.rows import TableRows
+from genbench.tasks.rows import TableRows, scored_row
 from genbench.tasks.runs import TrainedModel, trained_model
 from genbench.tasks.scores import region_error, region_psnr
 
@@ -180,6 +181,67 @@ def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.
     return dm.images(dm.heldout_split), dm
 
 
+def complete_heldout_images(s, table: str, rows: TableRows, runs: Path | None, log,
+                            trained_baselines: dict[str, Callable] | None = None) -> tuple[list[dict], dict]:
+    """The rows of a table of corrupted held-out images (``s.corruptions`` of ``s.images`` of them): each of
+    ``s.models`` fills them its class's way (``complete_with_model``), each ``trained_baselines[name](corruption,
+    train_images, data_fingerprint) → (completer, record)`` (a method trained for the table, e.g. the Context Encoder)
+    and each of ``s.baselines`` (non-learned) too; error and PSNR over the region, and the examples figure."""
+    images_all, dm = heldout_images(s.data, s.model_preset, s.overrides)
+    check_fits(s.corruptions, int(images_all.shape[-1]))
+    chosen = seeded_subset(images_all.shape[0], s.images, s.mask_seed)
+    images = images_all[chosen]
+    inference = CompletionSettings(**s.inference)
+    trained_baselines = trained_baselines or {}
+    trained: dict = {}
+    figure: dict = {"columns": {}, "labels": []}
+    out = []
+    for name in s.corruptions:
+        corruption = parse_corruption(name)
+        corrupted, holes = corruption.apply(images, s.mask_seed)  # too large a square fails here, in one line
+        add_corrupted_examples(figure, name, images, corrupted, "input", s.examples)
+        for method in [*s.models, *trained_baselines, *s.baselines]:
+            learned, taught = method in s.models, method in trained_baselines
+            model = model_for(trained, method, s.data, s, s.overrides, runs, log) if learned else None
+            made: dict = {}
+
+            def baseline_trained(method=method, corruption=corruption):
+                if not made:
+                    dm.setup()
+                    made["completer"], made["record"] = trained_baselines[method](
+                        corruption, dm.images("train"), dm.fingerprint())
+                return made["completer"]
+
+            base = {"table": table, "method": method, "method_kind": "learned" if learned else
+                    "trained baseline" if taught else "baseline",
+                    **corruption.record(s.mask_seed), "n_images": len(images), "split": dm.heldout_split,
+                    "image_size": int(images.shape[-1]), "data": s.data, **preprocessing_record(dm),
+                    "model_run": model.record() if model else None,
+                    "inference": inference.record() if learned else None}
+
+            def complete(x: torch.Tensor, m: torch.Tensor, model=model, method=method, taught=taught) -> torch.Tensor:
+                if taught:
+                    return in_batches(baseline_trained(), s.batch_size, x, m)
+                if model is None:
+                    return completer(method)(x, m)
+                torch.manual_seed(s.mask_seed)
+                return in_batches(lambda a, b: complete_with_model(model.module, a, b, inference), s.batch_size, x, m)
+
+            def scores(result, method=method):
+                trained_record = {"trained_baseline": made["record"]} if made else {}
+                return {"scores": region_scores(result, images, holes), **trained_record}
+
+            row, completed = scored_row(
+                rows, base, ("method", "corruption", "mask_seed", "n_images", "split", "image_size", "data", "inference"),
+                lambda: complete(corrupted, holes), scores,
+                lambda r: f"  {name} {method}: error {r['scores'][s.region]['error']:.4f}, "
+                          f"PSNR {r['scores'][s.region]['psnr']:.2f} dB", log)
+            out.append(row)
+            figure["columns"].setdefault(method, []).append(
+                first_examples(completed, complete, s, corrupted, holes))
+    return out, figure
+
+
 def add_corrupted_examples(figure: dict, name: str, originals: torch.Tensor, inputs: torch.Tensor, column: str,
                            count: int) -> None:
     """The examples PNG's rows for corruption ``name``: the first ``count`` originals and the methods' ``inputs``
@@ -193,7 +255,7 @@ def check_fits(corruptions: list[str], side: int) -> None:
     """Every occluding square fits the table's images (checked before any training)."""
     for name in corruptions:
         corruption = parse_corruption(name)
-        if corruption.kind == "occlusion" and corruption.size > side:
+        if corruption.kind in ("occlusion", "central") and corruption.size > side:
             raise GenbenchError(f"{name}: an occluding square of {corruption.size}×{corruption.size} does not fit in "
                                 f"the table's {side}×{side} images")
 

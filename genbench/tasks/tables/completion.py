@@ -7,17 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from genbench.data.corruption import parse_corruption
-from genbench.data.subsets import seeded_subset
 from genbench.errors import GenbenchError
-from genbench.models.completion import CompletionSettings, check_completer, complete_with_model
-from genbench.tasks.inpaint import completer
-from genbench.tasks.rows import TableRows, scored_row
-from genbench.tasks.tables.base import (CorruptionTable, Table, add_corrupted_examples, check_fits, corruption_lines,
-                                        first_examples, heldout_images, in_batches, model_for, preprocessing_record,
-                                        region_scores, register_table, render_examples_table)
+from genbench.models.completion import check_completer
+from genbench.tasks.rows import TableRows
+from genbench.tasks.tables.base import (CorruptionTable, Table, complete_heldout_images, corruption_lines, register_table,
+                                        render_examples_table)
 
 DEFAULT_BASELINES = ["harmonic", "total-variation", "biharmonic", "telea", "navier-stokes", "masked-input"]
 
@@ -47,42 +42,7 @@ def check_completion(s: CompletionTable) -> None:
 
 
 def evaluate_completion(s: CompletionTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
-    images_all, dm = heldout_images(s.data, s.model_preset, s.overrides)
-    check_fits(s.corruptions, int(images_all.shape[-1]))
-    chosen = seeded_subset(images_all.shape[0], s.images, s.mask_seed)
-    images = images_all[chosen]
-    inference = CompletionSettings(**s.inference)
-    trained: dict = {}
-    figure: dict = {"columns": {}, "labels": []}
-    out = []
-    for name in s.corruptions:
-        corruption = parse_corruption(name)
-        corrupted, holes = corruption.apply(images, s.mask_seed)  # too large a square fails here, in one line
-        add_corrupted_examples(figure, name, images, corrupted, "input", s.examples)
-        for method in [*s.models, *s.baselines]:
-            learned = method in s.models
-            model = model_for(trained, method, s.data, s, s.overrides, runs, log) if learned else None
-            base = {"table": "completion", "method": method, "kind": "learned" if learned else "baseline",
-                    **corruption.record(s.mask_seed), "n_images": len(images), "split": dm.heldout_split,
-                    "image_size": int(images.shape[-1]), "data": s.data, **preprocessing_record(dm),
-                    "model_run": model.record() if model else None,
-                    "inference": inference.record() if learned else None}
-
-            def complete(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-                if model is None:
-                    return completer(method)(x, m)
-                torch.manual_seed(s.mask_seed)
-                return in_batches(lambda a, b: complete_with_model(model.module, a, b, inference), s.batch_size, x, m)
-
-            row, completed = scored_row(
-                rows, base, ("method", "corruption", "mask_seed", "n_images", "split", "image_size", "data", "inference"),
-                lambda: complete(corrupted, holes), lambda result: {"scores": region_scores(result, images, holes)},
-                lambda r: f"  {name} {method}: error {r['scores'][s.region]['error']:.4f}, "
-                          f"PSNR {r['scores'][s.region]['psnr']:.2f} dB", log)
-            out.append(row)
-            figure["columns"].setdefault(method, []).append(
-                first_examples(completed, complete, s, corrupted, holes))
-    return out, figure
+    return complete_heldout_images(s, "completion", rows, runs, log)
 
 
 def render_completion(s: CompletionTable, preset: str, rows: list[dict], figure: dict, path: Path) -> list[Path]:
