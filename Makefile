@@ -25,8 +25,10 @@ RUN_ARGS = $(RUN_BASE) $(if $(N),--n $(N)) \
 	$(if $(DEVICES),--devices $(DEVICES)) $(if $(NODES),--nodes $(NODES)) $(if $(WANDB),--wandb) \
 	$(if $(RESUME),--resume $(RESUME)) $(foreach s,$(SET),--set $(s))
 PYTEST_ARGS ?=
+CHAOS_RUNS ?= 100
+CHAOS_SEED ?= 0
 
-.PHONY: install test test-slow bench fit reference sweep table leaderboard list perf classifiers gpu-wheels gpu-check clean
+.PHONY: install test test-slow chaos bench fit reference sweep table leaderboard list perf classifiers gpu-wheels gpu-check clean
 
 install:  ## create .venv and install genbench with its dev extra
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +41,9 @@ test:  ## the test suite without the fault tests (pytest's exit code 5, "no test
 test-slow:  ## the fault tests: signals, file-size limits and a sweep through submitit with a preempted job
 	@$(BIN)/python -m pytest -m fault $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-slow: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+chaos:  ## the randomized fault campaign: CHAOS_RUNS short runs on the digits, each hit by one fault, invariants checked → docs/chaos.json
+	$(BIN)/python benchmarks/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --report docs/chaos.json
 
 bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
 	$(BIN)/genbench bench $(RUN_ARGS)
