@@ -42,8 +42,9 @@ test-slow:  ## the fault tests: signals, file-size limits and a sweep through su
 	@$(BIN)/python -m pytest -m fault $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test-slow: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-chaos:  ## the randomized fault campaign: CHAOS_RUNS short runs on the digits, each hit by one fault, invariants checked → docs/chaos.json
-	$(BIN)/python benchmarks/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --report docs/chaos.json
+chaos:  ## the randomized fault campaign: CHAOS_RUNS short runs on the digits, each hit by one fault, invariants checked → docs/chaos.json, docs/reliability.md
+	$(BIN)/python benchmarks/chaos.py --runs $(CHAOS_RUNS) --seed $(CHAOS_SEED) --report docs/chaos.json \
+		--markdown docs/reliability.md
 
 bench:  ## train + sample + score MODEL on DATA and append a leaderboard row
 	$(BIN)/genbench bench $(RUN_ARGS)

@@ -7,16 +7,20 @@ Faults (one per run, drawn by the seed):
   folder; a ``fit`` must end with exactly the weights of an uninterrupted run (``trainer.deterministic``);
 - ``short-write``: the run under RLIMIT_FSIZE (a file-size limit between 4 KB and 4 MB), so a checkpoint, a sample
   sheet or a row is cut short;
-- ``full-folder``: the runs or leaderboards folder read-only (a folder that takes no new file);
+- ``full-folder``: the runs, leaderboards or cache folder one that takes no new file: ``/dev/full`` (every write
+  fails with "no space left"), ``/dev/null``, a regular file, or (when not run as root, whom permissions do not stop)
+  a read-only folder;
 - ``fuzzed-config``: ``--set key=value`` with a real key and a fuzzed value (wrong types, non-finite or negative
   numbers, broken YAML, alias bombs, unknown keys and sections);
 - ``fuzzed-data``: a row file with fuzzed lines rendered (bad JSON, wrong types, binary bytes), or a checkpoint
   with flipped or cut bytes resumed.
 
-Invariants after every run: no traceback (a user's mistake and every fault give at most one ``genbench:`` line);
-every JSONL table genbench wrote parses whole and renders; every model row records its run's command and commit;
-no partial file (temp files of checkpoints, rows or renders) is left; a refused run leaves no run folder; a killed
-and resumed ``fit`` ends with the uninterrupted run's weights.
+Invariants after every run (each violation is reported once, by the run that caused it): no traceback (a user's
+mistake and every fault give at most one ``genbench:`` line); every JSONL table genbench wrote parses whole and
+renders; every model row records its run's command and commit, and no run has two rows; every checkpoint loads; no
+temp file is left behind by a run that could clean up (all but SIGKILL, which leaves the hidden temp file of a write
+it interrupted: never read, since files are renamed into place); a run refused before training leaves no run folder;
+a killed and resumed ``fit`` ends with the uninterrupted run's weights.
 
     python benchmarks/chaos.py --runs 100 --seed 0 [--root DIR] [--report docs/chaos.json]
 """
@@ -61,6 +65,9 @@ VALUES = ["banana", ".nan", "-.inf", "1e308", "-1", "0", "0.5", "[]", "{}", "nul
           "../../etc", "!!python/object:os.system ls"]
 
 
+TIMED_OUT = -1000  # the exit code recorded for a run the campaign had to kill
+
+
 @dataclass
 class Outcome:
     """One run of the campaign: its fault, what ran, exit codes, seconds, and the invariants it broke."""
@@ -76,11 +83,13 @@ class Outcome:
 class Campaign:
     def __init__(self, root: Path, seed: int, log=print) -> None:
         self.root, self.rng, self.log = root, random.Random(seed), log
-        self.runs, self.boards = root / "runs", root / "boards"
-        self.runs.mkdir(parents=True, exist_ok=True)
-        self.boards.mkdir(parents=True, exist_ok=True)
+        if root.exists() and any(root.iterdir()):
+            raise SystemExit(f"chaos: {root} is not empty; give a new or empty --root")
+        self.runs, self.boards, self.cache = root / "runs", root / "boards", root / "cache"
+        for folder in (self.runs, self.boards, self.cache):
+            folder.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, "GENBENCH_RUNS": str(self.runs), "GENBENCH_LEADERBOARDS": str(self.boards),
-                    "PYTHONUNBUFFERED": "1"}
+                    "GENBENCH_CACHE": str(self.cache), "PYTHONUNBUFFERED": "1"}
         self.env.pop("GENBENCH_RUN_DIR", None)
         self.reference: dict[str, torch.Tensor] | None = None
         self.fit_seconds = 10.0
@@ -97,7 +106,12 @@ class Campaign:
                 proc.wait(timeout=kill_after)
             except subprocess.TimeoutExpired:
                 proc.send_signal(sig)
-        out, err = proc.communicate(timeout=600)
+        try:
+            out, err = proc.communicate(timeout=600)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+            return TIMED_OUT, out + err + "\nchaos: the run took over 600 s and was killed"
         return proc.returncode, out + err
 
     def fit_reference(self) -> None:
@@ -155,24 +169,34 @@ class Campaign:
         self.one_line_or_success(o, code, text)
 
     def full_folder(self, o: Outcome) -> None:
-        which = self.rng.choice(["runs", "leaderboards"])
-        folder = self.root / f"read-only-{o.index}"
-        folder.mkdir()
-        folder.chmod(0o555)
-        env = {**self.env, "GENBENCH_RUNS" if which == "runs" else "GENBENCH_LEADERBOARDS": str(folder)}
-        o.detail = f"bench with a read-only {which} folder"
+        which = self.rng.choice(["GENBENCH_RUNS", "GENBENCH_LEADERBOARDS", "GENBENCH_CACHE"])
+        kinds = ["/dev/full", "/dev/null", "a file"] + ([] if os.geteuid() == 0 else ["a read-only folder"])
+        kind = self.rng.choice(kinds)
+        target = Path(kind) if kind.startswith("/dev/") else self.root / f"full-{o.index}"
+        if kind == "a file":
+            target.write_text("not a folder\n")
+        elif kind == "a read-only folder":
+            target.mkdir()
+            target.chmod(0o555)
+        o.detail = f"bench with {which} = {kind}"
+        name = f"chaos-{o.index}"
         try:
-            code, text = self.genbench(["bench", *BENCH, "--run-name", f"chaos-{o.index}"], env=env)
+            code, text = self.genbench(["bench", *BENCH, "--run-name", name], env={**self.env, which: str(target)})
         finally:
-            folder.chmod(0o755)
+            if kind == "a read-only folder":
+                target.chmod(0o755)
         o.exit_codes.append(code)
         if code == 0:
-            o.violations.append(f"a read-only {which} folder was accepted")
+            o.violations.append(f"{which} = {kind} was accepted")
         self.one_line_or_success(o, code, text)
-        if any(folder.iterdir()):
+        if kind == "a read-only folder" and any(target.iterdir()):
             o.violations.append(f"something was written into the read-only {which} folder")
-        if self.run_dir(f"chaos-{o.index}").exists() and which == "leaderboards":
-            o.violations.append("the refused run left its run folder")
+        if kind == "a file" and target.read_text() != "not a folder\n":
+            o.violations.append(f"the file given as {which} was changed")
+        if "train: starting" in text:
+            o.violations.append(f"training started although {which} = {kind} takes no file")
+        if "train: starting" not in text and self.run_dir(name).exists():
+            o.violations.append("the run refused before training left its run folder")
 
     def fuzzed_config(self, o: Outcome) -> None:
         sets = [f"{self.rng.choice(KEYS)}={self.rng.choice(VALUES)}" for _ in range(self.rng.choice([1, 1, 2]))]
@@ -183,8 +207,8 @@ class Campaign:
         code, text = self.genbench(args)
         o.exit_codes.append(code)
         self.one_line_or_success(o, code, text)
-        if code != 0 and any(self.runs.glob(f"*/*/{name}")):
-            o.violations.append("the refused run left its run folder")
+        if code != 0 and "train: starting" not in text and any(self.runs.glob(f"*/*/{name}")):
+            o.violations.append("the run refused before training left its run folder")
 
     def fuzzed_data(self, o: Outcome) -> None:
         if self.rng.random() < 0.5 or not list(self.runs.glob("*/*/chaos-*/checkpoints/last.ckpt")):
@@ -195,13 +219,14 @@ class Campaign:
     def fuzzed_rows(self, o: Outcome) -> None:
         table = self.boards / "digits" / "fuzz.jsonl"
         table.parent.mkdir(parents=True, exist_ok=True)
-        good = {"kind": "model", "model": "dcgan", "data": "digits", "n": 50, "seed": 0, "metrics": {}}
-        lines = [json.dumps(good), self.rng.choice([
-            '{"model": "dcgan", "metrics": "x"}', '{"model": "dcgan", "n": "fifty", "metrics": {}}', "[1, 2, 3]",
-            '{"model": ', "\x00\x01\xff garbage", '{"model": "dcgan", "metrics": {"fid": {"mean": "high"}}}',
-            '"just a string"', '{"model": null, "metrics": null}'])]
+        good = {"kind": "model", "model": "dcgan", "data": "digits", "n": 50, "seed": 0, "metrics": {},
+                "command": "genbench bench (fuzz)", "git_commit": "fuzz"}
+        lines = [json.dumps(good).encode(), self.rng.choice([
+            b'{"model": "dcgan", "metrics": "x"}', b'{"model": "dcgan", "n": "fifty", "metrics": {}}', b"[1, 2, 3]",
+            b'{"model": ', b"\x00\x01\xff\xfe garbage", b'{"model": "dcgan", "metrics": {"fid": {"mean": "high"}}}',
+            b'"just a string"', b'{"model": null, "metrics": null}'])]
         o.detail = f"render a table with the line {lines[1][:40]!r}"
-        table.write_text("\n".join(lines) + "\n", encoding="utf-8", errors="surrogateescape")
+        table.write_bytes(b"\n".join(lines) + b"\n")
         try:
             code, text = self.genbench(["leaderboard", "--data", "digits"])
             o.exit_codes.append(code)
@@ -217,6 +242,10 @@ class Campaign:
     def fuzzed_checkpoint(self, o: Outcome) -> None:
         checkpoint = self.rng.choice(sorted(self.runs.glob("*/*/chaos-*/checkpoints/last.ckpt")))
         data = bytearray(checkpoint.read_bytes())
+        if len(data) < 2:
+            o.detail = f"{checkpoint} is empty: nothing to fuzz"
+            o.violations.append(f"an empty checkpoint {checkpoint}")
+            return
         if self.rng.random() < 0.5:
             cut = self.rng.randrange(len(data))
             data = data[:cut]
@@ -244,8 +273,10 @@ class Campaign:
             if len(lines) != 1:
                 o.violations.append(f"exit {code} with {len(lines)} 'genbench:' lines: {last_line(text)}")
 
-    def check_everything(self, o: Outcome) -> None:
-        o.violations += invariant_violations(self.runs, self.boards)
+    def check_everything(self, o: Outcome, before: set[str]) -> None:
+        """The invariants' violations this run added (those found before it were its predecessors')."""
+        found = invariant_violations(self.runs, self.boards, temp_files=o.fault != "sigkill")
+        o.violations += [v for v in found if v not in before]
 
     # -- the campaign ----------------------------------------------------------------------------------------------
     def run(self, count: int) -> list[Outcome]:
@@ -256,11 +287,12 @@ class Campaign:
         self.rng.shuffle(faults)
         for index, fault in enumerate(faults):
             o = Outcome(index, fault, "")
+            before = set(invariant_violations(self.runs, self.boards, temp_files=False))
             start = time.time()
             {"sigkill": lambda: self.signal_run(o, signal.SIGKILL), "sigterm": lambda: self.signal_run(o, signal.SIGTERM),
              "short-write": lambda: self.short_write(o), "full-folder": lambda: self.full_folder(o),
              "fuzzed-config": lambda: self.fuzzed_config(o), "fuzzed-data": lambda: self.fuzzed_data(o)}[fault]()
-            self.check_everything(o)
+            self.check_everything(o, before)
             o.seconds = round(time.time() - start, 1)
             outcomes.append(o)
             self.log(f"chaos {index + 1}/{count} {fault}: {o.detail} → exit {o.exit_codes}"
@@ -268,25 +300,33 @@ class Campaign:
         return outcomes
 
 
-def invariant_violations(runs: Path, boards: Path) -> list[str]:
+def invariant_violations(runs: Path, boards: Path, temp_files: bool = True) -> list[str]:
     """What is wrong in a campaign's folders: a JSONL line that does not parse whole, a model row without its command
-    or commit, a table that does not render, a partial file left behind."""
+    or commit, two rows of one run, a table that does not render, a checkpoint that does not load, and (``temp_files``)
+    a temp file left behind."""
     found = []
     for table in sorted(boards.rglob("*.jsonl")):
         rows, bad = read_rows(table)
         found += [f"{table.name}: {problem}" for problem in bad]
-        found += [f"{table.name}: a model row without its command or commit" for r in rows
-                  if r.get("kind", "model") == "model" and not (r.get("command") and r.get("git_commit"))]
+        models = [r for r in rows if r.get("kind", "model") == "model"]
+        found += [f"{table.name}: a model row without its command or commit" for r in models
+                  if not (r.get("command") and r.get("git_commit"))]
+        runs_seen = Counter(r["run_dir"] for r in models if r.get("run_dir"))
+        found += [f"{table.name}: {count} rows of the run {Path(run).name}" for run, count in runs_seen.items() if count > 1]
     try:
         render_leaderboards(boards)
     except Exception as exc:  # the campaign reports any failure to render as a violation, whatever its type
         found.append(f"rendering failed: {type(exc).__name__}: {exc}")
-    for root in (runs, boards):
+    for checkpoint in sorted(runs.rglob("last.ckpt")):
+        try:
+            torch.load(checkpoint, map_location="cpu", weights_only=True)
+        except Exception as exc:  # any failure to load is the violation being looked for
+            found.append(f"the checkpoint {checkpoint.relative_to(runs)} does not load ({type(exc).__name__})")
+    for root in (runs, boards) if temp_files else ():
         for path in root.rglob("*"):
-            partial = path.suffix == ".tmp" or (path.name.startswith(".") and path.name != ".lock"
-                                                  and not path.name.endswith(".lock"))
-            if path.is_file() and partial:
-                found.append(f"a partial file {path.relative_to(root)}")
+            temp = path.suffix == ".tmp" or (path.name.startswith(".") and not path.name.endswith(".lock"))
+            if path.is_file() and temp:
+                found.append(f"a temp file left behind: {path.relative_to(root)}")
     return found
 
 
@@ -311,12 +351,37 @@ def summary(outcomes: list[Outcome], seed: int, seconds: float) -> dict:
             "torch": torch.__version__, "python": sys.version.split()[0]}
 
 
+BEGIN, END = "<!-- chaos:begin -->", "<!-- chaos:end -->"
+
+
+def summary_lines(result: dict, args) -> list[str]:
+    """The campaign's last result as Markdown (what ``make chaos`` writes into docs/reliability.md)."""
+    faults = ", ".join(f"{kind} {count}" for kind, count in result["faults"].items())
+    lines = [f"Last campaign: `python benchmarks/chaos.py --runs {args.runs} --seed {args.seed}` — {result['runs']} runs "
+             f"({faults}) in {result['seconds'] / 60:.0f} min on {os.cpu_count()} CPU cores, torch {result['torch']}, "
+             f"Python {result['python']}: **{result['violations']} violations**.", ""]
+    for o in result["runs_with_violations"]:
+        lines.append(f"- run {o['index']} ({o['fault']}: {o['detail']}): {'; '.join(o['violations'])}")
+    return lines
+
+
+def write_block(path: Path, lines: list[str]) -> None:
+    text = path.read_text()
+    if BEGIN not in text or END not in text:
+        raise SystemExit(f"chaos: {path} has no {BEGIN} … {END} block to write the result into")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(head + BEGIN + "\n" + "\n".join(lines) + "\n" + END + tail)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100, help="runs in the campaign (one fault each)")
     parser.add_argument("--seed", type=int, default=0, help="draws the faults, their timing and the fuzzed values")
     parser.add_argument("--root", type=Path, default=None, help="the campaign's folder (default: a temporary one)")
     parser.add_argument("--report", type=Path, default=None, help="write the summary as JSON here")
+    parser.add_argument("--markdown", type=Path, default=None,
+                        help=f"replace the block between {BEGIN} and {END} of this Markdown file with the summary")
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -326,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     result = summary(outcomes, args.seed, time.time() - start)
     if args.report:
         args.report.write_text(json.dumps(result, indent=1) + "\n")
+    if args.markdown:
+        write_block(args.markdown, summary_lines(result, args))
     print(f"chaos: {result['runs']} runs, faults {result['faults']}, violations: {result['violations']} "
           f"({result['seconds']:.0f} s; folder {root})")
     return 1 if result["violations"] else 0

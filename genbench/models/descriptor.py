@@ -143,8 +143,9 @@ class Descriptor(GenerativeModel):
         return self.energy_net(x)
 
     def feature_nets(self):
-        """The descriptor's net f, on the input f is given."""
-        return [("descriptor", self.energy_net, self.f)]
+        """The descriptor's net f, on the input f is given (X − μ for a centred model)."""
+        offset = self.data_mean if self.hparams.centre_on_data_mean else 0.0
+        return [("descriptor", self.energy_net, lambda x: self.f(x - offset))]
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """E(X) = ‖X‖²/(2s²) − f(X; θ) per example."""

@@ -138,6 +138,9 @@ class IGEBM(Descriptor):
     """The replay-buffer EBM with the official CIFAR-10 recipe as its defaults (see the module)."""
 
     centring = False
+    #: its chains clip to [0, 1] and step by the clipped gradient (``replay_langevin``): the descriptor's prior
+    #: completion (Langevin on [-1, 1] pixels) is not its sampler, so it has none
+    completion = None
 
     langevin_defaults = IGEBM_LANGEVIN
     energy_net_class = ResNetEnergy
@@ -155,6 +158,10 @@ class IGEBM(Descriptor):
     def to_unit(x: torch.Tensor) -> torch.Tensor:
         """[-1, 1] → [0, 1], the official pixel range."""
         return (x + 1.0) / 2.0
+
+    def feature_nets(self):
+        """The energy net, on the image in [0, 1] (the range it learned on)."""
+        return [("energy net", self.energy_net, lambda x: self.f(self.to_unit(x)))]
 
     def revise(self, x0: torch.Tensor, config=None, trace: bool = False, sampling: bool = False):
         """The IGEBM chain from ``x0`` (in [0, 1]) with θ frozen → (x̃, diagnostics)."""

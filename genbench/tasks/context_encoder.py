@@ -8,7 +8,10 @@ paper's prior table: an encoder–decoder trained to fill the missing pixels of 
     real x against x̂; λ_rec = 0.999, λ_adv = 0.001, Adam 2e-4 / β1 0.5 (the paper's settings).
 
 It trains on the training images with masks of the corruption it will fill (fresh masks each iteration), once per
-(data, corruption, settings); its weights are kept under ``runs/<data>/context-encoder/<hash>/`` and reused."""
+(data, corruption, settings); its weights are kept under ``runs/<data>/context-encoder/<hash>/`` and reused.
+Where it differs from the paper's central-region network: the decoder draws the whole image and D judges the whole
+composite (the paper's random-region variant; its central variant draws and judges the centre only), the missing
+pixels enter as 0 rather than the data set's mean colour, and there is no 10× weight on a band around the hole."""
 
 from __future__ import annotations
 

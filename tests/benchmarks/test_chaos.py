@@ -18,7 +18,7 @@ ROW = {"kind": "model", "model": "dcgan", "data": "digits", "n": 50, "seed": 0, 
        "command": "genbench bench …", "git_commit": "abc"}
 
 
-def test_the_invariant_check_finds_half_rows_unrecorded_rows_and_partial_files(tmp_path):
+def test_the_invariant_check_finds_half_rows_unrecorded_rows_duplicate_rows_broken_checkpoints_and_temp_files(tmp_path):
     runs, boards = tmp_path / "runs", tmp_path / "boards"
     table = boards / "digits" / "smoke.jsonl"
     table.parent.mkdir(parents=True)
@@ -30,9 +30,16 @@ def test_the_invariant_check_finds_half_rows_unrecorded_rows_and_partial_files(t
     assert chaos.invariant_violations(runs, boards) == ["smoke.jsonl: line 2 is not valid JSON"]
     table.write_text(json.dumps({**ROW, "command": None}) + "\n")
     assert chaos.invariant_violations(runs, boards) == ["smoke.jsonl: a model row without its command or commit"]
+    table.write_text(json.dumps({**ROW, "run_dir": "runs/x/r1"}) + "\n" + json.dumps({**ROW, "run_dir": "runs/x/r1"}) + "\n")
+    assert chaos.invariant_violations(runs, boards) == ["smoke.jsonl: 2 rows of the run r1"]
     table.write_text(json.dumps(ROW) + "\n")
-    (runs / "digits" / "dcgan" / "a" / "checkpoints" / ".last.x1y2.ckpt").write_bytes(b"half")
-    assert chaos.invariant_violations(runs, boards) == ["a partial file digits/dcgan/a/checkpoints/.last.x1y2.ckpt"]
+    temp = runs / "digits" / "dcgan" / "a" / "checkpoints" / ".last.x1y2.ckpt"
+    temp.write_bytes(b"half")
+    assert chaos.invariant_violations(runs, boards) == ["a temp file left behind: digits/dcgan/a/checkpoints/.last.x1y2.ckpt"]
+    assert chaos.invariant_violations(runs, boards, temp_files=False) == []  # what a SIGKILL may leave
+    temp.rename(temp.with_name("last.ckpt"))
+    assert chaos.invariant_violations(runs, boards) == [
+        "the checkpoint digits/dcgan/a/checkpoints/last.ckpt does not load (KeyError)"]
 
 
 @pytest.mark.fault

@@ -57,11 +57,20 @@ def test_label_draws_are_class_balanced_and_fixed_by_their_seed():
     ("models=[vae]", "model 'vae' has no feature nets"),
     ("labels=[1]", "labels must be sizes"),
     ("costs=[0]", "costs must be positive"),
+    ("test_images=-3", "test_images must be a positive count"),
 ])
 def test_bad_features_settings_are_one_line(setting, message):
     with pytest.raises(GenbenchError) as info:
         table_settings("features", "smoke", [setting])
     assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_labelled_set_too_small_for_the_classes_is_refused_before_any_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
+    with pytest.raises(GenbenchError, match="at least 2 images per class"):
+        run_table("features", "smoke", overrides=["labels=[12]"], leaderboards=tmp_path / "boards",
+                  runs=tmp_path / "runs", log=lambda *_: None)
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").rglob("last.ckpt"))
 
 
 def test_features_table_end_to_end_far_below_chance_and_rerun_recomputes_nothing(tmp_path, monkeypatch):

@@ -27,12 +27,20 @@ def test_a_learned_prior_moves_only_the_missing_pixels(name, options):
     model = build_model(name, image_size=16, channels=3, **options)
     images = torch.rand(6, 3, 16, 16) * 2 - 1
     holes = doodle_masks(6, (16, 16), 3, seed=4)
+    torch.manual_seed(1)
     completed = complete_with_model(model, images, holes, CompletionSettings())
     observed = (~holes).expand_as(images)
     assert torch.equal(completed[observed], images[observed])
     hole = holes.expand_as(images)
     start = (images * ~hole).sum(dim=(2, 3), keepdim=True) / (~holes).sum(dim=(2, 3), keepdim=True)
     assert not torch.allclose(completed[hole], start.expand_as(images)[hole])  # the chains moved the holes
+    # the observed pixels condition the fill beyond their mean colour: the same holes in images whose observed pixels
+    # are mirrored (mean colour unchanged) are filled otherwise, with the same noise
+    mirrored = torch.where(observed, images.flip(-1), images)
+    mirrored = torch.where(observed & observed.flip(-1), mirrored, images)
+    torch.manual_seed(1)
+    other = complete_with_model(model, mirrored, holes, CompletionSettings())
+    assert not torch.allclose(other[hole], completed[hole], atol=1e-5)
 
 
 def test_the_descriptor_prior_under_a_flat_f_decays_the_holes_to_the_reference_mean():
@@ -88,6 +96,7 @@ def test_the_context_encoder_learns_to_fill_a_central_square():
     ("models=[vae]", "no learned completer for 'vae'"),
     ("corruptions=[D0]", "at least one stroke"),
     ("context_encoder={iterations: 0}", "must be positive"),
+    ("context_encoder={iters: 5}", "unknown context_encoder option(s) ['iters']"),
 ])
 def test_bad_prior_settings_are_one_line(setting, message):
     with pytest.raises(GenbenchError) as info:
@@ -112,3 +121,9 @@ def test_prior_table_end_to_end_and_rerun_recomputes_nothing(tmp_path, monkeypat
     assert len(jsonl.read_text().splitlines()) == len(rows)
     assert not any("error" in line or "training" in line for line in logs)
     assert any("context encoder (C4): reusing" in line for line in logs)
+    logs = []  # other Context Encoder settings: its rows, and only its, are computed again
+    run_table("prior", "smoke", overrides=["context_encoder={iterations: 41}"], leaderboards=boards,
+              runs=tmp_path / "runs", log=logs.append)
+    fresh = [json.loads(line) for line in jsonl.read_text().splitlines()][len(rows):]
+    assert sorted(r["corruption"] for r in fresh) == ["C4", "D2", "P.5"]
+    assert {r["method"] for r in fresh} == {"context-encoder"} and fresh[0]["trained_with"]["settings"]["iterations"] == 41

@@ -197,8 +197,7 @@ def test_held_out_latent_inference_starts_from_the_prior_unless_told_otherwise()
 def test_the_models_that_can_complete_are_those_whose_class_names_a_completion():
     from genbench.models.completion import check_completer, completer_models
 
-    energy_priors = {"descriptor", "pcd", "short-run", "igebm", "descriptor-original", "multigrid", "single-grid-cd",
-                     "one-step-cd"}
+    energy_priors = {"descriptor", "pcd", "short-run", "descriptor-original", "multigrid", "single-grid-cd", "one-step-cd"}
     assert set(completer_models()) == {"abp", "coopnets", "dcgan", "wgan", "wgan-gp", "ebgan", "kim-bengio", *energy_priors}
     with pytest.raises(GenbenchError, match="no learned completer for 'vae'; known: abp, coopnets"):
         check_completer("vae")

@@ -184,9 +184,10 @@ def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.
 def complete_heldout_images(s, table: str, rows: TableRows, runs: Path | None, log,
                             trained_baselines: dict[str, Callable] | None = None) -> tuple[list[dict], dict]:
     """The rows of a table of corrupted held-out images (``s.corruptions`` of ``s.images`` of them): each of
-    ``s.models`` fills them its class's way (``complete_with_model``), each ``trained_baselines[name](corruption,
-    train_images, data_fingerprint) → (completer, record)`` (a method trained for the table, e.g. the Context Encoder)
-    and each of ``s.baselines`` (non-learned) too; error and PSNR over the region, and the examples figure."""
+    ``s.models`` fills them its class's way (``complete_with_model``), each ``trained_baselines[name] = (settings,
+    train)`` — a method trained for the table (e.g. the Context Encoder) by ``train(corruption, train_images,
+    data_fingerprint) → (completer, record)``, its rows keyed by ``settings`` and the training images — and each of
+    ``s.baselines`` (non-learned) too; error and PSNR over the region, and the examples figure."""
     images_all, dm = heldout_images(s.data, s.model_preset, s.overrides)
     check_fits(s.corruptions, int(images_all.shape[-1]))
     chosen = seeded_subset(images_all.shape[0], s.images, s.mask_seed)
@@ -208,7 +209,7 @@ def complete_heldout_images(s, table: str, rows: TableRows, runs: Path | None, l
             def baseline_trained(method=method, corruption=corruption):
                 if not made:
                     dm.setup()
-                    made["completer"], made["record"] = trained_baselines[method](
+                    made["completer"], made["record"] = trained_baselines[method][1](
                         corruption, dm.images("train"), dm.fingerprint())
                 return made["completer"]
 
@@ -218,6 +219,8 @@ def complete_heldout_images(s, table: str, rows: TableRows, runs: Path | None, l
                     "image_size": int(images.shape[-1]), "data": s.data, **preprocessing_record(dm),
                     "model_run": model.record() if model else None,
                     "inference": inference.record() if learned else None}
+            if taught:  # a trained baseline's rows are its settings' and its training images'
+                base["trained_with"] = {"settings": trained_baselines[method][0], "data_fingerprint": dm.fingerprint()}
 
             def complete(x: torch.Tensor, m: torch.Tensor, model=model, method=method, taught=taught) -> torch.Tensor:
                 if taught:
@@ -232,7 +235,8 @@ def complete_heldout_images(s, table: str, rows: TableRows, runs: Path | None, l
                 return {"scores": region_scores(result, images, holes), **trained_record}
 
             row, completed = scored_row(
-                rows, base, ("method", "corruption", "mask_seed", "n_images", "split", "image_size", "data", "inference"),
+                rows, base, ("method", "corruption", "mask_seed", "n_images", "split", "image_size", "data", "inference",
+                             *(("trained_with",) if taught else ())),
                 lambda: complete(corrupted, holes), scores,
                 lambda r: f"  {name} {method}: error {r['scores'][s.region]['error']:.4f}, "
                           f"PSNR {r['scores'][s.region]['psnr']:.2f} dB", log)

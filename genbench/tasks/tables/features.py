@@ -23,7 +23,8 @@ from genbench.runs.trainer import build
 from genbench.results.published import published_table
 from genbench.tasks.report import models_section, write_markdown
 from genbench.tasks.rows import TableRows, scored_row
-from genbench.tasks.tables.base import Table, TaskTable, model_for, planned_datamodule, published, register_table
+from genbench.tasks.tables.base import (Table, TaskTable, model_for, planned_datamodule, preprocessing_record, published,
+                                        register_table)
 
 
 @dataclass
@@ -36,7 +37,8 @@ class FeaturesTable(TaskTable):
         labels: sizes of the labelled training sets (class-balanced); draws: label draws per size (seeds 0, 1, …).
         pool_grid: each layer's feature map max-pooled to this spatial grid (DCGAN's 4×4).
         costs: the SVM's C candidates, the one with the lowest error on ``validation_fraction`` of the labelled set
-            chosen, then refitted on the whole labelled set.
+            (stratified) chosen, then refitted on the whole labelled set — DCGAN chose on a separate 10,000-image
+            validation set; here no row uses more labels than its column says.
         test_images: test images scored (a seeded subset; None: the whole held-out split).
         untrained: also score an untrained net of each model's shape; raw_pixels: also score raw pixels.
     """
@@ -62,6 +64,8 @@ def check_features(s: FeaturesTable) -> None:
                                 f"feature_nets); models with them: {', '.join(feature_models())}")
     if not s.labels or any(n < 2 for n in s.labels):
         raise GenbenchError(f"labels must be sizes of labelled sets of at least 2 images, got {s.labels}")
+    if s.test_images is not None and s.test_images < 1:
+        raise GenbenchError(f"test_images must be a positive count or null (all), got {s.test_images}")
     if s.draws < 1 or s.pool_grid < 1 or s.feature_batch < 1:
         raise GenbenchError(f"draws, pool_grid and feature_batch must be positive, got {s.draws}, {s.pool_grid}, "
                             f"{s.feature_batch}")
@@ -88,8 +92,9 @@ def pool_map(feature_map: torch.Tensor, grid: int) -> torch.Tensor:
 
 
 def pooled_features(module, images: torch.Tensor, grid: int, batch: int) -> tuple[np.ndarray, list[list[int]]]:
-    """Every Conv2d output of every feature net of ``module`` (in ``sampling_mode``), pooled (``pool_map``) and
-    concatenated: (n, d) float32, and the shape (c, h, w) of each layer's map."""
+    """Every Conv2d output of every feature net of ``module`` (in ``sampling_mode``, so a BatchNorm that samples with
+    batch statistics normalises by those of each ``batch`` of images), pooled (``pool_map``) and concatenated: (n, d)
+    float32, and the shape (c, h, w) of each layer's map."""
     shapes: list[list[int]] = []
     chunks = []
     with module.sampling_mode(), torch.no_grad():
@@ -132,9 +137,10 @@ def svm_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
 
     mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
     train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
-    order = np.random.default_rng(seed).permutation(len(train_y))
-    held = order[:max(1, int(round(validation_fraction * len(order))))]
-    fit = order[len(held):]
+    rng = np.random.default_rng(seed)
+    held = np.concatenate([rng.permutation(np.flatnonzero(train_y == label))[:max(1, int(round(
+        validation_fraction * np.sum(train_y == label))))] for label in np.unique(train_y)])  # stratified
+    fit = np.setdiff1d(np.arange(len(train_y)), held)
 
     def svm(c: float, x, y):
         return LinearSVC(C=c, loss="squared_hinge", dual=x.shape[0] < x.shape[1], max_iter=5000, random_state=seed).fit(x, y)
@@ -147,23 +153,42 @@ def svm_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test
 
 # -- the table ---------------------------------------------------------------------------------------------------------
 
+def shared_datamodule(s: FeaturesTable):
+    """The datamodule every model of the table learned from (set up); models that learned from differently prepared
+    images are refused, since one classifier protocol scores them all on the same images."""
+    names = s.models or ["dcgan"]
+    configs = {name: planned_datamodule(s, name) for name in names}
+    first = configs[names[0]]
+    for name, dm in configs.items():
+        if dm.describe() != first.describe():
+            raise GenbenchError(f"models {names[0]!r} and {name!r} learned from differently prepared {s.data} images; "
+                                f"the features table scores every model on the same images (align their data settings)")
+    first.setup()
+    return first
+
+
 def evaluate_features(s: FeaturesTable, rows: TableRows, runs: Path | None, log) -> tuple[list[dict], dict]:
     if not s.models and not s.raw_pixels:
         raise GenbenchError("the features table needs models or raw_pixels")
-    dm = planned_datamodule(s, s.models[0] if s.models else "dcgan")
-    dm.setup()
+    dm = shared_datamodule(s)
     train = dm.datasets["train"]
     train_images, train_labels = dm.images("train"), train.labels
     test_images, test_labels = dm.images(dm.heldout_split), dm.datasets[dm.heldout_split].labels
     if s.test_images is not None and s.test_images < len(test_labels):
         keep = torch.randperm(len(test_labels), generator=torch.Generator().manual_seed(s.seed))[:s.test_images]
         test_images, test_labels = test_images[keep], test_labels[keep]
+    classes = len(set(train_labels.tolist()))
+    if min(s.labels) < 2 * classes:
+        raise GenbenchError(f"labels {s.labels}: a labelled set needs at least 2 images per class ({2 * classes} for "
+                            f"the {classes} classes of {s.data}), one for the SVM and one to choose its C")
     draws = {(size, d): labelled_draw(train_labels, size, d) for size in s.labels for d in range(s.draws)}
     base_all = {"table": "features", "data": s.data, "split": dm.heldout_split, "n_test": int(len(test_labels)),
-                "n_train": int(len(train_labels)), "num_classes": len(set(train_labels.tolist())), "image_size": int(train_images.shape[-1]), "pool_grid": s.pool_grid,
+                "test_seed": s.seed, "feature_batch": s.feature_batch, **preprocessing_record(dm),
+                "n_train": int(len(train_labels)), "num_classes": classes, "image_size": int(train_images.shape[-1]), "pool_grid": s.pool_grid,
                 "classifier": {"kind": "linear L2-SVM (squared hinge, one-vs-rest)", "costs": s.costs,
                                "validation_fraction": s.validation_fraction}}
-    keys = ("method", "labels", "draw", "data", "split", "n_test", "image_size", "pool_grid", "classifier")
+    keys = ("method", "labels", "draw", "data", "split", "n_test", "test_seed", "n_train", "feature_batch", "image_size",
+            "pool_grid", "classifier")
     out: list[dict] = []
 
     def score_all(method: str, kind: str, features, model_run: dict | None, extra: dict) -> None:

@@ -6,10 +6,11 @@ beside the Context Encoder trained for each corruption (the paper's CE) and non-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from genbench.data.corruption import parse_corruption
+from genbench.errors import GenbenchError
 from genbench.models.completion import check_completer
 from genbench.paths import runs_dir
 from genbench.tasks.context_encoder import ContextEncoderSettings, context_encoder
@@ -27,7 +28,9 @@ class PriorTable(CorruptionTable):
 
     Args:
         data: faces (CelebA in the paper; the offline faces here).
-        models: the learned priors: persistent, one-step, single-grid and multi-grid CD (PCD, CD1, SCD, MCD).
+        models: the learned priors: persistent, one-step, single-grid and multi-grid CD (PCD, CD1, SCD, MCD). The
+            last three share the multi-grid paper's BatchNorm nets on [0, 255] pixels; ``pcd`` is genbench's
+            persistent descriptor (its own net, a Gaussian reference and noisy Langevin on [-1, 1]; docs/models.md).
         corruptions: the paper's mask (``C32``: the central 32×32 square, the Context Encoder's region), doodle
             (``D8``: 8 free-form strokes, ``genbench.data.corruption.doodle_masks``; the paper does not define its
             strokes) and pepper (``P.5``: salt-and-pepper on half the pixels; the paper does not give the fraction).
@@ -46,6 +49,10 @@ def check_prior(s: PriorTable) -> None:
     for model in s.models:
         check_completer(model)
     if s.context_encoder is not None:
+        known = {f.name for f in fields(ContextEncoderSettings)}
+        unknown = sorted(set(s.context_encoder) - known)
+        if unknown:
+            raise GenbenchError(f"unknown context_encoder option(s) {unknown}; accepted: {', '.join(sorted(known))}")
         ContextEncoderSettings(**s.context_encoder)
 
 
@@ -58,7 +65,7 @@ def evaluate_prior(s: PriorTable, rows: TableRows, runs: Path | None, log) -> tu
             ce = context_encoder(images, corruption, settings, s.data, fingerprint, runs or runs_dir(), log)
             return ce.complete, ce.record
 
-        trained["context-encoder"] = train_ce
+        trained["context-encoder"] = (asdict(settings), train_ce)
     return complete_heldout_images(s, "prior", rows, runs, log, trained)
 
 
