@@ -95,3 +95,33 @@ def test_features_table_end_to_end_far_below_chance_and_rerun_recomputes_nothing
     run_table("features", "smoke", leaderboards=boards, runs=tmp_path / "runs", log=logs.append)
     assert len(jsonl.read_text().splitlines()) == len(rows)
     assert not any("test error" in line or "training" in line for line in logs)
+
+
+def test_the_l2_svm_minimises_the_squared_hinge_objective_as_a_separate_solver_does():
+    """liblinear's one-vs-rest L2-SVM against the same primal objective, ½‖w‖² + C Σ max(0, 1 − y(w·x + b))² with b
+    penalised as a weight on a constant feature, minimised by L-BFGS in torch (float64)."""
+    from genbench.tasks.tables.features import linear_svm
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(240, 12, generator=generator, dtype=torch.float64)
+    y = (x @ torch.randn(12, 3, generator=generator, dtype=torch.float64)
+         + 0.5 * torch.randn(240, 3, generator=generator, dtype=torch.float64)).argmax(dim=1)
+    cost = 0.05
+    svm = linear_svm(x.numpy(), y.numpy(), cost)
+    xb = torch.cat([x, torch.ones(240, 1, dtype=torch.float64)], dim=1)
+    signs = -torch.ones(240, 3, dtype=torch.float64)
+    signs[torch.arange(240), y] = 1
+    w = torch.zeros(13, 3, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
+                                  line_search_fn="strong_wolfe")
+
+    def objective():
+        optimizer.zero_grad()
+        loss = 0.5 * w.pow(2).sum() + cost * (1 - signs * (xb @ w)).clamp(min=0).pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(objective)
+    theirs = torch.from_numpy(svm.decision_function(x.numpy()))
+    assert torch.allclose(theirs, (xb @ w).detach(), atol=2e-3)
+    assert (svm.predict(x.numpy()) == (xb @ w).argmax(dim=1).numpy()).mean() > 0.99

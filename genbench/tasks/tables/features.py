@@ -36,11 +36,13 @@ class FeaturesTable(TaskTable):
         models: trained models with feature nets (``GenerativeModel.feature_nets``), the paper's rows.
         labels: sizes of the labelled training sets (class-balanced); draws: label draws per size (seeds 0, 1, …).
         pool_grid: each layer's feature map max-pooled to this spatial grid (DCGAN's 4×4).
-        costs: the SVM's C candidates, the one with the lowest error on ``validation_fraction`` of the labelled set
-            (stratified) chosen, then refitted on the whole labelled set — DCGAN chose on a separate 10,000-image
-            validation set; here no row uses more labels than its column says.
+        costs: the SVM's C candidates: for each method, the one with the lowest error on a stratified
+            ``validation_fraction`` of the first draw of the smallest labelled set (the SVM fitted on the rest) is
+            used for every size and draw — DCGAN chose on a separate 10,000-image validation set; here no row uses
+            labels beyond the smallest set's.
         test_images: test images scored (a seeded subset; None: the whole held-out split).
-        untrained: also score an untrained net of each model's shape; raw_pixels: also score raw pixels.
+        untrained: the models whose untrained net (their initial weights) is scored too (None: every model);
+        raw_pixels: also score raw pixels.
     """
 
     data: str = "svhn"
@@ -52,7 +54,7 @@ class FeaturesTable(TaskTable):
     costs: list[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
     validation_fraction: float = 0.2
     test_images: int | None = None
-    untrained: bool = True
+    untrained: list[str] | None = None
     raw_pixels: bool = True
     feature_batch: int = 500
 
@@ -64,6 +66,9 @@ def check_features(s: FeaturesTable) -> None:
                                 f"feature_nets); models with them: {', '.join(feature_models())}")
     if not s.labels or any(n < 2 for n in s.labels):
         raise GenbenchError(f"labels must be sizes of labelled sets of at least 2 images, got {s.labels}")
+    stray = sorted(set(s.untrained or []) - set(s.models))
+    if stray:
+        raise GenbenchError(f"untrained {stray}: only models of the table ({', '.join(s.models)}) have an untrained twin")
     if s.test_images is not None and s.test_images < 1:
         raise GenbenchError(f"test_images must be a positive count or null (all), got {s.test_images}")
     if s.draws < 1 or s.pool_grid < 1 or s.feature_batch < 1:
@@ -129,26 +134,35 @@ def labelled_draw(labels: torch.Tensor, size: int, seed: int) -> np.ndarray:
     return torch.cat(out).numpy()
 
 
-def svm_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, costs: list[float],
-              validation_fraction: float, seed: int) -> tuple[float, float]:
-    """Test error (%) of a linear L2-SVM on features standardised by the labelled set's mean and deviation, C chosen
-    on a held-out part of the labelled set; returns (error, C)."""
+def standardised(train_x: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
+    """The features less the labelled set's mean, over its standard deviation (the test set's statistics unused)."""
+    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
+    return [(x - mean) / std for x in (train_x, *others)]
+
+
+def linear_svm(x: np.ndarray, y: np.ndarray, cost: float):
+    """The L2-SVM: min_W ½‖W‖² + C Σᵢ Σ_k max(0, 1 − y_ik (w_k·xᵢ + b_k))², one-vs-rest (liblinear)."""
     from sklearn.svm import LinearSVC  # scikit-learn's import costs a second: only the features table needs it
 
-    mean, std = train_x.mean(axis=0), train_x.std(axis=0) + 1e-6
-    train_x, test_x = (train_x - mean) / std, (test_x - mean) / std
+    return LinearSVC(C=cost, loss="squared_hinge", dual=x.shape[0] < x.shape[1], max_iter=2000, random_state=0).fit(x, y)
+
+
+def choose_cost(x: np.ndarray, y: np.ndarray, costs: list[float], validation_fraction: float, seed: int) -> float:
+    """The C of ``costs`` with the lowest error on a stratified ``validation_fraction`` of (x, y), the SVM fitted on
+    the rest (features standardised by that rest)."""
     rng = np.random.default_rng(seed)
-    held = np.concatenate([rng.permutation(np.flatnonzero(train_y == label))[:max(1, int(round(
-        validation_fraction * np.sum(train_y == label))))] for label in np.unique(train_y)])  # stratified
-    fit = np.setdiff1d(np.arange(len(train_y)), held)
+    held = np.concatenate([rng.permutation(np.flatnonzero(y == label))[:max(1, int(round(
+        validation_fraction * np.sum(y == label))))] for label in np.unique(y)])
+    fit = np.setdiff1d(np.arange(len(y)), held)
+    fit_x, held_x = standardised(x[fit], x[held])
+    errors = [float((linear_svm(fit_x, y[fit], c).predict(held_x) != y[held]).mean()) for c in costs]
+    return costs[int(np.argmin(errors))]
 
-    def svm(c: float, x, y):
-        return LinearSVC(C=c, loss="squared_hinge", dual=x.shape[0] < x.shape[1], max_iter=5000, random_state=seed).fit(x, y)
 
-    errors = [float((svm(c, train_x[fit], train_y[fit]).predict(train_x[held]) != train_y[held]).mean()) for c in costs]
-    best = costs[int(np.argmin(errors))]
-    prediction = svm(best, train_x, train_y).predict(test_x)
-    return 100.0 * float((prediction != test_y).mean()), best
+def svm_error(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, cost: float) -> float:
+    """Test error (%) of the L2-SVM of cost C learned on the standardised labelled features."""
+    train_x, test_x = standardised(train_x, test_x)
+    return 100.0 * float((linear_svm(train_x, train_y, cost).predict(test_x) != test_y).mean())
 
 
 # -- the table ---------------------------------------------------------------------------------------------------------
@@ -187,6 +201,7 @@ def evaluate_features(s: FeaturesTable, rows: TableRows, runs: Path | None, log)
                 "n_train": int(len(train_labels)), "num_classes": classes, "image_size": int(train_images.shape[-1]), "pool_grid": s.pool_grid,
                 "classifier": {"kind": "linear L2-SVM (squared hinge, one-vs-rest)", "costs": s.costs,
                                "validation_fraction": s.validation_fraction}}
+    labels = train_labels.numpy()
     keys = ("method", "labels", "draw", "data", "split", "n_test", "test_seed", "n_train", "feature_batch", "image_size",
             "pool_grid", "classifier")
     out: list[dict] = []
@@ -200,15 +215,21 @@ def evaluate_features(s: FeaturesTable, rows: TableRows, runs: Path | None, log)
                 cache["x"] = features()
             return cache["x"]
 
+        def cost() -> float:
+            if "C" not in cache:  # chosen once per method, on the first draw of the smallest labelled set
+                (train_x, _), _ = computed()
+                first = draws[(min(s.labels), 0)]
+                cache["C"] = choose_cost(train_x[first], labels[first], s.costs, s.validation_fraction, 0)
+            return cache["C"]
+
         for (size, d), chosen in draws.items():
             base = {**base_all, "method": method, "kind": kind, "labels": size, "draw": d, "model_run": model_run,
                     **extra}
 
-            def compute(chosen=chosen, d=d):
+            def compute(chosen=chosen):
                 (train_x, test_x), shapes = computed()
-                error, cost = svm_error(train_x[chosen], train_labels.numpy()[chosen], test_x, test_labels.numpy(),
-                                        s.costs, s.validation_fraction, d)
-                return {"test_error": error, "C": cost, "feature_dim": int(train_x.shape[1]), "layers": shapes}
+                error = svm_error(train_x[chosen], labels[chosen], test_x, test_labels.numpy(), cost())
+                return {"test_error": error, "C": cost(), "feature_dim": int(train_x.shape[1]), "layers": shapes}
 
             row, _ = scored_row(rows, base, keys, compute, lambda result: result,
                                 lambda r: f"  {method}, {r['labels']} labels, draw {r['draw']}: test error "
@@ -228,7 +249,7 @@ def evaluate_features(s: FeaturesTable, rows: TableRows, runs: Path | None, log)
             return (train_x, test_x), shapes
 
         score_all(name, "learned", lambda: features(model.module), model.record(), {})
-        if s.untrained:
+        if s.untrained is None or name in s.untrained:
             def untrained_features(cfg=model.cfg):
                 torch.manual_seed(s.seed)
                 _, fresh = build(cfg, model.datamodule)
@@ -258,8 +279,9 @@ def render_features(s: FeaturesTable, preset: str, rows: list[dict], figure: dic
              f"every convolutional layer's output (before its normalisation and non-linearity), each max-pooled to a "
              f"{s.pool_grid}×{s.pool_grid} grid (smaller maps kept whole), flattened and concatenated (DCGAN's protocol, "
              f"which the multi-grid paper follows; its exact layers could not be read, so every layer is used). A "
-             f"linear L2-SVM (squared hinge, one-vs-rest, C from {s.costs} chosen on {s.validation_fraction:.0%} of the "
-             f"labelled set) on standardised features learns from class-balanced labelled training images; its error "
+             f"linear L2-SVM (squared hinge, one-vs-rest; per method, C from {s.costs} chosen on a stratified "
+             f"{s.validation_fraction:.0%} of the first draw of the smallest labelled set, then used for every size and "
+             f"draw) on standardised features learns from class-balanced labelled training images; its error "
              f"on {first.get('n_test')} {first.get('split')} images is the row, mean ± standard deviation over "
              f"{s.draws} label draws. *raw pixels* is the same classifier on the pixels; *(untrained)* rows are the "
              f"model's nets at their initial weights. Chance: "
