@@ -157,14 +157,21 @@ def same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def same_conv(width_in: int, width: int, kernel: int, stride: int, size: int, wrap=lambda m: m) -> list[nn.Module]:
+PADDINGS = {"zeros": nn.ZeroPad2d, "circular": nn.CircularPad2d}
+
+
+def same_conv(width_in: int, width: int, kernel: int, stride: int, size: int, wrap=lambda m: m,
+              padding: str = "zeros") -> list[nn.Module]:
     """A conv whose output side is ceil(size/stride) ("SAME"): symmetric padding (k−1)//2 where that gives it,
-    TensorFlow's asymmetric padding (odd pixel after) where it does not (4×4/2 on 7 → 4, not 3)."""
+    TensorFlow's asymmetric padding (odd pixel after) where it does not (4×4/2 on 7 → 4, not 3). ``padding``: the
+    border filled with zeros, or ``circular``: the image wrapped around (a torus, for stationary textures)."""
+    if padding not in PADDINGS:
+        raise GenbenchError(f"padding must be one of {', '.join(PADDINGS)}, got {padding!r}")
     pad = (kernel - 1) // 2
     if (size + 2 * pad - kernel) // stride + 1 == -(-size // stride):
-        return [wrap(nn.Conv2d(width_in, width, kernel, stride, pad))]
+        return [wrap(nn.Conv2d(width_in, width, kernel, stride, pad, padding_mode=padding))]
     before, after = same_padding(size, kernel, stride)
-    return [nn.ZeroPad2d((before, after, before, after)), wrap(nn.Conv2d(width_in, width, kernel, stride))]
+    return [PADDINGS[padding]((before, after, before, after)), wrap(nn.Conv2d(width_in, width, kernel, stride))]
 
 
 class DescriptorNet(nn.Module):
@@ -172,8 +179,12 @@ class DescriptorNet(nn.Module):
     official MNIST, the default at 28×28: three 4×4/2 → 64, 128, 256; leaky ReLU 0.2, no BN, "SAME"
     padding) then a conv whose kernel covers the whole map → ``n_out`` outputs, summed:
     f(X) = Σ_k f_k(X). ``stationary=True`` (textures) uses a 1×1 last conv and sums over positions too,
-    so f is translation invariant as in the descriptor paper's texture model.
+    so f is translation invariant as in the descriptor paper's texture model; with ``padding: circular`` the image
+    wraps around, so no position is a border (f is then invariant to cyclic shifts by the nets' total stride).
     """
+
+    #: arguments added after rows were recorded, left out of the resolved net options at these defaults
+    added_at_neutral_default = {"padding": "zeros"}
 
     def __init__(
         self,
@@ -187,6 +198,7 @@ class DescriptorNet(nn.Module):
         spectral_norm: bool = False,
         stationary: bool = False,
         init_std: float | None = 0.01,
+        padding: str = "zeros",
     ) -> None:
         super().__init__()
         mnist = image_size == 28
@@ -198,7 +210,7 @@ class DescriptorNet(nn.Module):
         layers: list[nn.Module] = []
         width_in, size = channels, image_size
         for width, kernel, stride in zip(widths, kernels, strides):
-            layers += [*same_conv(width_in, width, kernel, stride, size, sn), activation(act)]
+            layers += [*same_conv(width_in, width, kernel, stride, size, sn, padding), activation(act)]
             size = -(-size // stride)
             width_in = width
         if size < 1:
@@ -262,7 +274,11 @@ def resolve_net_options(kind: str, arch: str, options: dict | None, cls: type | 
     cls = cls or {("energy", "mlp"): MLPEnergy, ("energy", "conv"): DescriptorNet,
                   ("generator", "mlp"): MLPGenerator, ("generator", "conv"): ConvGenerator}[(kind, arch)]
     defaults = {k: v for k, v in signature_defaults(cls).items() if k not in SHAPE_ARGUMENTS}
-    return {**defaults, **(options or {})}
+    resolved = {**defaults, **(options or {})}
+    for key, neutral in getattr(cls, "added_at_neutral_default", {}).items():
+        if resolved.get(key) == neutral:
+            del resolved[key]
+    return resolved
 
 
 def build_energy_net(arch: str, image_size: int, channels: int, options: dict | None = None,

@@ -293,3 +293,23 @@ def test_an_option_added_at_its_neutral_default_leaves_the_recorded_configs_hash
     explicit_off = model_class("descriptor").resolve_options({"ref_std": 0.016, "centre_on_data_mean": False})
     assert "centre_on_data_mean" not in off and explicit_off == off and on["centre_on_data_mean"] is True
     assert config_hash(off) != config_hash(on) and "lr" in off  # every other argument is still recorded
+
+
+def test_circular_padding_makes_a_stationary_energy_invariant_to_cyclic_shifts_by_its_stride():
+    """With the image wrapped around, f sums the same local responses over a torus: a cyclic shift by a multiple of
+    the nets' total stride (2 here) permutes them; with zeros at the border it does not."""
+    from genbench.models.nets import DescriptorNet, resolve_net_options
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    shifted = torch.roll(x, (2, 4), dims=(2, 3))
+    gaps = {}
+    for padding in ("zeros", "circular"):
+        net = DescriptorNet(32, 3, widths=(8, 8), kernels=(7, 5), strides=(2, 1), n_out=4, stationary=True,
+                            padding=padding, init_std=0.1)
+        gaps[padding] = (net(x) - net(shifted)).abs().max().item() / net(x).abs().max().item()
+    assert gaps["circular"] < 1e-5 < 1e-2 < gaps["zeros"]
+    assert "padding" not in resolve_net_options("energy", "conv", {"widths": [8]})  # recorded rows keep their hash
+    assert resolve_net_options("energy", "conv", {"padding": "circular"})["padding"] == "circular"
+    with pytest.raises(GenbenchError, match="padding must be one of zeros, circular"):
+        DescriptorNet(32, 3, padding="reflect")
