@@ -17,10 +17,12 @@ from genbench.tasks.context_encoder import ContextEncoderSettings, train_context
 from genbench.tasks.tables import run_table, table_settings
 
 
-@pytest.mark.parametrize("name, options", [
-    ("multigrid", {"nets": [{"widths": [8, 8, 8]}, {"widths": [8, 8, 8, 8]}], "sample_langevin": {"n_steps": 5}}),
-    ("single-grid-cd", {"nets": [{"widths": [8, 8, 8, 8]}], "sample_langevin": {"n_steps": 5}}),
-    ("pcd", {"net": {"widths": [8, 8, 8], "n_out": 1}, "langevin": {"n_steps": 5, "step_size": 0.1}}),
+@pytest.mark.parametrize("name, options", [  # steps large enough that untrained nets move the holes measurably
+    ("multigrid", {"nets": [{"widths": [8, 8, 8]}, {"widths": [8, 8, 8, 8]}],
+                   "sample_langevin": {"n_steps": 5, "step_size": 30.0}}),
+    ("single-grid-cd", {"nets": [{"widths": [8, 8, 8, 8]}], "sample_langevin": {"n_steps": 5, "step_size": 30.0}}),
+    ("pcd", {"net": {"widths": [8, 8, 8], "n_out": 1, "init_std": 0.1}, "ref_std": 1.0,
+             "langevin": {"n_steps": 5, "step_size": 0.1}}),
 ])
 def test_a_learned_prior_moves_only_the_missing_pixels(name, options):
     torch.manual_seed(0)
@@ -40,7 +42,7 @@ def test_a_learned_prior_moves_only_the_missing_pixels(name, options):
     mirrored = torch.where(observed & observed.flip(-1), mirrored, images)
     torch.manual_seed(1)
     other = complete_with_model(model, mirrored, holes, CompletionSettings())
-    assert not torch.allclose(other[hole], completed[hole], atol=1e-5)
+    assert (other[hole] - completed[hole]).abs().max() > 1e-4
 
 
 def test_the_descriptor_prior_under_a_flat_f_decays_the_holes_to_the_reference_mean():
