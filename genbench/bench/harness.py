@@ -21,7 +21,7 @@ from genbench.errors import first_line
 from genbench.files import check_writable_dir, write_text
 from genbench.metrics import MetricContext, SampleSet, check_metrics, compute_metrics, feature_spaces
 from genbench.paths import cache_dir, leaderboard_dir
-from genbench.results import SHEET_SAMPLES, append_row, save_grid, table_path, write_sample_sheet
+from genbench.results import SHEET_SAMPLES, append_row, read_rows, save_grid, table_path, write_sample_sheet
 from genbench.runs.callbacks import log_line
 from genbench.runs.curves import LearningCurve
 from genbench.runs.folder import FIT_RECORD, RunRequest, is_rank_zero, prepare_run, shared_run_dir
@@ -157,7 +157,11 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
         except Exception as exc:  # a picture must never cost the row
             row["samples_png"] = None
             log_line(f"warning: the sample sheet could not be written ({type(exc).__name__}: {exc}); writing the row")
-        append_row(table, row)
+        if any(r.get("run_dir") == row["run_dir"] and r.get("iterations") == row["iterations"]
+               for r in read_rows(table)[0]):  # a bench stopped after its row, then resumed: the row is written once
+            log_line(f"the row of this run at iteration {row['iterations']} is already in {table}; not appending it again")
+        else:
+            append_row(table, row)
         render_after_row(boards, data, table.stem)
     return BenchResult(row, run_dir, table)
 
