@@ -10,7 +10,7 @@ import torch
 
 from genbench.errors import GenbenchError
 from genbench.models import build_model
-from genbench.tasks.tables import run_table, table_settings
+from genbench.tasks.tables import run_table
 from genbench.tasks.tables.features import labelled_draw, pooled_features
 
 
@@ -51,18 +51,6 @@ def test_label_draws_are_class_balanced_and_fixed_by_their_seed():
     assert not (labelled_draw(labels, 45, seed=2) == draw).all()
     with pytest.raises(GenbenchError, match="needs 31 images of class 0"):
         labelled_draw(labels, 310, seed=0)
-
-
-@pytest.mark.parametrize("setting, message", [
-    ("models=[vae]", "model 'vae' has no feature nets"),
-    ("labels=[1]", "labels must be sizes"),
-    ("costs=[0]", "costs must be positive"),
-    ("test_images=-3", "test_images must be a positive count"),
-])
-def test_bad_features_settings_are_one_line(setting, message):
-    with pytest.raises(GenbenchError) as info:
-        table_settings("features", "smoke", [setting])
-    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_a_labelled_set_too_small_for_the_classes_is_refused_before_any_training(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from genbench.errors import GenbenchError
 from genbench.models import build_model
 from genbench.models.completion import CompletionSettings, complete_with_model
 from genbench.tasks.context_encoder import ContextEncoderSettings, train_context_encoder
-from genbench.tasks.tables import run_table, table_settings
+from genbench.tasks.tables import run_table
 
 
 @pytest.mark.parametrize("name, options", [  # steps large enough that untrained nets move the holes measurably
@@ -92,18 +92,6 @@ def test_the_context_encoder_learns_to_fill_a_central_square():
     trained = train_context_encoder(images, corruption, ContextEncoderSettings(width=8, bottleneck=16, iterations=300,
                                                                                batch_size=32, lr=2e-3), lambda *_: None)
     assert error(trained) < 0.5 * error(untrained)
-
-
-@pytest.mark.parametrize("setting, message", [
-    ("models=[vae]", "no learned completer for 'vae'"),
-    ("corruptions=[D0]", "at least one stroke"),
-    ("context_encoder={iterations: 0}", "must be positive"),
-    ("context_encoder={iters: 5}", "unknown context_encoder option(s) ['iters']"),
-])
-def test_bad_prior_settings_are_one_line(setting, message):
-    with pytest.raises(GenbenchError) as info:
-        table_settings("prior", "smoke", [setting])
-    assert message in str(info.value) and "\n" not in str(info.value)
 
 
 def test_prior_table_end_to_end_and_rerun_recomputes_nothing(tmp_path, monkeypatch):

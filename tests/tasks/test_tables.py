@@ -32,6 +32,14 @@ def places(tmp_path, monkeypatch):
     (("recovery", "smoke", ["corruptions=[P1.5]"]), "unknown corruption 'P1.5'"),
     (("recovery", "smoke", ["corruptions=[P.0]"]), "fraction must be in (0, 1)"),
     (("completion", "smoke", ["imgs=3"]), "unknown completion table option(s) ['imgs']"),
+    (("features", "smoke", ["models=[vae]"]), "model 'vae' has no feature nets"),
+    (("features", "smoke", ["labels=[1]"]), "labels must be sizes"),
+    (("features", "smoke", ["costs=[0]"]), "costs must be positive"),
+    (("features", "smoke", ["test_images=-3"]), "test_images must be a positive count"),
+    (("prior", "smoke", ["models=[vae]"]), "no learned completer for 'vae'"),
+    (("prior", "smoke", ["corruptions=[D0]"]), "at least one stroke"),
+    (("prior", "smoke", ["context_encoder={iterations: 0}"]), "must be positive"),
+    (("prior", "smoke", ["context_encoder={iters: 5}"]), "unknown context_encoder option(s) ['iters']"),
 ])
 def test_bad_table_settings_are_one_line_each(args, message):
     with pytest.raises(GenbenchError, match=None) as info:
