@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -26,7 +27,7 @@ def test_multigrid_features_are_every_conv_map_of_every_grid_pooled_to_4x4():
     nets = [{"widths": [8, 16, 16]}, {"widths": [8, 16, 16, 16]}, {"widths": [8, 16, 16, 32]}]
     model = build_model("multigrid", image_size=32, channels=3, nets=nets)
     images = torch.rand(6, 3, 32, 32) * 2 - 1
-    features, shapes = pooled_features(model, images, grid=4, batch=6)
+    features, shapes = pooled_features(model, images, grid=4, batch=6, reference=images)
     # the official layers: the 4×4 grid's stride-2 first conv, the 16×16 grid's, the 32×32 grid's four stride-2 convs
     assert shapes == [[8, 2, 2], [16, 2, 2], [16, 2, 2], [8, 8, 8], [16, 8, 8], [16, 8, 8], [16, 8, 8],
                       [8, 16, 16], [16, 8, 8], [16, 4, 4], [32, 2, 2]]
@@ -40,6 +41,24 @@ def test_multigrid_features_are_every_conv_map_of_every_grid_pooled_to_4x4():
                 if isinstance(layer, torch.nn.Conv2d):
                     expected.append(grid_max_pool(x, 4))
     assert torch.allclose(torch.from_numpy(features), torch.cat(expected, dim=1), rtol=1e-5, atol=1e-4)
+
+
+def test_an_images_features_do_not_depend_on_the_images_beside_it_in_its_batch():
+    # the multi-grid descriptors sample with each batch's BatchNorm statistics; class-sorted training images would
+    # then carry their class into every feature through their batch-mates
+    torch.manual_seed(0)
+    nets = [{"widths": [8, 16, 16]}, {"widths": [8, 16, 16, 16]}, {"widths": [8, 16, 16, 32]}]
+    model = build_model("multigrid", image_size=32, channels=3, nets=nets)
+    images, reference = torch.rand(8, 3, 32, 32) * 2 - 1, torch.rand(5, 3, 32, 32) * 2 - 1
+    together, _ = pooled_features(model, images, grid=4, batch=8, reference=reference)
+    alone, _ = pooled_features(model, images, grid=4, batch=1, reference=reference)
+    swapped, _ = pooled_features(model, images.flip(0), grid=4, batch=3, reference=reference)
+    assert torch.allclose(torch.from_numpy(together), torch.from_numpy(alone), atol=1e-4)
+    assert torch.allclose(torch.from_numpy(together), torch.from_numpy(swapped).flip(0), atol=1e-4)
+    with model.sampling_mode(), torch.no_grad():  # the model itself still samples with batch statistics
+        first = model.f(4, torch.nn.functional.avg_pool2d((images + 1) * 127.5, 8))
+        second = model.f(4, torch.nn.functional.avg_pool2d((images[:4] + 1) * 127.5, 8))
+    assert not torch.allclose(first[:4], second, atol=1e-4)
 
 
 def test_label_draws_are_class_balanced_and_fixed_by_their_seed():
@@ -85,31 +104,43 @@ def test_features_table_end_to_end_far_below_chance_and_rerun_recomputes_nothing
     assert not any("test error" in line or "training" in line for line in logs)
 
 
-def test_the_l2_svm_minimises_the_squared_hinge_objective_as_a_separate_solver_does():
-    """liblinear's one-vs-rest L2-SVM against the same primal objective, ½‖w‖² + C Σ max(0, 1 − y(w·x + b))² with b
-    penalised as a weight on a constant feature, minimised by L-BFGS in torch (float64)."""
+def squared_hinge_objective(weights: torch.Tensor, xb: torch.Tensor, signs: torch.Tensor, cost: float) -> torch.Tensor:
+    return 0.5 * weights.pow(2).sum() + cost * (1 - signs * (xb @ weights)).clamp(min=0).pow(2).sum()
+
+
+@pytest.mark.parametrize("n, d", [(240, 12), (60, 200)])  # more images than features, and fewer (the table's case)
+def test_the_l2_svm_minimises_the_squared_hinge_objective_as_two_separate_solvers_do(n, d):
+    """The kernel-form Newton L2-SVM against the same primal objective, ½‖w‖² + C Σ max(0, 1 − y(w·x + b))² with b
+    penalised as a weight on a constant feature, minimised by L-BFGS in torch (float64) and by liblinear."""
+    from sklearn.svm import LinearSVC
+
     from genbench.tasks.tables.features import linear_svm
 
     generator = torch.Generator().manual_seed(0)
-    x = torch.randn(240, 12, generator=generator, dtype=torch.float64)
-    y = (x @ torch.randn(12, 3, generator=generator, dtype=torch.float64)
-         + 0.5 * torch.randn(240, 3, generator=generator, dtype=torch.float64)).argmax(dim=1)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+    y = (x @ torch.randn(d, 3, generator=generator, dtype=torch.float64)
+         + 0.5 * torch.randn(n, 3, generator=generator, dtype=torch.float64)).argmax(dim=1)
     cost = 0.05
     svm = linear_svm(x.numpy(), y.numpy(), cost)
-    xb = torch.cat([x, torch.ones(240, 1, dtype=torch.float64)], dim=1)
-    signs = -torch.ones(240, 3, dtype=torch.float64)
-    signs[torch.arange(240), y] = 1
-    w = torch.zeros(13, 3, dtype=torch.float64, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w], max_iter=500, tolerance_grad=1e-10, tolerance_change=1e-14,
+    xb = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], dim=1)
+    signs = -torch.ones(n, 3, dtype=torch.float64)
+    signs[torch.arange(n), y] = 1
+    w = torch.zeros(d + 1, 3, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w], max_iter=2000, tolerance_grad=1e-12, tolerance_change=1e-16,
                                   line_search_fn="strong_wolfe")
 
     def objective():
         optimizer.zero_grad()
-        loss = 0.5 * w.pow(2).sum() + cost * (1 - signs * (xb @ w)).clamp(min=0).pow(2).sum()
+        loss = squared_hinge_objective(w, xb, signs, cost)
         loss.backward()
         return loss
 
     optimizer.step(objective)
-    theirs = torch.from_numpy(svm.decision_function(x.numpy()))
-    assert torch.allclose(theirs, (xb @ w).detach(), atol=2e-3)
-    assert (svm.predict(x.numpy()) == (xb @ w).argmax(dim=1).numpy()).mean() > 0.99
+    ours = torch.from_numpy(svm.decision_function(x.numpy()))
+    assert torch.allclose(ours, (xb @ w).detach(), atol=1e-4)
+    assert (svm.predict(x.numpy()) == (xb @ w).argmax(dim=1).numpy()).all()
+    liblinear = LinearSVC(C=cost, loss="squared_hinge", dual=True, tol=1e-10, max_iter=100_000).fit(x.numpy(), y.numpy())
+    theirs = torch.from_numpy(np.concatenate([liblinear.coef_.T, liblinear.intercept_[None]]))
+    ours_objective = squared_hinge_objective(torch.from_numpy(svm.weights), xb, signs, cost)
+    assert ours_objective <= squared_hinge_objective(theirs, xb, signs, cost) + 1e-8
+    assert ours_objective <= squared_hinge_objective(w.detach(), xb, signs, cost) + 1e-8
