@@ -63,6 +63,8 @@ def load_trained(cfg: dict, run_dir: Path):
     ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     dm, module = build(cfg)
     state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    module.on_load_checkpoint(state)  # as Lightning's restore does: a model maps the state of its older checkpoints
+    module._pending_rng = None  # no training follows: the run's random state is not restored
     try:
         module.load_state_dict(state["state_dict"])
     except RuntimeError as exc:

@@ -201,3 +201,19 @@ def test_the_models_that_can_complete_are_those_whose_class_names_a_completion()
     assert set(completer_models()) == {"abp", "coopnets", "dcgan", "wgan", "wgan-gp", "ebgan", "kim-bengio", *energy_priors}
     with pytest.raises(GenbenchError, match="no learned completer for 'vae'; known: abp, coopnets"):
         check_completer("vae")
+
+
+def test_a_table_reuses_a_run_whose_checkpoint_predates_a_buffer_its_model_maps(tmp_path):
+    """A descriptor checkpoint written before ``data_mean`` existed loads for a table as it does for a resumed fit
+    (the model's ``on_load_checkpoint`` fills the buffer), with its weights intact."""
+    from genbench.runs.trainer import build
+    from genbench.tasks.runs import effective_config, load_trained
+
+    cfg = effective_config("descriptor", "digits", "smoke", None, 0, [])
+    _, module = build(cfg)
+    state = {k: v + 1 for k, v in module.state_dict().items() if k != "data_mean"}
+    (tmp_path / "checkpoints").mkdir()
+    torch.save({"state_dict": state, "genbench_iteration": 7}, tmp_path / "checkpoints" / "last.ckpt")
+    _, loaded = load_trained(cfg, tmp_path)
+    assert loaded.iteration == 7 and torch.equal(loaded.data_mean, torch.zeros_like(loaded.data_mean))
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in state.items())
