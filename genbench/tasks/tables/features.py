@@ -388,7 +388,8 @@ def render_features(s: FeaturesTable, preset: str, rows: list[dict], figure: dic
     lines += [""]
     lines += published_table(published("features"))
     lines += models_section(rows)
-    write_markdown(path, lines, s, rows)
+    write_markdown(path, lines, s, rows, "its label draw, test images and their seed, C, feature size and layer shapes, "
+                                       "BatchNorm reference, model run and command")
     return [path.with_suffix(".md")]
 
 
