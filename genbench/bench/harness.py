@@ -157,8 +157,7 @@ def _run_bench(request: RunRequest, leaderboards: Path | None, write_row: bool) 
         except Exception as exc:  # a picture must never cost the row
             row["samples_png"] = None
             log_line(f"warning: the sample sheet could not be written ({type(exc).__name__}: {exc}); writing the row")
-        if any(r.get("run_dir") == row["run_dir"] and r.get("iterations") == row["iterations"]
-               for r in read_rows(table)[0]):  # a bench stopped after its row, then resumed: the row is written once
+        if any(r.run_dir == row["run_dir"] and r.iterations == row["iterations"] for r in read_rows(table)[0]):  # a bench stopped after its row, then resumed: the row is written once
             log_line(f"the row of this run at iteration {row['iterations']} is already in {table}; not appending it again")
         else:
             append_row(table, row)

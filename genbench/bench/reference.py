@@ -59,7 +59,7 @@ def reference_images(kind: str, datamodule, count: int, seed: int, training=None
 def table_ns(table: Path) -> list[int | None]:
     """The n of the model rows already in ``table``."""
     rows, _ = read_rows(table)
-    return sorted({r.get("n") for r in rows if r.get("kind", "model") != "reference"}, key=lambda n: (n is None, n or 0))
+    return sorted({r.n for r in rows if not r.is_reference}, key=lambda n: (n is None, n or 0))
 
 
 def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None = None, seed: int = 0,

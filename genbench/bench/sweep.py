@@ -18,7 +18,8 @@ from pathlib import Path
 from genbench.config import compose, config_hash, load_yaml, parse_override
 from genbench.errors import GenbenchError
 from genbench.paths import leaderboard_dir, runs_dir
-from genbench.results import append_row, read_rows, table_path
+from genbench.results import read_rows, table_path
+from genbench.results.store import append_line
 from genbench.runs.config import composed_config, resolve_config
 from genbench.runs.launchers import LAUNCHERS, ClusterOptions, launch_local, launch_submitit
 from genbench.runs.settings import table_name
@@ -178,6 +179,6 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
                    "error": reason, "stderr_tail": err[-2000:], "sweep": source, "launcher": launcher,
                    "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         table = job_table(job, overrides, boards)
-        append_row(table.with_name(table.stem + ".failures.jsonl"), failure)
+        append_line(table.with_name(table.stem + ".failures.jsonl"), failure)
     log(f"{label}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
     return outcome

@@ -17,7 +17,8 @@ from genbench.results.markdown import render_table
 from genbench.results.plots import draw_series, plot_curves, plot_table
 from genbench.results.rows import (MIGRATIONS_FILE, apply_migrations, by_feature_space, feature_space_of, is_reference,
                                    latest_rows, levers_on, n_key, ordered_labels, read_migrations, row_label)
-from genbench.results.store import append_row, read_rows, table_path
+from genbench.results.schema import Row, RowError
+from genbench.results.store import append_line, append_row, read_rows, table_path
 
 
 def warn(text: str) -> None:
@@ -60,7 +61,7 @@ def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str
     return written
 
 
-__all__ = ["MIGRATIONS_FILE", "SHEET_SAMPLES", "Legend", "append_row", "apply_migrations", "by_feature_space",
+__all__ = ["MIGRATIONS_FILE", "SHEET_SAMPLES", "Legend", "Row", "RowError", "append_line", "append_row", "apply_migrations", "by_feature_space",
            "draw_series", "feature_space_of", "is_reference", "latest_rows", "levers_on", "n_key", "ordered_labels", "plot_curves",
            "plot_table", "read_migrations", "read_rows", "render_gallery", "render_leaderboards", "render_table",
            "row_label", "sample_sheet_path", "save_grid", "table_path", "write_sample_sheet"]

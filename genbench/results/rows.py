@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from genbench.errors import GenbenchError
+from genbench.results.schema import Row
 
 
 def is_reference(row: dict) -> bool:
@@ -67,7 +68,7 @@ def apply_migrations(rows: list[dict], migrations: dict[str, dict]) -> list[dict
     for row in rows:
         legacy = None if "feature_space" in row else feature_space_of(row)
         if legacy in migrations:
-            row = {**row, "feature_space": migrations[legacy]["feature_space"], "feature_space_migrated_from": legacy}
+            row = Row({**row, "feature_space": migrations[legacy]["feature_space"], "feature_space_migrated_from": legacy})
         out.append(row)
     return out
 

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from genbench.errors import GenbenchError
+from genbench.results.schema import Row, RowError
 
 
 def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Path:
@@ -20,11 +21,21 @@ def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Pat
 
 
 def append_row(path: Path, row: dict) -> None:
-    """Append one row under an exclusive lock: the whole line is written (every byte checked) and fsynced. A file
-    whose last line was cut short gets a newline first, so the new row never joins it; a write that fails part-way
-    (full disk, file-size limit) is cut back to where it started and raises one line, so the table stays whole."""
+    """Append one table row (checked against the row schema first: ``Row.parse``) with ``append_line``."""
+    try:
+        Row.parse(row, legacy=False)
+    except RowError as exc:
+        raise GenbenchError(f"refusing to write a row to {path} that its tables could not read: it {exc}") from None
+    append_line(path, row)
+
+
+def append_line(path: Path, record: dict) -> None:
+    """Append one JSON object as a line under an exclusive lock: the whole line is written (every byte checked) and
+    fsynced. A file whose last line was cut short gets a newline first, so the new line never joins it; a write that
+    fails part-way (full disk, file-size limit) is cut back to where it started and raises one line, so the file stays
+    whole."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    data = (json.dumps(row, sort_keys=True, default=str) + "\n").encode()
+    data = (json.dumps(record, sort_keys=True, default=str) + "\n").encode()
     with open(path.with_suffix(path.suffix + ".lock"), "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
@@ -51,36 +62,10 @@ def append_row(path: Path, row: dict) -> None:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def row_problem(row: dict) -> str | None:
-    """What makes a row unreadable by the tables, or None: the fields they read, where present, must have their types
-    (``model`` and ``kind`` strings, ``n`` and ``seed`` integers or null, ``metrics`` a mapping of scores each with a
-    numeric or null ``mean``, ``scores`` a mapping)."""
-    for key in ("model", "kind", "method"):
-        if key in row and not isinstance(row[key], str):
-            return f"its {key} is {row[key]!r}, not a string"
-    for key in ("n", "seed"):
-        if row.get(key) is not None and not (isinstance(row[key], int) and not isinstance(row[key], bool)):
-            return f"its {key} is {row[key]!r}, not an integer or null"
-    if "metrics" in row:
-        metrics = row["metrics"]
-        if not isinstance(metrics, dict):
-            return f"its metrics are {type(metrics).__name__}, not a mapping of scores"
-        for name, value in metrics.items():
-            if not isinstance(value, dict) or not (value.get("mean") is None or _is_number(value.get("mean"))):
-                return f"its score {name!r} is {value!r}, not a mapping with a numeric mean"
-    if "scores" in row and not isinstance(row["scores"], dict):
-        return f"its scores are {type(row['scores']).__name__}, not a mapping"
-    return None
-
-
-def read_rows(path: Path) -> tuple[list[dict], list[str]]:
-    """Rows of a JSONL table and a description of each line skipped (not JSON, not an object, or a row whose fields
-    the tables read have the wrong types: ``row_problem``); skipped lines are never rewritten."""
-    rows: list[dict] = []
+def read_rows(path: Path) -> tuple[list[Row], list[str]]:
+    """Rows of a JSONL table and a description of each line skipped (not JSON, or not fitting the row schema:
+    ``Row.parse``, older shapes mapped); skipped lines are never rewritten."""
+    rows: list[Row] = []
     bad: list[str] = []
     if not path.is_file():
         return rows, bad
@@ -94,12 +79,8 @@ def read_rows(path: Path) -> tuple[list[dict], list[str]]:
             except json.JSONDecodeError:
                 bad.append(f"line {number} is not valid JSON")
                 continue
-            if not isinstance(value, dict):
-                bad.append(f"line {number} is a JSON {type(value).__name__}, not an object")
-                continue
-            problem = row_problem(value)
-            if problem is not None:
-                bad.append(f"line {number}: {problem}")
-                continue
-            rows.append(value)
+            try:
+                rows.append(Row.parse(value))
+            except RowError as exc:
+                bad.append(f"line {number}{'' if str(exc).startswith('is ') else ':'} {exc}")
     return rows, bad

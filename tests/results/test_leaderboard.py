@@ -1,8 +1,12 @@
 import json
 import multiprocessing as mp
 
+import pytest
+
 from genbench.bench.leaderboard import render_leaderboards, render_table
+from genbench.errors import GenbenchError
 from genbench.results import append_row, read_rows
+from genbench.results.store import append_line
 
 
 def _row(model, n, seed, value, std=0.1):
@@ -76,9 +80,11 @@ def test_unreadable_line_is_skipped_not_lost(tmp_path):
 def test_a_row_whose_fields_have_the_wrong_types_is_skipped_with_its_line_and_the_rest_rendered(tmp_path):
     table = tmp_path / "d" / "smoke.jsonl"
     append_row(table, _row("dcgan", 50, 0, 2.0))
-    append_row(table, {**_row("vae", 50, 0, 1.0), "metrics": "x"})
-    append_row(table, {**_row("vae", 50, 0, 1.0), "n": "fifty"})
-    append_row(table, {**_row("vae", 50, 0, 1.0), "metrics": {"classifier_score": {"mean": "high"}}})
+    for bad_row in ({**_row("vae", 50, 0, 1.0), "metrics": "x"}, {**_row("vae", 50, 0, 1.0), "n": "fifty"},
+                    {**_row("vae", 50, 0, 1.0), "metrics": {"classifier_score": {"mean": "high"}}}):
+        with pytest.raises(GenbenchError, match="refusing to write a row .* that its tables could not read"):
+            append_row(table, bad_row)  # genbench's writers cannot write it: a hand edit or another program can
+        append_line(table, bad_row)
     append_row(table, _row("wgan", 50, 0, 1.5))
     rows, bad = read_rows(table)
     assert [r["model"] for r in rows] == ["dcgan", "wgan"]
@@ -174,3 +180,21 @@ def test_the_learning_diagnostics_of_energy_based_rows_stand_in_the_table():
     section = text[text.index("## Learning diagnostics of the energy-based rows"):]
     assert "| multigrid | 500 | 150 → 1780 | 53.1 → 20.2 | 5.12e+04 → -3.5 | 215 → 0.0042 |" in section
     assert "| dcgan |" not in section.split("## Training budget")[0]
+
+
+def test_every_committed_row_fits_the_row_schema_and_older_shapes_are_mapped_on_reading(tmp_path):
+    """Each committed JSONL reads whole (no line skipped); a bench row from before rows named their kind reads as a
+    model row; a task row's name is its method."""
+    from genbench.paths import PROJECT_ROOT
+    from genbench.results import Row
+
+    tables = [p for p in (PROJECT_ROOT / "leaderboards").rglob("*.jsonl") if not p.name.endswith(".failures.jsonl")]
+    assert tables
+    for jsonl in tables:
+        rows, bad = read_rows(jsonl)
+        assert rows and not bad, (jsonl, bad)
+    old = {k: v for k, v in _row("dcgan", 50, 0, 2.0).items() if k != "kind"}
+    assert Row.parse(old).kind == "model" and not Row.parse(old).is_reference
+    assert Row.parse({"method": "raw pixels", "kind": "reference", "test_error": 70.0}).name == "raw pixels"
+    with pytest.raises(GenbenchError, match="naming neither a model nor a method"):
+        Row.parse({"test_error": 70.0})
