@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -12,7 +15,8 @@ from genbench.errors import GenbenchError
 
 def write_via_temp(path: Path, write: Callable[[Path], object]) -> None:
     """``write(tmp)`` into a temp file unique to this call beside ``path``, then replace ``path`` with it: two writers
-    at once never share a temp file, and a reader never sees half a file."""
+    at once never share a temp file, and a reader never sees half a file. A write cut short (a full disk, a file-size
+    limit, a quota) leaves ``path`` as it was and raises one line naming the file."""
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(name)
@@ -20,8 +24,28 @@ def write_via_temp(path: Path, write: Callable[[Path], object]) -> None:
         write(tmp)
         os.chmod(tmp, 0o644)
         tmp.replace(path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a short write as a RuntimeError
+        cause = short_write_cause(exc, tmp)
+        if cause is None:
+            raise
+        raise GenbenchError(f"could not write {path} ({cause}); it was left as it was — free space in "
+                            f"{path.parent} or raise the file-size limit, then rerun") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def short_write_cause(exc: BaseException, partial: Path) -> str | None:
+    """Why a write into ``partial`` was cut short — a full disk, a quota, the file-size limit (RLIMIT_FSIZE) — or None
+    for any other failure."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+        return exc.strerror
+    size = partial.stat().st_size if partial.is_file() else 0
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and size >= limit:
+        return f"the file-size limit of {limit} bytes was reached"
+    if shutil.disk_usage(partial.parent).free < 2**20:
+        return "the disk is full"
+    return None
 
 
 def write_text(path: Path, text: str) -> None:

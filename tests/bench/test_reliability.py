@@ -278,6 +278,39 @@ def test_fit_run_name_is_honoured_and_runs_leave_one_checkpoint_and_append_their
 
 # -- 3. defects found by probing ---------------------------------------------------------------------------------------
 
+def test_a_file_write_cut_short_keeps_the_old_file_and_fails_in_one_line(tmp_path):
+    # found by the fault campaign: a file-size limit of a few KB stopped `fit` at its data.json with a traceback
+    target, weights = tmp_path / "data.json", tmp_path / "weights.pt"
+    target.write_text("old")
+    weights.write_text("old")
+    script = textwrap.dedent(f"""
+        import resource, signal, sys
+        import torch
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+        from genbench.files import write_text, write_via_temp
+        from genbench.errors import GenbenchError
+        try:
+            write_text(__import__("pathlib").Path({str(target)!r}), "x" * 5000)
+        except GenbenchError as exc:
+            print(exc, file=sys.stderr)
+        try:  # torch.save reports the same as a RuntimeError
+            write_via_temp(__import__("pathlib").Path({str(weights)!r}),
+                           lambda tmp: torch.save({{"w": torch.zeros(5000)}}, tmp))
+        except GenbenchError as exc:
+            print(exc, file=sys.stderr)
+            sys.exit(3)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 3 and len(lines) == 2, proc.stderr
+    assert lines[0] == (f"could not write {target} (File too large); it was left as it was — free space in "
+                        f"{tmp_path} or raise the file-size limit, then rerun")
+    assert lines[1].startswith(f"could not write {weights} (the file-size limit of 1000 bytes was reached)")
+    assert target.read_text() == "old" and weights.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.json", "weights.pt"]  # no temp file left
+
+
 def test_an_append_cut_short_is_undone_and_fails(tmp_path):
     table = tmp_path / "t.jsonl"
     append_row(table, {"model": "a", "n": 1})
