@@ -13,9 +13,10 @@ from pathlib import Path
 import yaml
 from jsonargparse import ArgumentParser
 
-from genbench.errors import GenbenchError, Interrupted
+from genbench.errors import GenbenchError, Interrupted, Terminated
 from genbench.paths import configs_dir, leaderboard_dir
 from genbench.runs.launchers import LAUNCHERS, ClusterOptions
+from genbench.runs.signals import install_sigterm_handler
 
 
 #: the cluster options a sweep takes as flags (``ClusterOptions`` holds their defaults)
@@ -213,11 +214,16 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("WANDB_SILENT", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
+    install_sigterm_handler()
     try:
         dispatch(args.command, args.get(args.command))
     except Interrupted as exc:
         print(f"genbench: {exc}", file=sys.stderr)
         return exc.exit_code
+    except Terminated:
+        print("genbench: stopped by SIGTERM before or after training; nothing half-written was kept — rerun the "
+              "command (a run folder continues with --resume)", file=sys.stderr)
+        return 143
     except GenbenchError as exc:
         print(f"genbench: error: {exc}", file=sys.stderr)
         return 2

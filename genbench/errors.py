@@ -31,3 +31,9 @@ class Interrupted(GenbenchError):
     def __init__(self, message: str, exit_code: int = 143) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class Terminated(BaseException):
+    """SIGTERM outside training (while setting up, scoring, rendering): raised by genbench's handler so that every
+    ``finally`` runs — temp files removed, locks released — and the command exits 143 in one line. Not an
+    ``Exception``, so no ``except Exception`` that keeps a row from a failed picture swallows it."""

@@ -58,7 +58,6 @@ FIELDS: dict[str, Callable[[object], str | None]] = {
     "curve": _typed(lambda v: v is None or isinstance(v, dict), "a mapping or null"),
     "key": _typed(lambda v: isinstance(v, str), "a string"),
     "git_commit": _typed(lambda v: v is None or isinstance(v, str), "a string or null"),
-    "command": _typed(lambda v: isinstance(v, str), "a string"),
 }
 
 #: the shapes older rows were written in, mapped on reading: (what it was, the mapping)

@@ -24,6 +24,7 @@ from genbench.runs.callbacks import (AppendingCSVLogger, PeriodicCheckpoint, Pro
                                      StopAtIteration)
 from genbench.runs.folder import RunSpec, check_checkpoint_fits, is_rank_zero, record_start
 from genbench.runs.settings import bench_settings, logger_settings
+from genbench.runs.signals import fitting
 from genbench.runs.tracking import make_wandb_logger
 
 
@@ -127,7 +128,7 @@ def train(spec: RunSpec, num_samples: int | None = None, callbacks: list | None 
     trainer = make_trainer(cfg, run_dir, callbacks, loggers=[wandb_logger] if wandb_logger else [])
     start = time.time()
     try:
-        with warnings.catch_warnings():  # genbench's loader resumes inside an epoch (ResumeWithinEpoch says so)
+        with warnings.catch_warnings(), fitting():  # genbench's loader resumes inside an epoch (ResumeWithinEpoch says so)
             warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
             trainer.fit(module, datamodule=dm, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     except DivergenceError as exc:

@@ -278,6 +278,40 @@ def test_fit_run_name_is_honoured_and_runs_leave_one_checkpoint_and_append_their
 
 # -- 3. defects found by probing ---------------------------------------------------------------------------------------
 
+def test_sigterm_outside_training_removes_what_was_half_written_and_exits_143_in_one_line(tmp_path):
+    # found by the fault campaign: SIGTERM while a bench rendered its plots left a temp PNG behind (exit −15)
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        from pathlib import Path
+        import genbench.cli as cli
+        from genbench.files import write_via_temp
+
+        def terminated_while_writing(command, args):
+            write_via_temp(Path({str(tmp_path)!r}) / "plot.png", lambda tmp: (tmp.write_text("half"),
+                                                                               os.kill(os.getpid(), signal.SIGTERM)))
+        cli.dispatch = terminated_while_writing
+        sys.exit(cli.main(["list"]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr.splitlines() == [line for line in proc.stderr.splitlines() if line.startswith("genbench: stopped by SIGTERM")]
+    assert len(proc.stderr.splitlines()) == 1 and list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_during_fit_is_left_to_lightning():
+    """Inside ``fitting()`` genbench's handler does nothing (Lightning's, which calls it, stops at the iteration's
+    end); outside it raises ``Terminated``."""
+    import signal
+
+    from genbench.errors import Terminated
+    from genbench.runs.signals import fitting, terminate_outside_fitting
+
+    with fitting():
+        terminate_outside_fitting(signal.SIGTERM, None)
+    with pytest.raises(Terminated):
+        terminate_outside_fitting(signal.SIGTERM, None)
+
+
 def test_a_file_write_cut_short_keeps_the_old_file_and_fails_in_one_line(tmp_path):
     # found by the fault campaign: a file-size limit of a few KB stopped `fit` at its data.json with a traceback
     target, weights = tmp_path / "data.json", tmp_path / "weights.pt"
