@@ -11,7 +11,7 @@ put a line into a table that its readers would skip.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 from genbench.errors import GenbenchError
 
@@ -108,22 +108,9 @@ class Row(dict):
         return self.get("n")
 
     @property
-    def seed(self) -> int | None:
-        return self.get("seed")
-
-    @property
-    def metrics(self) -> Mapping[str, dict]:
-        """A bench or reference row's scores: name → ``{"mean": …, …}`` (empty for a task row)."""
-        return self.get("metrics") or {}
-
-    @property
     def run_dir(self) -> str | None:
         return self.get("run_dir")
 
     @property
     def iterations(self) -> int | None:
         return self.get("iterations")
-
-    @property
-    def commit(self) -> str | None:
-        return self.get("git_commit")
