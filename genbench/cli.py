@@ -6,6 +6,7 @@ file's preset block → experiments/<model>-<data>.yaml → ``--set section.key=
 
 from __future__ import annotations
 
+import ast
 import os
 import sys
 from pathlib import Path
@@ -30,9 +31,38 @@ def preset_names() -> list[str]:
     return sorted(p.stem for p in (configs_dir() / "presets").glob("*.yaml"))
 
 
+def config_names(kind: str) -> list[str]:
+    """The names of ``configs/<kind>/*.yaml``: a model (``models``), dataset (``data``) or table (``tables``) is one
+    registered file plus its YAML, so these are the registered names, read without importing torch (a test holds
+    them to the registries)."""
+    return sorted(p.stem for p in (configs_dir() / kind).glob("*.yaml"))
+
+
 def table_names() -> list[str]:
     """The papers' other tables (``configs/tables/*.yaml``, one per registered table)."""
-    return sorted(p.stem for p in (configs_dir() / "tables").glob("*.yaml"))
+    return config_names("tables")
+
+
+#: the keys of ``register_feature_metrics``'s names that are metrics (``precision``/``recall`` are scores of ``pr``)
+FEATURE_METRIC_KEYS = ("score", "fid", "kid", "pr")
+
+
+def metric_names() -> list[str]:
+    """The metrics the files of ``genbench/metrics/`` register, read from their source without importing torch: the
+    literal name of each ``Metric("…", …)`` and the metric names given to each ``register_feature_metrics`` call
+    (a test holds them to the registry)."""
+    names = []
+    for path in sorted((Path(__file__).parent / "metrics").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name) or not node.args:
+                continue
+            first = node.args[0]
+            if node.func.id == "Metric" and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                names.append(first.value)
+            elif node.func.id == "register_feature_metrics" and isinstance(node.args[1], ast.Dict):
+                pairs = zip(node.args[1].keys, node.args[1].values)
+                names += [v.value for k, v in pairs if isinstance(k, ast.Constant) and k.value in FEATURE_METRIC_KEYS]
+    return sorted(names)
 
 
 def _run_parser(description: str) -> ArgumentParser:
@@ -56,6 +86,12 @@ def _run_parser(description: str) -> ArgumentParser:
     return parser
 
 
+def _spec_flag(parser: ArgumentParser) -> None:
+    parser.add_argument("--spec", type=str | None, default=None, metavar="CONFIG.yaml",
+                        help="run a resolved config file as it is (`genbench config` output, a run folder's config.yaml, "
+                             "a sweep job's spec); no --model/--data/--preset/--n/--seed/--set/--resume with it")
+
+
 def _overrides(args) -> list[str]:
     extra = list(args.set)
     if args.devices is not None:
@@ -76,9 +112,11 @@ def build_parser() -> ArgumentParser:
         sub.add_subcommand(name, command, help=command.description)
 
     fit = _run_parser("Train a model and keep its checkpoint (no scoring).")
+    _spec_flag(fit)
     add("fit", fit)
     bench = _run_parser("Train, sample, score and append one row to leaderboards/<data>/<table>.jsonl.")
     bench.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder (default: leaderboards/)")
+    _spec_flag(bench)
     add("bench", bench)
     board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows.")
     board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
@@ -146,6 +184,12 @@ def _format_metrics(metrics: dict) -> str:
 
 
 def dispatch(command: str, args) -> None:
+    if command == "list":  # from the config files and the metric sources: no torch
+        print("models:  ", " ".join(config_names("models")))
+        print("datasets:", " ".join(config_names("data")))
+        print("metrics: ", " ".join(metric_names()))
+        print("tables:  ", " ".join(table_names()))
+        return
     # deferred: torch and Lightning load only when a command runs, so --help and a parse error answer at once
     from genbench.bench import render_leaderboards, run_bench, run_fit
     from genbench.bench.migrate import migrate
@@ -153,20 +197,13 @@ def dispatch(command: str, args) -> None:
     from genbench.bench.show import describe_run
     from genbench.bench.sweep import run_sweep
     from genbench.config import config_hash
-    from genbench.data import DATASETS
-    from genbench.metrics import METRICS
-    from genbench.models import MODELS
-    from genbench.runs.config import effective_config
-    from genbench.tasks.tables import TABLES, run_table
+    from genbench.runs.config import run_config
+    from genbench.runs.folder import read_config
+    from genbench.tasks.tables import run_table
 
-    if command == "list":
-        print("models:  ", " ".join(MODELS.names()))
-        print("datasets:", " ".join(DATASETS.names()))
-        print("metrics: ", " ".join(METRICS.names()))
-        print("tables:  ", " ".join(TABLES.names()))
-    elif command == "config":
-        cfg = effective_config(args.model or "dcgan", args.data or "imagenet-scenes-tiny", args.preset or "smoke", args.n,
-                               0 if args.seed is None else args.seed, _overrides(args))
+    if command == "config":
+        cfg = run_config(args.model or "dcgan", args.data or "imagenet-scenes-tiny", args.preset or "smoke", args.n,
+                         0 if args.seed is None else args.seed, _overrides(args)).cfg
         print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
         print(f"# config hash: {config_hash(cfg)}")
     elif command == "leaderboard":
@@ -174,12 +211,12 @@ def dispatch(command: str, args) -> None:
             print(path)
     elif command == "fit":
         run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume,
-                          run_name=args.run_name)
+                          run_name=args.run_name, config=read_config(Path(args.spec)) if args.spec else None)
         print(f"checkpoint: {run_dir / 'checkpoints' / 'last.ckpt'}")
     elif command == "bench":
         result = run_bench(args.model, args.data, args.preset, args.n, args.seed, _overrides(args),
                            Path(args.leaderboards) if args.leaderboards else None, resume=args.resume,
-                           run_name=args.run_name)
+                           run_name=args.run_name, config=read_config(Path(args.spec)) if args.spec else None)
         if result is None:  # a DDP rank other than 0
             return
         row = result.row

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from genbench.runs.config import effective_config
+from genbench.runs.config import run_config
 
 
 DATA = "imagenet-scenes-tiny"
@@ -82,9 +82,9 @@ def perf_config(model: str, shape: str, iterations: int, overrides: list[str] | 
     torch.compile compiled for earlier measurements: its cache is per function, so every model this process builds
     would otherwise count against the recompile limit of the next (a real run builds one)."""
     torch._dynamo.reset()
-    return effective_config(model, data, SHAPES.get(shape, shape), 500, 0, [
+    return run_config(model, data, SHAPES.get(shape, shape), 500, 0, [
         f"trainer.max_iterations={iterations}", "trainer.checkpoint_every=1000000", "bench.grid_every=0", "bench.eval_every=0",
-        "logger.wandb=false", *(overrides or [])])
+        "logger.wandb=false", *(overrides or [])]).cfg
 
 
 class Stopwatch:

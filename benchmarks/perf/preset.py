@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from genbench.runs.config import effective_config
+from genbench.runs.config import run_config
 
 from perf.common import DATA
 from perf.training import genbench_iteration
@@ -14,7 +14,7 @@ def time_preset(names: list[str], preset: str, iterations: int, budget: float, d
     rows = []
     for name in names:
         result = genbench_iteration(name, preset, iterations, 2, data=data)
-        configured = effective_config(name, data, preset, None, 0)["trainer"].get("max_iterations")
+        configured = run_config(name, data, preset, None, 0).cfg["trainer"].get("max_iterations")
         seconds = result["seconds_per_iteration"]
         rows.append({"model": name, **result, "budget_iterations": int(budget / seconds), "configured_iterations": configured,
                      "configured_seconds": configured * seconds if configured else None})

@@ -41,9 +41,11 @@ class BenchResult:
 
 def run_bench(model: str | None, data: str | None, preset: str | None = None, n: int | None = None, seed: int | None = None,
               overrides: list[str] | None = None, leaderboards: Path | None = None, runs: Path | None = None,
-              write_row: bool = True, resume: str | None = None, run_name: str | None = None) -> BenchResult | None:
-    """Train ``model`` on ``data``, sample, score, and append one leaderboard row (rank 0; others return None)."""
-    request = RunRequest(model, data, preset, n, seed, tuple(overrides or ()), runs, run_name, resume)
+              write_row: bool = True, resume: str | None = None, run_name: str | None = None,
+              config: dict | None = None) -> BenchResult | None:
+    """Train ``model`` on ``data``, sample, score, and append one leaderboard row (rank 0; others return None).
+    ``config``: a resolved config run as it is instead of the names (``RunRequest``)."""
+    request = RunRequest(model, data, preset, n, seed, tuple(overrides or ()), runs, run_name, resume, config)
     with shared_run_dir():
         return _run_bench(request, leaderboards, write_row)
 
@@ -189,10 +191,12 @@ def render_after_row(boards: Path, data: str, table: str | None = None) -> None:
 
 def run_fit(model: str | None, data: str | None, preset: str | None = None, n: int | None = None, seed: int | None = None,
             overrides: list[str] | None = None, runs: Path | None = None, resume: str | None = None,
-            run_name: str | None = None) -> Path:
-    """Train only; returns the run folder (checkpoints/last.ckpt holds the weights, ``fit.json`` says it finished)."""
+            run_name: str | None = None, config: dict | None = None) -> Path:
+    """Train only; returns the run folder (checkpoints/last.ckpt holds the weights, ``fit.json`` says it finished).
+    ``config``: a resolved config run as it is instead of the names (``RunRequest``)."""
     with shared_run_dir():
-        spec = prepare_run(RunRequest(model, data, preset, n, seed, tuple(overrides or ()), runs, run_name, resume), "fit")
+        request = RunRequest(model, data, preset, n, seed, tuple(overrides or ()), runs, run_name, resume, config)
+        spec = prepare_run(request, "fit")
         cfg, run_dir = spec.cfg, spec.run_dir
         _, module, trainer, wandb_logger, seconds = train(spec)
         finish_wandb(wandb_logger, {})

@@ -26,7 +26,7 @@ from genbench.errors import GenbenchError
 from genbench.metrics.classifier import get_classifier, write_shipped
 from genbench.paths import leaderboard_dir
 from genbench.results import append_row, read_rows, table_path, write_sample_sheet
-from genbench.runs.config import effective_config
+from genbench.runs.config import run_config
 from genbench.runs.provenance import provenance
 from genbench.runs.settings import check_name, table_name
 from genbench.samplers.grids import downsample, draw_images, upsample
@@ -71,12 +71,12 @@ def run_reference(data: str, preset: str = "smoke", ns: list[int | None] | None 
     if unknown:
         raise GenbenchError(f"unknown reference kind(s) {unknown}; known: {', '.join(REFERENCES)}")
     boards = leaderboards or leaderboard_dir()
-    base = effective_config(None, data, preset, None, seed, overrides)
+    base = run_config(None, data, preset, None, seed, overrides).cfg
     table = table_path(boards, data, table_name(base, preset))
     ns = list(ns) if ns else (table_ns(table) or [base["run"]["n"]])
     rows = []
     for n in ns:
-        cfg = effective_config(None, data, preset, n, seed, overrides)
+        cfg = base if n == base["run"]["n"] else run_config(None, data, preset, n, seed, overrides).cfg
         names, ctx = metric_setup(cfg)
         count = ctx.n_samples  # the model rows' sample count, planned by metric_setup
         benchmark = ctx.benchmark_data()
@@ -102,7 +102,7 @@ def ship_classifier(data: str, preset: str, name: str, overrides: list[str] | No
     """Train ``data``'s offline classifier under ``preset``'s preprocessing (default settings, from scratch) and
     ship it as ``assets/classifiers/<name>.pt`` with its manifest entry."""
     check_name(name, "--name")
-    cfg = effective_config(None, data, preset, None, 0, overrides)
+    cfg = run_config(None, data, preset, None, 0, overrides).cfg
     options = {k: v for k, v in cfg["data"].items() if k != "n_per_class"}
     with tempfile.TemporaryDirectory() as scratch:
         classifier = get_classifier(lambda: build_datamodule(data, **{**options, "n_per_class": None}), data,

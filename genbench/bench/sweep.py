@@ -15,12 +15,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from genbench.config import compose, config_hash, load_yaml, parse_override
+import yaml
+
+from genbench.config import load_yaml, parse_override
 from genbench.errors import GenbenchError
+from genbench.files import check_writable_dir, write_text
 from genbench.paths import leaderboard_dir, runs_dir
 from genbench.results import read_rows, table_path
 from genbench.results.store import append_line
-from genbench.runs.config import composed_config, resolve_config
+from genbench.runs.config import RunConfig, run_config
 from genbench.runs.launchers import LAUNCHERS, ClusterOptions, launch_local, launch_submitit
 from genbench.runs.settings import table_name
 
@@ -43,30 +46,35 @@ class Job:
     overrides: tuple[str, ...] = field(default=())
     tag: str = ""
 
-    def run_name(self, overrides: list[str] | None = None) -> str:
-        """The job's run folder name, ending in its effective config's hash: a job whose settings differ in anything
-        (an override, or a preset or model file changed since) never meets a folder it would be refused to resume;
-        the same job, interrupted, resumes its folder."""
+    def resolve(self, overrides: list[str] | None = None) -> RunConfig:
+        """The job's config under the sweep's ``overrides`` (then its own), resolved once: the sweep launches the job
+        with it (``command``), names its folder and finds its row by it."""
+        return run_config(self.model, self.data, self.preset, self.n, self.seed, [*(overrides or []), *self.overrides])
+
+    def run_name(self, resolved: RunConfig) -> str:
+        """The job's run folder name, ending in its config's hash: a job whose settings differ in anything (an
+        override, or a preset or model file changed since) never meets a folder it would be refused to resume; the
+        same job, interrupted, resumes its folder."""
         tag = f"-{self.tag}" if self.tag else ""
-        cfg = resolve_config(composed_config(self.model, self.data, self.preset, self.n, self.seed,
-                                             self.all_overrides(list(overrides or []))))
-        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}-{config_hash(cfg)}"
+        return f"sweep-{self.preset}{tag}-n{self.n or 'all'}-s{self.seed}-{resolved.hash}"
+
+    def table(self, resolved: RunConfig, boards: Path) -> Path:
+        return table_path(boards, self.data, table_name(resolved.cfg, self.preset))
+
+    def finished(self, resolved: RunConfig, table: Path) -> bool:
+        """Whether ``table`` holds this job's row under the job's config as it is now (its hash; a row written before
+        configs were resolved, by its legacy hash): after a preset changes, its table's jobs run again."""
+        rows, _ = read_rows(table)
+        wanted = {resolved.hash, resolved.legacy_hash}
+        return any(self.owns(r) and r.get("config_hash") in wanted for r in rows)
+
+    def command(self, spec: Path, resolved: RunConfig, boards: Path) -> list[str]:
+        """The job's ``genbench bench`` arguments: its resolved config's file (``write_spec``), run as it is."""
+        return ["bench", "--spec", str(spec), "--run-name", self.run_name(resolved), "--leaderboards", str(boards)]
 
     @property
     def label(self) -> str:
         return f"{self.model} {self.data}{f' [{self.tag}]' if self.tag else ''} n={self.n} seed={self.seed}"
-
-    def all_overrides(self, overrides: list[str]) -> list[str]:
-        return [*overrides, *self.overrides]
-
-    def argv(self, overrides: list[str], boards: Path) -> list[str]:
-        args = ["bench", "--model", self.model, "--data", self.data, "--seed", str(self.seed), "--preset", self.preset,
-                "--run-name", self.run_name(overrides), "--leaderboards", str(boards)]
-        if self.n is not None:
-            args += ["--n", str(self.n)]
-        for item in self.all_overrides(overrides):
-            args += ["--set", item]
-        return args
 
     def owns(self, row: dict) -> bool:
         """Whether ``row`` is this job's: same grid keys, and its recorded config holds the job's own overrides."""
@@ -74,6 +82,14 @@ class Job:
                 (self.model, self.data, self.n, self.seed, self.preset):
             return False
         return all(_holds(row.get("config") or {}, parse_override(item)) for item in self.overrides)
+
+
+def write_spec(folder: Path, job: Job, resolved: RunConfig) -> Path:
+    """The job's resolved config written to ``folder/<run name>.yaml``: what its ``genbench bench`` process runs."""
+    path = folder / f"{job.run_name(resolved)}.yaml"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text(path, yaml.safe_dump(resolved.cfg, sort_keys=False))
+    return path
 
 
 def _holds(config: dict, wanted: dict) -> bool:
@@ -111,22 +127,6 @@ def expand_grid(path: Path) -> list[Job]:
     return [Job(**dict(zip(order, combo))) for combo in itertools.product(*(axes[k] for k in order))]
 
 
-def job_table(job: Job, overrides: list[str], boards: Path) -> Path:
-    cfg = compose(job.model, job.data, job.preset, job.all_overrides(overrides))
-    return table_path(boards, job.data, table_name(cfg, job.preset))
-
-
-def is_finished(job: Job, table: Path, overrides: list[str] | None = None) -> bool:
-    """Whether ``table`` holds this job's row under the job's config as it is now (its config hash; a row written
-    before configs were resolved, by its legacy hash): after a preset changes, its table's jobs run again."""
-    extra = job.all_overrides(list(overrides or []))
-    composed = composed_config(job.model, job.data, job.preset, job.n, job.seed, extra)
-    legacy = config_hash(composed)  # what legacy_config_hash gives, from the config composed once
-    wanted = {legacy, config_hash(resolve_config(composed))}
-    rows, _ = read_rows(table)
-    return any(job.owns(r) and r.get("config_hash") in wanted for r in rows)
-
-
 def run_sweep(path: Path, overrides: list[str] | None = None, devices: int = 1, leaderboards: Path | None = None,
               log=print, launcher: str = "local", cluster: ClusterOptions | None = None) -> dict[str, list[Job]]:
     """Run every unfinished job of the grid; returns the jobs by outcome (done, skipped, failed)."""
@@ -151,17 +151,23 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
     overrides = list(overrides or [])
     boards = leaderboards or leaderboard_dir()
     outcome: dict[str, list[Job]] = {"done": [], "skipped": [], "failed": []}
-    commands = {}
-    for job in jobs:  # every config is resolved here, before any job runs: a bad one stops the sweep in one line
-        if is_finished(job, job_table(job, overrides, boards), overrides):
+    tables, unfinished = {}, {}
+    for job in jobs:  # every config is resolved here, once, before any job runs: a bad one stops the sweep in one line
+        resolved = job.resolve(overrides)
+        tables[job] = job.table(resolved, boards)
+        if job.finished(resolved, tables[job]):
             outcome["skipped"].append(job)
         else:
-            commands[job] = job.argv(overrides, boards)
-    log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(commands)} to run")
+            unfinished[job] = resolved
+    log(f"{label}: {len(jobs)} jobs, {len(outcome['skipped'])} finished already, {len(unfinished)} to run")
+    folder = runs_dir() / "sweeps" / Path(source).stem / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
+    if unfinished:
+        check_writable_dir(folder, "the sweep's folder ($GENBENCH_RUNS)")
+    specs = {job: write_spec(folder / "specs", job, resolved) for job, resolved in unfinished.items()}
+    commands = {job: job.command(specs[job], resolved, boards) for job, resolved in unfinished.items()}
     if launcher == "local":
         ended = launch_local(commands, devices)
     elif commands:
-        folder = runs_dir() / "sweeps" / Path(source).stem / datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
         ended = launch_submitit(commands, folder, launcher.removeprefix("submitit-"), cluster or ClusterOptions(), log)
     else:
         ended = iter(())
@@ -175,10 +181,10 @@ def run_jobs(jobs: list[Job], label: str, source: str, overrides: list[str] | No
         interrupted = code in INTERRUPTED_CODES
         log(f"  {'INTERRUPTED' if interrupted else 'FAILED'}  {job.label}: {reason}")
         failure = {"model": job.model, "data": job.data, "n": job.n, "seed": job.seed, "preset": job.preset,
-                   "job_overrides": list(job.overrides), "exit_code": code, "interrupted": interrupted,
+                   "job_overrides": list(job.overrides), "spec": str(specs[job]), "exit_code": code, "interrupted": interrupted,
                    "error": reason, "stderr_tail": err[-2000:], "sweep": source, "launcher": launcher,
                    "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-        table = job_table(job, overrides, boards)
+        table = tables[job]
         append_line(table.with_name(table.stem + ".failures.jsonl"), failure)
     log(f"{label}: {len(outcome['done'])} done, {len(outcome['skipped'])} skipped, {len(outcome['failed'])} failed")
     return outcome

@@ -119,6 +119,9 @@ def check_sections(cfg: dict) -> None:
     if unknown:
         raise GenbenchError(f"unknown config section(s) {unknown}; the sections are {', '.join(SECTIONS[:-1])} "
                             f"(e.g. --set trainer.max_iterations=3)")
+    for section, value in cfg.items():
+        if value is not None and not isinstance(value, dict):
+            raise GenbenchError(f"config section {section!r} must be a mapping of settings, got {value!r:.60}")
 
 
 def check_tier(preset: str, tier: dict, cfg: dict, own_table: str | None) -> None:

@@ -13,8 +13,10 @@ from genbench.config import instantiate
 from genbench.data import build_datamodule
 from genbench.data.pixels import to_uint8
 from genbench.errors import GenbenchError
+from genbench.metrics.classifier import ClassifierSettings, get_classifier
 from genbench.metrics.features import (Features, FeatureSpace, Reference, concat_features, extract_features, make_extractor,
                                        reference_features)
+from genbench.metrics.fidelity import inception_space
 
 #: data options that change neither which images a dataset holds nor how they look
 NON_CONTENT_DATA_OPTIONS = ("n_per_class", "shuffle_seed", "batch_size", "num_workers")
@@ -106,8 +108,6 @@ class MetricContext:
     # -- extractors ----------------------------------------------------------------------------------------
     def classifier(self):
         if "classifier" not in self._classifiers:
-            from genbench.metrics.classifier import ClassifierSettings, get_classifier
-
             settings = ClassifierSettings(**self.options.classifier)
             self._classifiers["classifier"] = get_classifier(self.classifier_data, self.dataset, settings, log=self.log)
             self.records["classifier"] = self._classifiers["classifier"].record()
@@ -128,8 +128,6 @@ class MetricContext:
             if name == "classifier":
                 self._spaces[name] = self.classifier().feature_space()
             else:
-                from genbench.metrics.fidelity import inception_space
-
                 self._spaces[name] = inception_space(self.options.inception_weights)
         return self._spaces[name]
 

@@ -3,7 +3,9 @@ naming the samples and the real images compared in it."""
 
 from __future__ import annotations
 
+from genbench.metrics.classifier import require_classes
 from genbench.metrics.context import MetricContext, SampleSet
+from genbench.metrics.fidelity import resolve_inception_weights
 
 
 def samples_protocol(samples: SampleSet, ctx: MetricContext, space: str) -> str:
@@ -20,11 +22,7 @@ def check_space(space: str):
     local weights."""
     def check(ctx: MetricContext) -> None:
         if space == "classifier":
-            from genbench.metrics.classifier import require_classes
-
             require_classes(ctx.dataset, ctx.classifier_data().num_classes)
         else:
-            from genbench.metrics.fidelity import resolve_inception_weights
-
             resolve_inception_weights(ctx.options.inception_weights)
     return check

@@ -3,13 +3,13 @@ top-5 error and its mean top-1 probability on the samples."""
 
 from __future__ import annotations
 
+from genbench.metrics.classifier import synthesis_quality
 from genbench.metrics.context import MetricContext, SampleSet
 from genbench.metrics.contract import Metric, Score, ScoreSpec, register
 from genbench.metrics.spaces import check_space, samples_protocol
 
 
 def _synthesis_quality(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
-    from genbench.metrics.classifier import synthesis_quality
 
     target = ctx.target_class()
     values = synthesis_quality(samples.features(ctx, "classifier").logits, target)

@@ -125,8 +125,8 @@ class GenerativeModel(L.LightningModule):
             apply_device_levers(self, self.speed, self.device)
             self._levers_device = self.device
 
-    def adam(self, params, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
-        return adam(params, lr, betas, self.speed)
+    def adam(self, params, lr: float, betas: tuple[float, float], **kwargs) -> torch.optim.Adam:
+        return adam(params, lr, betas, self.speed, **kwargs)
 
     @property
     def data_shape(self) -> tuple[int, int, int]:

@@ -61,12 +61,27 @@ def init_normal_(module: nn.Module, std: float | None) -> None:
             nn.init.zeros_(m.bias)
 
 
+class GaussianNoise(nn.Module):
+    """x + std·N(0, I), in training and in sampling alike (Kim & Bengio's generator adds it before every batch
+    norm, so each normalised unit keeps a spread across the batch)."""
+
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.std * torch.randn_like(x)
+
+
 class ConvGenerator(nn.Module):
     """g(h): h (d) → 1×1 → convT b×b → k × (convT stride 2, BN, act) → tanh image in [-1, 1].
 
     The official scene generator is kernel 5, leaky ReLU 0.2, widths 512→256→128→64, init N(0, 0.005²);
-    DCGAN is kernel 4, ReLU, init N(0, 0.02²).
+    DCGAN is kernel 4, ReLU, init N(0, 0.02²). ``bn_noise``: N(0, bn_noise²) added before every batch norm.
     """
+
+    #: arguments added after rows were recorded, left out of the resolved net options at these defaults
+    added_at_neutral_default = {"bn_noise": 0.0}
 
     def __init__(
         self,
@@ -78,6 +93,7 @@ class ConvGenerator(nn.Module):
         act: Activation = "lrelu",
         batch_norm: bool = True,
         init_std: float | None = 0.005,
+        bn_noise: float = 0.0,
     ) -> None:
         super().__init__()
         if kernel_size not in (4, 5):
@@ -94,15 +110,22 @@ class ConvGenerator(nn.Module):
             base, k = size_ladder(image_size)
             width = base_width * 2 ** max(k - 1, 0)
             paddings = [(2, 1) if kernel_size == 5 else (1, 0)] * k
+        if bn_noise < 0:
+            raise GenbenchError(f"generator bn_noise must be ≥ 0, got {bn_noise}")
+
+        def normalised(width: int) -> list[nn.Module]:  # [N(0, bn_noise²) added,] BN
+            norm = nn.BatchNorm2d(width) if batch_norm else nn.Identity()
+            return [GaussianNoise(bn_noise), norm] if bn_noise > 0 else [norm]
+
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, width, base, 1, 0, bias=not batch_norm)]
         for i, (pad, out_pad) in enumerate(paddings):
-            layers += [nn.BatchNorm2d(width) if batch_norm else nn.Identity(), activation(act)]
+            layers += [*normalised(width), activation(act)]
             last = i == k - 1
             out = channels if last else width // 2
             layers.append(nn.ConvTranspose2d(width, out, kernel_size, 2, pad, out_pad, bias=last or not batch_norm))
             width = out
         if k == 0:
-            layers += [nn.BatchNorm2d(width) if batch_norm else nn.Identity(), activation(act), nn.Conv2d(width, channels, 3, 1, 1)]
+            layers += [*normalised(width), activation(act), nn.Conv2d(width, channels, 3, 1, 1)]
         layers.append(nn.Tanh())
         self.net = nn.Sequential(*layers)
         init_normal_(self, init_std)

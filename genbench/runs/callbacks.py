@@ -15,6 +15,7 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 
 from genbench.errors import GenbenchError, first_line
+from genbench.results import save_grid
 
 
 class StopAtIteration(Callback):
@@ -107,7 +108,6 @@ class SampleGrids(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every <= 0 or pl_module.iteration % self.every != 0 or not trainer.is_global_zero:
             return
-        from genbench.results import save_grid
 
         state = torch.get_rng_state()
         pl_module.prepare_evaluation(self.count, seed=pl_module.iteration)  # the chains the evaluation will use

@@ -1,9 +1,11 @@
-"""A run's effective config: the YAML files and overrides composed once, then every setting the run reads made
-explicit and validated (``resolve_config``), before anything is built."""
+"""A run's effective config (``RunConfig``): the YAML files and overrides composed once, then every setting the run
+reads made explicit and validated (``resolve_config``), before anything is built. Every entry point takes it: bench and
+fit (through ``RunRequest``), the task tables' models, the reference rows and each sweep job (as the file its
+resolved config is written to)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from genbench.config import (accepted_arguments, check_types, compose_run, config_hash, instantiate, is_count, plain,
                              signature_defaults)
@@ -16,16 +18,37 @@ from genbench.runs.provenance import physical_memory
 from genbench.runs.settings import BenchSettings, LoggerSettings, validate_sections
 
 
-def effective_config(model: str | None, data: str, preset: str, n: int | None, seed: int,
-                     overrides: list[str] | None = None) -> dict:
-    """The composed, validated and resolved config of one run (every model and data argument with its value,
-    ``resolve_config``); a model that would change its table's preprocessing is refused."""
-    return resolve_config(composed_config(model, data, preset, n, seed, overrides))
+@dataclass(frozen=True)
+class RunConfig:
+    """One run's config, composed from its files and overrides once and resolved once (``resolve_config``): the only
+    way genbench gets a run's settings from names. ``cfg`` is what the run folder's ``config.yaml`` holds, its row
+    records and its hash covers; ``legacy_hash`` is the hash of the composed config before it was resolved, how rows
+    written before configs were resolved are still found (a lookup key, never written into a new row)."""
+
+    cfg: dict
+    legacy_hash: str | None = None
+
+    @property
+    def hash(self) -> str:
+        return config_hash(self.cfg)
+
+    @property
+    def run(self) -> dict:
+        """The ``run`` section: model, data, preset, n and seed."""
+        return self.cfg["run"]
 
 
-def composed_config(model: str | None, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> dict:
-    """The config files and overrides of one run merged, with its ``run`` section, before ``resolve_config``.
-    Rows written before configs were resolved hashed this (``legacy_config_hash``)."""
+def run_config(model: str | None, data: str, preset: str, n: int | None = None, seed: int = 0,
+               overrides: list[str] | tuple[str, ...] | None = None) -> RunConfig:
+    """The config of (model, data, preset, n, seed, overrides): the YAML layers composed (``compose_run``; a model that
+    would change its table's preprocessing is refused), then validated and resolved. ``model=None``: the table's own
+    config (reference rows, held-out images)."""
+    composed = _composed(model, data, preset, n, seed, list(overrides or []))
+    return RunConfig(resolve_config(composed), config_hash(composed))
+
+
+def _composed(model: str | None, data: str, preset: str, n: int | None, seed: int, overrides: list[str]) -> dict:
+    """The config files and overrides of one run merged, with its ``run`` section, before ``resolve_config``."""
     if not is_count(seed, 0) or seed >= 2**32:
         raise GenbenchError(f"--seed must be an integer in [0, 2**32), got {seed!r}")
     if n is not None and not is_count(n, 1):
@@ -35,12 +58,6 @@ def composed_config(model: str | None, data: str, preset: str, n: int | None, se
         cfg["data"]["n_per_class"] = n
     cfg["run"] = {"model": model, "data": data, "preset": preset, "n": cfg["data"].get("n_per_class"), "seed": seed}
     return cfg
-
-
-def legacy_config_hash(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None) -> str:
-    """The hash rows recorded before every setting was resolved into the config: how task tables still find
-    those rows (a migration key, never written into new rows)."""
-    return config_hash(composed_config(model, data, preset, n, seed, overrides))
 
 
 def resolve_config(cfg: dict) -> dict:

@@ -13,13 +13,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import yaml
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from genbench.config import config_hash, deep_merge, differing_keys, parse_override, yaml_load
+from genbench.config import config_hash, deep_merge, differing_keys, is_count, parse_override, yaml_load
 from genbench.errors import GenbenchError, first_line
 from genbench.files import check_writable_dir, write_text
 from genbench.paths import runs_dir
-from genbench.runs.config import effective_config, resolve_config
+from genbench.runs.config import resolve_config, run_config
 from genbench.runs.provenance import provenance
 from genbench.runs.settings import check_name
 
@@ -27,9 +29,6 @@ from genbench.runs.settings import check_name
 def is_rank_zero() -> bool:
     """Whether this process is the job's rank 0: the process group's rank once it is initialised, before that the
     rank its launcher gave it (``RANK``/``LOCAL_RANK``/``SLURM_PROCID``, as Lightning reads them at import)."""
-    import torch.distributed as dist
-    from lightning.pytorch.utilities.rank_zero import rank_zero_only
-
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return getattr(rank_zero_only, "rank", 0) == 0
@@ -79,15 +78,30 @@ RUN_RECORD = "run.json"
 def recorded_config(run_dir: Path) -> dict | None:
     """The resolved effective config a run folder was made with (None for a folder without ``config.yaml``)."""
     path = run_dir / "config.yaml"
-    if not path.is_file():
-        return None
+    return resolve_config(read_config(path)) if path.is_file() else None
+
+
+def read_config(path: Path) -> dict:
+    """The run config a file holds (a run folder's ``config.yaml``, ``genbench config``'s output, a sweep job's spec),
+    checked to be one; ``resolve_config`` validates its settings."""
     try:
-        cfg = yaml_load(path.read_text())
+        cfg = yaml_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise GenbenchError(f"config file {path} does not exist") from None
+    except GenbenchError:
+        raise
     except Exception as exc:
         raise GenbenchError(f"{path} is unreadable ({type(exc).__name__}); resume from another run folder") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("run"), dict):
-        raise GenbenchError(f"{path} is not a genbench run config (no run section)")
-    return resolve_config(cfg)
+    run = cfg.get("run") if isinstance(cfg, dict) else None
+    if not isinstance(run, dict) or not isinstance(run.get("model"), str):
+        raise GenbenchError(f"{path} is not a genbench run config (no run section naming its model)")
+    wrong = [key for key, ok in (("data", isinstance(run.get("data"), str)), ("preset", isinstance(run.get("preset"), str)),
+                                 ("n", run.get("n") is None or is_count(run.get("n"), 1)),
+                                 ("seed", is_count(run.get("seed"), 0))) if not ok]
+    if wrong:
+        raise GenbenchError(f"{path}: run.{wrong[0]} is missing or malformed ({run.get(wrong[0])!r}); a run config names "
+                            f"its data and preset and gives n (a positive integer or null) and seed (an integer ≥ 0)")
+    return cfg
 
 
 #: how long training runs: the only keys a resumed run may change, and only to train longer (the resumed run then
@@ -136,7 +150,9 @@ def _dig(cfg: dict, dotted: str, absent="<absent>"):
 class RunRequest:
     """What a command asks to run. None: the default (dcgan on imagenet-scenes-tiny, smoke, seed 0) or, when resuming,
     the run's own value. ``runs``: the folder of run folders; ``run_name``: a stable folder name (sweeps, tables);
-    ``resume``: a run folder or checkpoint to continue."""
+    ``resume``: a run folder or checkpoint to continue. ``config``: a resolved config (``RunConfig.cfg``, or a file
+    holding one: ``genbench config``'s output, a run's ``config.yaml``, a sweep job's spec) run as it is, instead of
+    the names and overrides."""
 
     model: str | None = None
     data: str | None = None
@@ -147,6 +163,13 @@ class RunRequest:
     runs: Path | None = None
     run_name: str | None = None
     resume: str | None = None
+    config: dict | None = None
+
+    def names_given(self) -> list[str]:
+        """The settings given by name (flags), which a request with a ``config`` may not also give."""
+        given = {"--model": self.model, "--data": self.data, "--preset": self.preset, "--n": self.n,
+                 "--seed": self.seed, "--resume": self.resume}
+        return [flag for flag, value in given.items() if value is not None] + (["--set/--devices/--nodes/--wandb"] if self.overrides else [])
 
 
 @dataclass(frozen=True)
@@ -174,8 +197,12 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
     the command's model, data, preset, n, seed and ``--set`` overrides, where given, must leave it unchanged. A
     named run (``run_name``) whose folder exists picks up its last checkpoint only under the same config. A refused
     run writes nothing."""
+    if request.config is not None:
+        given = request.names_given()
+        if given:
+            raise GenbenchError(f"a run from a config file takes its settings from the file alone; drop {', '.join(given)}")
+        return _new_run(resolve_config(request.config), request, kind)
     model, data, preset, n, seed = request.model, request.data, request.preset, request.n, request.seed
-    overrides, runs, run_name = list(request.overrides or ()), request.runs, request.run_name
     resume_dir, ckpt = resolve_resume(request.resume)
     recorded = recorded_config(resume_dir) if resume_dir is not None else None
     if resume_dir is not None and recorded is None:
@@ -186,31 +213,39 @@ def prepare_run(request: RunRequest, kind: str) -> RunSpec:
         given = {"model": model, "data": data, "preset": preset, "n": n, "seed": seed}
         model, data, preset, n, seed = (given[k] if given[k] is not None else base[k] for k in given)
         if (model, data, preset) != (base["model"], base["data"], base["preset"]):
-            cfg = effective_config(model, data, preset, n, seed, None)  # another run altogether: refused below
+            cfg = run_config(model, data, preset, n, seed).cfg  # another run altogether: refused below
         else:  # the run's own config with the command's n, seed and overrides
             cfg = deep_merge(recorded, {"run": {"n": n, "seed": seed}, "data": {"n_per_class": n}})
-            for text in overrides or []:
+            for text in request.overrides:
                 cfg = deep_merge(cfg, parse_override(text))
             cfg = resolve_config(cfg)
         check_same_config(cfg, recorded, resume_dir)
         return RunSpec(cfg, resume_dir, ckpt, kind)
-    model, data, preset, seed = model or "dcgan", data or "imagenet-scenes-tiny", preset or "smoke", 0 if seed is None else seed
-    cfg = effective_config(model, data, preset, n, seed, overrides)
+    cfg = run_config(model or "dcgan", data or "imagenet-scenes-tiny", preset or "smoke", n, 0 if seed is None else seed,
+                     request.overrides).cfg
+    return _new_run(cfg, request, kind)
+
+
+def _new_run(cfg: dict, request: RunRequest, kind: str) -> RunSpec:
+    """The spec of a run that is not resumed by path: a new folder, or a named run's (``run_name``) existing folder
+    under the same config, continuing from its last checkpoint."""
+    run, run_name, ckpt = cfg["run"], request.run_name, None
     if os.environ.get("GENBENCH_RUN_DIR"):
         run_dir = Path(os.environ["GENBENCH_RUN_DIR"])
     else:
         if run_name is not None:
             check_name(run_name, "--run-name")
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-        run_id = run_name or f"{kind}-{preset}-n{cfg['run']['n'] or 'all'}-s{seed}-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
-        run_dir = (runs or runs_dir()) / data / model / run_id
+        run_id = run_name or (f"{kind}-{run['preset']}-n{run['n'] or 'all'}-s{run['seed']}-{stamp}-{os.getpid()}-"
+                              f"{secrets.token_hex(2)}")
+        run_dir = (request.runs or runs_dir()) / run["data"] / run["model"] / run_id
         os.environ["GENBENCH_RUN_DIR"] = str(run_dir)  # DDP children launched later reuse it
     existing = recorded_config(run_dir)
     if existing is not None:
         check_same_config(cfg, existing, run_dir)
     else:
         check_writable_dir(run_dir, "the run folder ($GENBENCH_RUNS)")
-    if ckpt is None and (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
+    if (run_dir / "checkpoints" / "last.ckpt").is_file() and run_name:
         ckpt = check_checkpoint(run_dir / "checkpoints" / "last.ckpt")  # a named (sweep) run picks up where it stopped
     return RunSpec(cfg, run_dir, ckpt, kind, new=existing is None)
 

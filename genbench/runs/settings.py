@@ -12,9 +12,13 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 
+import lightning as L
+import torch
+
 from genbench.config import check_sections, is_count
 from genbench.errors import GenbenchError
 from genbench.metrics.defaults import DEFAULT_METRICS
+from genbench.models.speed import SpeedSettings
 
 
 def _default_metrics() -> list[str]:
@@ -111,7 +115,6 @@ def check_trainer(trainer: dict) -> None:
     accelerator = trainer.get("accelerator", "auto")
     if accelerator not in ACCELERATORS:
         raise GenbenchError(f"trainer.accelerator must be one of {', '.join(ACCELERATORS)}, got {accelerator!r}")
-    import torch
 
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise GenbenchError(f"trainer.accelerator={accelerator} but no CUDA device is available here; use cpu or auto")
@@ -148,7 +151,6 @@ def check_max_time(value) -> None:
 
 
 def trainer_keys() -> set[str]:
-    import lightning as L
 
     params = inspect.signature(L.Trainer.__init__).parameters
     return {name for name in params if name != "self"} | set(TRAINER_EXTRAS)
@@ -171,7 +173,6 @@ def validate_sections(cfg: dict) -> None:
         cls(**(cfg.get(section) or {}))
     _check_keys("trainer", cfg.get("trainer") or {}, trainer_keys())
     check_trainer(cfg.get("trainer") or {})
-    from genbench.models.speed import SpeedSettings
 
     SpeedSettings.from_dict(cfg.get("speed"))
 

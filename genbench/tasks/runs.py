@@ -14,7 +14,7 @@ from genbench.bench.harness import run_fit
 from genbench.config import config_hash
 from genbench.errors import GenbenchError
 from genbench.paths import runs_dir
-from genbench.runs.config import effective_config, legacy_config_hash
+from genbench.runs.config import RunConfig
 from genbench.runs.folder import FIT_RECORD, check_checkpoint, recorded_config
 from genbench.runs.trainer import build
 
@@ -75,14 +75,13 @@ def load_trained(cfg: dict, run_dir: Path):
     return dm, module
 
 
-def trained_model(model: str, data: str, preset: str, n: int | None, seed: int, overrides: list[str] | None = None,
-                  runs: Path | None = None, log=print) -> TrainedModel:
-    """The model of (model, data, preset, n, seed, overrides), trained: a finished run of the same config is
-    reused; else it is trained (``genbench fit``) under the run name ``table-<preset>-n<n>-s<seed>-<hash>``."""
+def trained_model(resolved: RunConfig, runs: Path | None = None, log=print) -> TrainedModel:
+    """The model of the run config ``resolved`` (``run_config``), trained: a finished run of the same config is
+    reused; else it is trained (``genbench fit`` of that config) under the run name
+    ``table-<preset>-n<n>-s<seed>-<hash>``."""
     runs = runs or runs_dir()
-    cfg = effective_config(model, data, preset, n, seed, overrides)
-    wanted = config_hash(cfg)
-    legacy = legacy_config_hash(model, data, preset, n, seed, overrides)
+    cfg, wanted, legacy = resolved.cfg, resolved.hash, resolved.legacy_hash
+    model, data, preset, n, seed = (resolved.run[k] for k in ("model", "data", "preset", "n", "seed"))
     for folder in finished_runs(runs, data, model, wanted):
         try:
             dm, module = load_trained(cfg, folder)
@@ -92,6 +91,6 @@ def trained_model(model: str, data: str, preset: str, n: int | None, seed: int, 
         log(f"  {model}: reusing {folder}")
         return TrainedModel(model, module, dm, cfg, folder, reused=True, legacy_config_hash=legacy)
     log(f"  {model}: training ({preset} preset, config {wanted}) ...")
-    folder = run_fit(model, data, preset, n, seed, overrides, runs, run_name=f"table-{preset}-n{n or 'all'}-s{seed}-{wanted}")
+    folder = run_fit(None, None, runs=runs, run_name=f"table-{preset}-n{n or 'all'}-s{seed}-{wanted}", config=cfg)
     dm, module = load_trained(cfg, folder)
     return TrainedModel(model, module, dm, cfg, folder, reused=False, legacy_config_hash=legacy)

@@ -162,6 +162,45 @@ def test_config_prints_the_effective_config_and_its_hash(capsys):
     assert main(["config", "--set", "bench.num_sample=3"]) == 2
 
 
+def test_a_config_file_runs_as_it_is_and_takes_no_other_settings(tmp_path, capsys, monkeypatch):
+    """What ``genbench config`` prints, run by ``bench --spec``: the row is that config (its hash) and the run folder
+    holds it; names or overrides beside the file are refused in one line, before any folder is made."""
+    import yaml
+
+    runs, boards = tmp_path / "runs", tmp_path / "boards"
+    monkeypatch.setenv("GENBENCH_RUNS", str(runs))
+    assert main(["config", "--data", "digits", "--n", "20", "--seed", "4", *_args()]) == 0
+    printed = capsys.readouterr().out
+    spec = tmp_path / "job.yaml"
+    spec.write_text(printed)
+    printed_hash = printed.strip().splitlines()[-1].removeprefix("# config hash: ")
+    for extra in (["--model", "vae"], ["--set", "model.lr=0.1"], ["--seed", "4"], ["--resume", str(tmp_path)]):
+        assert main(["bench", "--spec", str(spec), "--leaderboards", str(boards), *extra]) == 2
+        assert "takes its settings from the file alone" in capsys.readouterr().err
+    assert not runs.exists() and not boards.exists()
+    assert main(["bench", "--spec", str(tmp_path / "absent.yaml")]) == 2
+    assert "absent.yaml does not exist" in capsys.readouterr().err
+    good = yaml.safe_load(printed)
+    broken = {"not yaml": "run: [", "a list": "- 1\n- 2", "no run": yaml.safe_dump({k: v for k, v in good.items() if k != "run"}),
+              "run without data": yaml.safe_dump({**good, "run": {"model": "dcgan"}}),
+              "seed a string": yaml.safe_dump({**good, "run": {**good["run"], "seed": "x"}}),
+              "data a number": yaml.safe_dump({**good, "data": 5}),
+              "unknown model key": yaml.safe_dump({**good, "model": {**good["model"], "lrr": 1}}),
+              "duplicate key": printed + "\nrun: {}\n"}
+    for what, text in broken.items():
+        bad = tmp_path / "bad.yaml"
+        bad.write_text(text)
+        assert main(["bench", "--spec", str(bad), "--leaderboards", str(boards)]) == 2, what
+        err = capsys.readouterr().err
+        assert err.startswith("genbench: error: ") and err.count("\n") == 1, (what, err)
+    assert main(["bench", "--spec", str(spec), "--leaderboards", str(boards)]) == 0
+    rows, bad = read_rows(boards / "digits" / "smoke.jsonl")
+    assert not bad and [r["config_hash"] for r in rows] == [printed_hash]
+    assert (rows[0]["n"], rows[0]["seed"]) == (20, 4)
+    (folder,) = list(runs.glob("digits/dcgan/*/config.yaml"))
+    assert yaml.safe_load(folder.read_text()) == yaml.safe_load(printed)
+
+
 def test_console_script_reports_errors_with_nonzero_exit():
     proc = subprocess.run([sys.executable, "-m", "genbench.cli", "bench", "--model", "nope"], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip().startswith("genbench: error: unknown model 'nope'")
@@ -194,13 +233,13 @@ def test_presets_compose_in_order():
 
 
 def test_every_shipped_model_shares_its_tables_preprocessing():
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
     from genbench.models import MODELS
 
     for preset in ("smoke", "paper"):
         seen = set()
         for model in MODELS.names():
-            cfg = effective_config(model, "imagenet-scenes-tiny", preset, None, 0, None)
+            cfg = run_config(model, "imagenet-scenes-tiny", preset, None, 0, None).cfg
             seen.add(tuple(cfg["data"].get(k) for k in ("image_size", "channels", "resize", "pixel_norm")))
         assert len(seen) == 1, (preset, seen)
 
@@ -216,9 +255,9 @@ def test_a_model_that_changes_its_tables_preprocessing_is_refused(tmp_path, monk
     assert main(["bench", "--model", "dcgan"]) == 2
     err = capsys.readouterr().err
     assert "model 'dcgan' changes data.pixel_norm to 'minmax' but the 'smoke' table" in err and len(err.splitlines()) == 1
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
 
-    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "smoke", None, 0, ["bench.table=dcgan-minmax"])
+    cfg = run_config("dcgan", "imagenet-scenes-tiny", "smoke", None, 0, ["bench.table=dcgan-minmax"]).cfg
     assert cfg["data"]["pixel_norm"] == "minmax"  # a table of its own is fine
 
 
@@ -268,14 +307,14 @@ def test_a_row_written_into_leaderboards_does_not_make_the_next_one_dirty(tmp_pa
 
 
 def test_the_cpu_tier_is_32px_on_every_dataset_and_an_override_needs_a_table_of_its_own():
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
     from genbench.errors import GenbenchError
 
     for data in ("imagenet-scenes-tiny", "celeba", "mnist", "digits", "cifar10"):
         assert compose("dcgan", data, "cpu")["data"]["image_size"] == 32, data
     with pytest.raises(GenbenchError, match="the 'cpu' tier fixes data.image_size=32"):
-        effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64"])
-    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64", "bench.table=cpu-64"])
+        run_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64"]).cfg
+    cfg = run_config("dcgan", "imagenet-scenes-tiny", "cpu", None, 0, ["data.image_size=64", "bench.table=cpu-64"]).cfg
     assert cfg["data"]["image_size"] == 64
 
 
@@ -351,3 +390,21 @@ def test_the_real_images_reference_comes_in_a_seeded_order_across_classes():
     index = [int(((held - image).abs().flatten(1).sum(dim=1) == 0).nonzero()[0]) for image in images[:12]]
     assert len({int(labels[i]) for i in index}) >= 4
     assert torch.equal(reference_images("real images", dm, 200, seed=0), images)  # seeded
+
+
+def test_list_answers_without_torch_and_names_what_is_registered():
+    """``genbench list`` reads the config files and the metric sources (no torch); what it prints is exactly what
+    the registries hold once everything is imported."""
+    code = ("import sys\nfrom genbench.cli import main\nmain(['list'])\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'torch not loaded')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    lines = done.stdout.strip().splitlines()
+    assert lines[-1] == "torch not loaded"
+    listed = {line.split(":")[0]: line.split(":", 1)[1].split() for line in lines[:-1]}
+    from genbench.data import DATASETS
+    from genbench.metrics import METRICS
+    from genbench.models import MODELS
+    from genbench.tasks.tables import TABLES
+
+    assert listed == {"models": MODELS.names(), "datasets": DATASETS.names(), "metrics": METRICS.names(),
+                      "tables": TABLES.names()}

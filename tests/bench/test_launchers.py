@@ -58,7 +58,7 @@ def test_a_sweep_through_submitit_requeues_a_preempted_job_and_writes_each_row_o
                tag="long")
     sent: list[int] = []
     watcher = threading.Thread(target=preempt_when_checkpointed,
-                               args=(long.run_name(), runs, sent, time.time() + 600), daemon=True)
+                               args=(long.run_name(long.resolve()), runs, sent, time.time() + 600), daemon=True)
     watcher.start()
     outcome = run_jobs([quick, long], "sweep t", "t.yaml", leaderboards=boards, launcher="submitit-local",
                        cluster=ClusterOptions(timeout_min=20), log=lambda text: None)

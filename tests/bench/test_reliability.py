@@ -25,7 +25,7 @@ from genbench.metrics import DEFAULT_METRICS, MetricContext, SampleSet, compute_
 from genbench.metrics import classifier as classifier_module
 from genbench.metrics.classifier import SHIPPED_DIR, get_classifier, load_bundle, read_manifest
 from genbench.results import append_row, by_feature_space, feature_space_of, read_rows, sample_sheet_path
-from genbench.runs.config import check_memory, effective_config, resolve_config
+from genbench.runs.config import check_memory, run_config, resolve_config
 from genbench.runs.folder import RunRequest, check_checkpoint_fits, prepare_run, record_start
 
 SCENES = Path(__file__).resolve().parents[2] / "assets" / "imagenet-scenes-tiny"
@@ -82,7 +82,7 @@ def test_a_shipped_classifier_that_fails_its_checksum_stops_scoring_before_train
     monkeypatch.setattr(classifier_module, "SHIPPED_DIR", copy)
     monkeypatch.setattr(classifier_module, "_VERIFIED", {})
     monkeypatch.setattr(classifier_module.get_classifier, "__defaults__", (None, None, copy, None))
-    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None)
+    cfg = run_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None).cfg
     from genbench.bench.harness import metric_setup
 
     with pytest.raises(GenbenchError, match="fails its checksum"):
@@ -93,7 +93,7 @@ def test_a_corrupt_feature_cache_stops_the_run_before_training(tmp_path, monkeyp
     monkeypatch.setenv("GENBENCH_CACHE", str(tmp_path / "cache"))
     from genbench.bench.harness import metric_setup
 
-    cfg = effective_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None)
+    cfg = run_config("dcgan", "imagenet-scenes-tiny", "cpu", 50, 0, None).cfg
     metric_setup(cfg)  # computes and caches the real images' features
     (cached,) = (tmp_path / "cache" / "features").glob("*.pt")
     cached.write_bytes(b"not a tensor file")
@@ -161,7 +161,7 @@ def test_every_committed_row_keeps_its_place():
 # -- 2. a run never resumes under another config ----------------------------------------------------------------------
 
 def test_the_effective_config_resolves_every_setting_and_its_hash_covers_defaults(monkeypatch):
-    cfg = effective_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None)
+    cfg = run_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None).cfg
     model = cfg["model"]
     assert model["lr"] == 0.007 and model["gen_lr"] == 1e-4 and model["ref_std"] == 0.016
     assert model["langevin"]["n_steps"] == 15 and model["langevin"]["step_size"] == 0.002
@@ -173,7 +173,7 @@ def test_the_effective_config_resolves_every_setting_and_its_hash_covers_default
     defaults = list(CoopNets.__init__.__defaults__)
     defaults[1] = 0.25  # sigma
     monkeypatch.setattr(CoopNets.__init__, "__defaults__", tuple(defaults))
-    assert config_hash(effective_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None)) != before
+    assert config_hash(run_config("coopnets", "imagenet-scenes-tiny", "cpu", None, 0, None).cfg) != before
 
 
 def test_a_named_run_never_resumes_under_another_config(tmp_path):
@@ -211,8 +211,8 @@ def test_resume_refuses_another_model_and_validates_like_a_new_run(tmp_path):
 def test_a_checkpoint_of_another_model_is_one_line_before_training(tmp_path, capsys):
     from genbench.runs.trainer import build
 
-    _, dcgan = build(effective_config("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"]))
-    _, vae = build(effective_config("vae", "digits", "smoke", None, 0, ["model.width=8"]))
+    _, dcgan = build(run_config("dcgan", "digits", "smoke", None, 0, ["model.g_width=8", "model.d_width=8"]).cfg)
+    _, vae = build(run_config("vae", "digits", "smoke", None, 0, ["model.width=8"]).cfg)
     ckpt = tmp_path / "vae.ckpt"
     torch.save({"state_dict": vae.state_dict()}, ckpt)
     with pytest.raises(GenbenchError, match="was not written by this dcgan"):
@@ -238,20 +238,24 @@ def test_sweep_run_names_carry_their_overrides_and_follow_the_config_files(tmp_p
     from genbench.paths import configs_dir
 
     job = Job("dcgan", "digits", 20, 0, "smoke")
-    assert job.run_name().startswith("sweep-smoke-n20-s0-")
-    assert job.run_name(["model.lr=0.05"]) != job.run_name(["model.lr=0.01"]) != job.run_name()
-    assert job.run_name(["trainer.max_iterations=999"]) != job.run_name(["trainer.max_iterations=1999"])
-    assert job.run_name(["bench.num_samples=30"]) != job.run_name()
-    before = job.run_name()
-    assert before.endswith(config_hash(effective_config("dcgan", "digits", "smoke", 20, 0, [])))
-    assert Job("dcgan", "digits", 20, 0, "smoke").run_name() == before  # the same job resumes its folder
+
+    def name(overrides=None):
+        return job.run_name(job.resolve(overrides))
+
+    assert name().startswith("sweep-smoke-n20-s0-")
+    assert name(["model.lr=0.05"]) != name(["model.lr=0.01"]) != name()
+    assert name(["trainer.max_iterations=999"]) != name(["trainer.max_iterations=1999"])
+    assert name(["bench.num_samples=30"]) != name()
+    before = name()
+    assert before.endswith(config_hash(run_config("dcgan", "digits", "smoke", 20, 0, []).cfg))
+    assert name() == before  # the same job resumes its folder
     shutil.copytree(configs_dir(), tmp_path / "configs")
     model_file = tmp_path / "configs" / "models" / "dcgan.yaml"
     spec = yaml.safe_load(model_file.read_text())
     spec["presets"]["smoke"].setdefault("model", {})["lr"] = 0.0003  # the smoke preset edited
     model_file.write_text(yaml.safe_dump(spec))
     monkeypatch.setattr("genbench.config.composition.configs_dir", lambda: tmp_path / "configs")
-    assert job.run_name() != before
+    assert name() != before
 
 
 def test_fit_run_name_is_honoured_and_runs_leave_one_checkpoint_and_append_their_log(tmp_path):
@@ -374,7 +378,7 @@ def test_an_append_cut_short_is_undone_and_fails(tmp_path):
 @pytest.mark.parametrize("override", ["bench.table=../../x", "bench.table=/tmp/x", "bench.table=.hidden"])
 def test_table_names_that_leave_the_leaderboards_are_refused(override):
     with pytest.raises(GenbenchError, match="bench.table must be a plain name"):
-        effective_config("dcgan", "digits", "smoke", None, 0, [override])
+        run_config("dcgan", "digits", "smoke", None, 0, [override]).cfg
 
 
 def test_run_names_that_leave_the_runs_folder_are_refused(tmp_path):
@@ -441,7 +445,7 @@ def test_a_negative_seed_is_one_line(capsys):
 
 def test_exponents_are_numbers():
     assert parse_override("model.lr=1e-4") == {"model": {"lr": 1e-4}}
-    cfg = effective_config("dcgan", "digits", "smoke", None, 0, ["model.lr=1e-4"])
+    cfg = run_config("dcgan", "digits", "smoke", None, 0, ["model.lr=1e-4"]).cfg
     assert cfg["model"]["lr"] == 1e-4
 
 
@@ -502,11 +506,11 @@ def test_impossible_sizes_are_refused_before_anything_is_written(tmp_path, capsy
     monkeypatch.setenv("GENBENCH_RUNS", str(tmp_path / "runs"))
     assert main(["fit", "--model", "dcgan", "--data", "digits", "--set", "data.image_size=20000"]) == 2
     assert "over a quarter of this machine" in capsys.readouterr().err and not (tmp_path / "runs").exists()
-    cfg = effective_config("dcgan", "digits", "smoke", None, 0, None)
+    cfg = run_config("dcgan", "digits", "smoke", None, 0, None).cfg
     cfg["bench"]["sample_batch_size"] = 10**6  # 256 MB of 8×8 images
     with pytest.raises(GenbenchError, match="bench.sample_batch_size"):
         check_memory(cfg, memory=2**28)
-    check_memory(effective_config("dcgan", "digits", "smoke", None, 0, None), memory=24 * 2**30)
+    check_memory(run_config("dcgan", "digits", "smoke", None, 0, None).cfg, memory=24 * 2**30)
 
 
 def test_progress_lines_come_every_interval():
@@ -545,7 +549,7 @@ def test_the_shipped_feature_space_reproduces_the_committed_reference_rows():
               and r["n"] == 50}  # the latest row of each reference (the table shows it)
     assert set(latest) == {"real images", "image averages", "noise"}
     for row in latest.values():
-        cfg = effective_config(None, "imagenet-scenes-tiny", "cpu", 50, row["seed"], None)
+        cfg = run_config(None, "imagenet-scenes-tiny", "cpu", 50, row["seed"], None).cfg
         names, ctx = metric_setup(cfg)
         training = build_datamodule("imagenet-scenes-tiny", **cfg["data"])
         images = reference_images(row["model"], ctx.benchmark_data(), ctx.n_samples, row["seed"], training)

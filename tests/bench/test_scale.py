@@ -170,12 +170,13 @@ def test_sweep_skips_finished_rows_and_records_failures(tmp_path, monkeypatch):
     outcome = run_sweep(sweep, overrides, leaderboards=boards, log=lambda *_: None)
     assert len(outcome["skipped"]) == 1 and len(outcome["failed"]) == 1 and not outcome["done"]
     assert len(read_rows(boards / "digits" / "smoke.jsonl")[0]) == 1  # no duplicate row
-    from genbench.bench.sweep import expand_grid, is_finished
+    from genbench.bench.sweep import expand_grid
 
     job = next(j for j in expand_grid(sweep) if j.n == 20)
     table = boards / "digits" / "smoke.jsonl"
-    assert is_finished(job, table, overrides)
-    assert not is_finished(job, table, [*overrides, "model.lr=0.001"])  # another config: the row is not this job's
+    assert job.table(job.resolve(overrides), boards) == table and job.finished(job.resolve(overrides), table)
+    # another config: the row is not this job's
+    assert not job.finished(job.resolve([*overrides, "model.lr=0.001"]), table)
 
 
 def test_show_prints_config_metrics_and_paths(tmp_path, capsys):

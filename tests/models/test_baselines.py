@@ -192,6 +192,43 @@ def test_kim_bengio_energy_is_the_free_energy_of_an_rbm_with_gaussian_input_and_
         assert torch.allclose(model.energy(x).double(), free_energy, atol=1e-4)
 
 
+def test_kim_bengio_authors_recipe_options_follow_their_script():
+    """The options of taesupkim/dcgan_code's paper-era script, each against its definition computed here: Adagrad with
+    the energy's L2 weight decay (one step in closed form), the generator's rate apart, N(0, 0.01²) before every
+    batch norm (also when sampling), h ~ U(−1, 1), experts over every position of a stationary net's map, N(0, 0.01²)
+    expert weights with zero biases."""
+    torch.manual_seed(0)
+    options = {**SMALL["kim-bengio"], "net": {"widths": [8, 8, 8], "n_out": 4, "stationary": True}, "n_experts": 16,
+               "optimizer": "adagrad", "lr": 1e-3, "g_lr": 2e-3, "energy_weight_decay": 1e-5, "latent_dist": "uniform",
+               "bn_noise": 0.01, "expert_init_std": 0.01}
+    model = build_model("kim-bengio", image_size=8, channels=1, **options)
+    experts = model.energy_net.experts
+    assert experts.in_features == 4 * 2 * 2  # 4 channels at each of the 2×2 positions of the last map
+    assert experts.weight.std().item() == pytest.approx(0.01, rel=0.15) and not experts.bias.any()
+    norms = [i for i, m in enumerate(model.generator.net) if isinstance(m, nn.BatchNorm2d)]
+    assert norms and all(type(model.generator.net[i - 1]).__name__ == "GaussianNoise" for i in norms)
+    model.eval()
+    z = torch.zeros(2, 8)
+    with torch.no_grad():
+        assert not torch.equal(model.generator(z), model.generator(z))  # the noise is drawn when sampling too
+    h = model.latent(4000)
+    assert h.min() >= -1 and h.max() <= 1 and h.mean().abs() < 0.02 and h.std().item() == pytest.approx(3 ** -0.5, rel=0.02)
+    opt_g, opt_e = model.configure_optimizers()
+    assert isinstance(opt_e, torch.optim.Adagrad) and opt_g.defaults["lr"] == 2e-3
+    theta = experts.weight.detach().clone()
+    grad = torch.randn_like(theta)
+    experts.weight.grad = grad.clone()
+    for param in model.energy_net.parameters():
+        if param is not experts.weight:
+            param.grad = None
+    opt_e.step()
+    g = grad + 1e-5 * theta  # Adagrad's first step: θ − lr·g/(√(g²) + ε), with g the gradient plus the decay term
+    assert torch.allclose(experts.weight.detach(), theta - 1e-3 * g / (g.abs() + 1e-10), atol=1e-9)
+    plain = build_model("kim-bengio", image_size=8, channels=1, **SMALL["kim-bengio"])
+    assert not any(type(m).__name__ == "GaussianNoise" for m in plain.generator.modules())
+    assert "optimizer" not in model_class("kim-bengio").resolve_options(dict(SMALL["kim-bengio"]))  # old hashes hold
+
+
 def test_wgan_follows_the_reference_critic_schedule_and_wgan_gp_algorithm_1():
     wgan = build_model("wgan", image_size=32, channels=1, **SMALL["wgan"])
     schedule = []

@@ -45,10 +45,10 @@ def test_bad_speed_settings_are_one_line(options, message):
 
 
 def test_unknown_speed_key_in_a_config_fails_before_building():
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
 
     with pytest.raises(GenbenchError, match=r"unknown speed option\(s\) \['fast'\]"):
-        effective_config("coopnets", "digits", "smoke", None, 0, ["speed.fast=true"])
+        run_config("coopnets", "digits", "smoke", None, 0, ["speed.fast=true"]).cfg
 
 
 def test_cuda_graphs_without_cuda_is_refused_in_one_line():
@@ -173,9 +173,9 @@ def test_levers_run_through_fit_and_sampling(tmp_path):
     levers = ["sync_free_langevin", "channels_last", "bf16", "fused_adam"]
     overrides = ["trainer.max_iterations=4", *[f"speed.{name}=true" for name in levers]]
     folder = run_fit("coopnets", "digits", "smoke", overrides=overrides, runs=tmp_path)
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
 
-    cfg = effective_config("coopnets", "digits", "smoke", None, 0, overrides)
+    cfg = run_config("coopnets", "digits", "smoke", None, 0, overrides).cfg
     _, module = load_trained(cfg, folder)
     assert module.speed.on() == levers and module.iteration == 4
     samples = module.sample(20, batch_size=10)

@@ -102,7 +102,7 @@ def test_recovery_table_learns_from_the_corrupted_images(places):
 
 
 def test_reconstruction_table_rows_and_pca_closed_form(places):
-    from genbench.runs.config import effective_config
+    from genbench.runs.config import run_config
     from genbench.data import build_datamodule
     from genbench.tasks.reconstruction import pca_reconstruct, reconstruction_errors
 
@@ -113,7 +113,7 @@ def test_reconstruction_table_rows_and_pca_closed_form(places):
     pca = {r["d"]: r["errors"]["mse"] for r in rows if r["method"] == "pca"}
     assert pca[8] < pca[4]  # more components, smaller error
     # the PCA row equals an independent recomputation on the same split
-    cfg = effective_config("abp", "digits", "smoke", None, 0, ["trainer.max_iterations=60"])
+    cfg = run_config("abp", "digits", "smoke", None, 0, ["trainer.max_iterations=60"]).cfg
     dm = build_datamodule("digits", **cfg["data"])
     held = dm.images(dm.heldout_split)
     from genbench.data.subsets import seeded_subset
@@ -216,7 +216,10 @@ def test_is_vs_n_drops_what_the_data_cannot_hold_and_adds_missing_references(pla
 
 
 def test_a_sweep_job_with_its_own_overrides_owns_only_its_rows(tmp_path):
-    from genbench.bench.sweep import Job
+    import yaml
+
+    from genbench.bench.sweep import Job, write_spec
+    from genbench.config import config_hash
 
     alp = Job("dcgan", "imagenet-scenes-tiny", 50, 0, "cpu", ('data.categories=["alp"]', "bench.table=cpu-alp"), "alp")
     plain = Job("dcgan", "imagenet-scenes-tiny", 50, 0, "cpu")
@@ -225,10 +228,17 @@ def test_a_sweep_job_with_its_own_overrides_owns_only_its_rows(tmp_path):
     cliff = {**row, "config": {"data": {"categories": ["cliff"]}, "bench": {"table": "cpu-alp"}}}
     assert alp.owns(row) and not alp.owns(cliff) and not alp.owns({**row, "n": 100})
     assert plain.owns(row)  # a job without its own overrides matches on the grid keys alone
-    assert alp.run_name().startswith("sweep-cpu-alp-n50-s0-") and plain.run_name().startswith("sweep-cpu-n50-s0-")
-    assert alp.run_name()[-12:] != plain.run_name()[-12:]  # its overrides change its config, so its folder
-    argv = alp.argv(["trainer.max_iterations=5"], tmp_path)
-    assert argv[-6:] == ["--set", "trainer.max_iterations=5", "--set", 'data.categories=["alp"]', "--set", "bench.table=cpu-alp"]
+    alp_name, plain_name = alp.run_name(alp.resolve()), plain.run_name(plain.resolve())
+    assert alp_name.startswith("sweep-cpu-alp-n50-s0-") and plain_name.startswith("sweep-cpu-n50-s0-")
+    assert alp_name[-12:] != plain_name[-12:]  # its overrides change its config, so its folder
+    # the job runs its config resolved once, under the sweep's overrides then its own, from a file: no flag list
+    resolved = alp.resolve(["trainer.max_iterations=5"])
+    spec = write_spec(tmp_path / "specs", alp, resolved)
+    assert alp.command(spec, resolved, tmp_path) == ["bench", "--spec", str(spec), "--run-name", alp.run_name(resolved),
+                                                     "--leaderboards", str(tmp_path)]
+    cfg = yaml.safe_load(spec.read_text())
+    assert config_hash(cfg) == resolved.hash and cfg["trainer"]["max_iterations"] == 5
+    assert cfg["data"]["categories"] == ["alp"] and cfg["bench"]["table"] == "cpu-alp"
 
 
 @pytest.mark.parametrize("setting, message", [

@@ -207,9 +207,10 @@ def test_a_table_reuses_a_run_whose_checkpoint_predates_a_buffer_its_model_maps(
     """A descriptor checkpoint written before ``data_mean`` existed loads for a table as it does for a resumed fit
     (the model's ``on_load_checkpoint`` fills the buffer), with its weights intact."""
     from genbench.runs.trainer import build
-    from genbench.tasks.runs import effective_config, load_trained
+    from genbench.runs.config import run_config
+    from genbench.tasks.runs import load_trained
 
-    cfg = effective_config("descriptor", "digits", "smoke", None, 0, [])
+    cfg = run_config("descriptor", "digits", "smoke", None, 0, []).cfg
     _, module = build(cfg)
     state = {k: v + 1 for k, v in module.state_dict().items() if k != "data_mean"}
     (tmp_path / "checkpoints").mkdir()

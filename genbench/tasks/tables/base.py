@@ -17,7 +17,6 @@ from typing import Any, Callable
 
 import torch
 
-from genbench.config import compose
 from genbench.data import build_datamodule
 from genbench.data.corruption import parse_corruption
 from genbench.data.subsets import seeded_subset
@@ -26,7 +25,7 @@ from genbench.models.completion import CompletionSettings, complete_with_model
 from genbench.paths import configs_dir
 from genbench.registry import Registry
 from genbench.results.published import published_numbers, published_table
-from genbench.runs.config import effective_config
+from genbench.runs.config import run_config
 from genbench.tasks.inpaint import completer
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
 from genbench.tasks.rows import TableRows, scored_row
@@ -157,13 +156,13 @@ def region_scores(completed: torch.Tensor, target: torch.Tensor, holes: torch.Te
 def model_for(cache: dict, name: str, data: str, s, overrides: list[str], runs: Path | None, log) -> TrainedModel:
     key = (name, tuple(overrides))
     if key not in cache:
-        cache[key] = trained_model(name, data, s.model_preset, s.n, s.seed, overrides, runs, log)
+        cache[key] = trained_model(run_config(name, data, s.model_preset, s.n, s.seed, overrides), runs, log)
     return cache[key]
 
 
 def planned_datamodule(s, model: str):
     """The datamodule ``model``'s runs of the table will train on, built from the config alone (nothing decoded)."""
-    return build_datamodule(s.data, **effective_config(model, s.data, s.model_preset, s.n, s.seed, s.overrides)["data"])
+    return build_datamodule(s.data, **run_config(model, s.data, s.model_preset, s.n, s.seed, s.overrides).cfg["data"])
 
 
 def preprocessing_record(dm) -> dict:
@@ -176,8 +175,7 @@ def preprocessing_record(dm) -> dict:
 
 def heldout_images(data: str, preset: str, overrides: list[str]) -> tuple[torch.Tensor, object]:
     """The held-out real images of ``data`` under the preprocessing of ``preset``'s table, and the datamodule."""
-    cfg = compose(None, data, preset, overrides)
-    dm = build_datamodule(data, **cfg["data"])
+    dm = build_datamodule(data, **run_config(None, data, preset, None, 0, overrides).cfg["data"])
     return dm.images(dm.heldout_split), dm
 
 

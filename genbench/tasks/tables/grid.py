@@ -17,7 +17,7 @@ from genbench.data import build_datamodule
 from genbench.errors import GenbenchError
 from genbench.models import MODELS
 from genbench.results import read_rows, table_path
-from genbench.runs.config import effective_config
+from genbench.runs.config import run_config
 from genbench.runs.settings import table_name
 
 
@@ -64,7 +64,7 @@ def slug(text: str) -> str:
 
 
 def base_config(s: GridTable, variant: Variant = Variant()) -> dict:
-    return effective_config(None, s.data, s.model_preset, None, 0, [*s.overrides, *variant.overrides])
+    return run_config(None, s.data, s.model_preset, None, 0, [*s.overrides, *variant.overrides]).cfg
 
 
 def variant_table(s: GridTable, variant: Variant, boards: Path) -> Path:

@@ -24,6 +24,7 @@ from genbench.data.datasets import check_opaque, texture_files
 from genbench.errors import GenbenchError
 from genbench.metrics.ssim import pairwise_ssim
 from genbench.metrics.swd import SWDSettings, swd
+from genbench.runs.config import run_config
 from genbench.runs.sampling import sample_all
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
 from genbench.tasks.rows import TableRows, scored_row
@@ -108,7 +109,7 @@ def evaluate_textures(s: TexturesTable, rows: TableRows, runs: Path | None, log)
     out, figure = [], {"columns": {}, "labels": []}
     for name in exemplars:
         overrides = [*s.overrides, f"data.texture={name}"]
-        model = trained_model(s.model, s.data, s.model_preset, None, s.seed, overrides, runs, log)
+        model = trained_model(run_config(s.model, s.data, s.model_preset, None, s.seed, overrides), runs, log)
         exemplar = model.datamodule.images("train")[:1]
         candidates = {
             s.model: lambda: sample_all(model.module, s.samples, s.seed),
