@@ -10,7 +10,6 @@ from genbench.metrics.spaces import check_space, samples_protocol
 
 
 def _synthesis_quality(samples: SampleSet, ctx: MetricContext) -> dict[str, Score]:
-
     target = ctx.target_class()
     values = synthesis_quality(samples.features(ctx, "classifier").logits, target)
     what = (f"true category {ctx.classifier().meta['classes'][target]!r}" if target is not None else "several categories")

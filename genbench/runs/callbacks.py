@@ -108,7 +108,6 @@ class SampleGrids(Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if self.every <= 0 or pl_module.iteration % self.every != 0 or not trainer.is_global_zero:
             return
-
         state = torch.get_rng_state()
         pl_module.prepare_evaluation(self.count, seed=pl_module.iteration)  # the chains the evaluation will use
         samples = pl_module.sample(self.count)

@@ -60,6 +60,19 @@ def _composed(model: str | None, data: str, preset: str, n: int | None, seed: in
     return cfg
 
 
+def check_run_section(run: dict) -> None:
+    """A config's ``run`` section names its data and preset (strings), its model (a string, or None for a table's
+    own config) and gives n (a positive integer or None) and seed (an integer ≥ 0): one line naming the first that
+    does not."""
+    checks = {"model": run.get("model") is None or isinstance(run.get("model"), str),
+              "data": isinstance(run.get("data"), str), "preset": isinstance(run.get("preset"), str),
+              "n": run.get("n") is None or is_count(run.get("n"), 1), "seed": is_count(run.get("seed"), 0)}
+    wrong = next((key for key, ok in checks.items() if not ok), None)
+    if wrong is not None:
+        raise GenbenchError(f"run.{wrong} is missing or malformed ({run.get(wrong)!r}); a run config names its data and "
+                            f"preset and gives n (a positive integer or null) and seed (an integer ≥ 0)")
+
+
 def resolve_config(cfg: dict) -> dict:
     """``cfg`` validated, with every setting a run reads made explicit: the datamodule's and the model's
     constructor arguments (signature defaults, nested Langevin and net settings), the ``bench``, ``logger`` and
@@ -67,6 +80,7 @@ def resolve_config(cfg: dict) -> dict:
     resolving a resolved config changes nothing."""
     validate_sections(cfg)
     run = cfg["run"]
+    check_run_section(run)
     out = dict(cfg)
     data_cls = DATASETS.get(run["data"])
     data = {"shuffle_seed": run["seed"], **(cfg.get("data") or {})}

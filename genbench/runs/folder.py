@@ -17,7 +17,7 @@ import torch.distributed as dist
 import yaml
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
-from genbench.config import config_hash, deep_merge, differing_keys, is_count, parse_override, yaml_load
+from genbench.config import config_hash, deep_merge, differing_keys, parse_override, yaml_load
 from genbench.errors import GenbenchError, first_line
 from genbench.files import check_writable_dir, write_text
 from genbench.paths import runs_dir
@@ -83,7 +83,7 @@ def recorded_config(run_dir: Path) -> dict | None:
 
 def read_config(path: Path) -> dict:
     """The run config a file holds (a run folder's ``config.yaml``, ``genbench config``'s output, a sweep job's spec),
-    checked to be one; ``resolve_config`` validates its settings."""
+    checked to be one; ``resolve_config`` validates its run section and settings."""
     try:
         cfg = yaml_load(Path(path).read_text())
     except FileNotFoundError:
@@ -91,16 +91,10 @@ def read_config(path: Path) -> dict:
     except GenbenchError:
         raise
     except Exception as exc:
-        raise GenbenchError(f"{path} is unreadable ({type(exc).__name__}); resume from another run folder") from None
+        raise GenbenchError(f"{path} is unreadable ({type(exc).__name__}); use another config file or run folder") from None
     run = cfg.get("run") if isinstance(cfg, dict) else None
     if not isinstance(run, dict) or not isinstance(run.get("model"), str):
         raise GenbenchError(f"{path} is not a genbench run config (no run section naming its model)")
-    wrong = [key for key, ok in (("data", isinstance(run.get("data"), str)), ("preset", isinstance(run.get("preset"), str)),
-                                 ("n", run.get("n") is None or is_count(run.get("n"), 1)),
-                                 ("seed", is_count(run.get("seed"), 0))) if not ok]
-    if wrong:
-        raise GenbenchError(f"{path}: run.{wrong[0]} is missing or malformed ({run.get(wrong[0])!r}); a run config names "
-                            f"its data and preset and gives n (a positive integer or null) and seed (an integer ≥ 0)")
     return cfg
 
 

@@ -151,7 +151,6 @@ def check_max_time(value) -> None:
 
 
 def trainer_keys() -> set[str]:
-
     params = inspect.signature(L.Trainer.__init__).parameters
     return {name for name in params if name != "self"} | set(TRAINER_EXTRAS)
 
@@ -173,7 +172,6 @@ def validate_sections(cfg: dict) -> None:
         cls(**(cfg.get(section) or {}))
     _check_keys("trainer", cfg.get("trainer") or {}, trainer_keys())
     check_trainer(cfg.get("trainer") or {})
-
     SpeedSettings.from_dict(cfg.get("speed"))
 
 
