@@ -20,6 +20,10 @@ and a generator G trained against it:
 with the generator's entropy estimated, as in the paper, from the scale parameters γ of its batch
 normalisation layers (each unit a Gaussian of std γ after normalisation). An estimate from the variance of
 a BatchNorm layer's *input* would do nothing: BatchNorm normalises that variance away.
+
+Its learning diagnostics, logged every iteration: the energy gap f(data) − f(samples) = mean E(G(h)) − mean E(x_data)
+(L_E's terms with the sign turned) and, since it has no chains, the mean norm ‖∂E/∂x‖ at the generator's samples: the
+gradient through which L_G moves them.
 """
 
 from __future__ import annotations
@@ -150,6 +154,8 @@ class KimBengio(GenerativeModel):
         x = batch[0]
         opt_g, opt_e = self.optimizers()
         fake = self.generator(self.latent(x.shape[0]))
+        sample_grads: list[torch.Tensor] = []
+        fake.register_hook(sample_grads.append)  # ∂L_G/∂x = ∂E/∂x / batch at each sample (the hook changes nothing)
         entropy = self.entropy()
         e_data, e_fake = self.energy(x), self.energy(fake.detach())
         e_loss = e_data.mean() - e_fake.mean()
@@ -159,6 +165,8 @@ class KimBengio(GenerativeModel):
         g_loss = self.energy(fake).mean() - self.hparams.entropy_weight * entropy
         self.update(opt_g, g_loss, "generator loss", "lower model.lr")
         self.log_diagnostics({"energy_data": e_data.mean().detach(), "energy_fake": e_fake.mean().detach(),
+                              "energy_gap": (e_fake.mean() - e_data.mean()).detach(),
+                              "sample_grad_norm": sample_grads[0].flatten(1).norm(dim=1).mean() * x.shape[0],
                               "entropy": entropy.detach(), "g_loss": g_loss.detach()}, prog_bar=("energy_data", "energy_fake"))
 
     def configure_optimizers(self):

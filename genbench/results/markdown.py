@@ -10,6 +10,7 @@ from genbench.results.legend import Legend
 from genbench.results.published import published_section
 from genbench.results.rows import (by_feature_space, feature_space_of, is_reference, latest_rows, n_key, ordered_labels,
                                    row_label)
+from genbench.results.schema import GRAD_NORM_DIAGNOSTICS
 
 
 def format_cell(values: list[dict]) -> str:
@@ -130,7 +131,8 @@ def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
         return []
     lines = ["## Learning diagnostics of the energy-based rows", "",
              "At the first → the last point of each row's learning curve: the curve's classifier FID (its own sample "
-             "count), the energy gap f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖, each averaged "
+             "count), the energy gap f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖ (kim-bengio, "
+             "which has no chains: at its generator's samples), each averaged "
              "over the iterations since the point before, each in its model's own units (the multi-grid models sample "
              "raw [0, 255] pixels, igebm [0, 1], the others [-1, 1]; the multi-grid gap and norm are the finest "
              "grid's). A gap that stays large while the FID stalls, or a gradient norm near zero, is a stalled or "
@@ -140,13 +142,16 @@ def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
         points = [p for p in r["curve"]["points"] if "diagnostics" in p]
         first, last = points[0], points[-1]
 
+        def grad_norm(point: dict):
+            return next((point["diagnostics"][k] for k in GRAD_NORM_DIAGNOSTICS if k in point["diagnostics"]), None)
+
         def pair(get) -> str:
             return f"{_number(get(first))} → {_number(get(last))}"
 
         lines.append(f"| {row_label(r)} | {r.get('n') or 'all'} | {first['iteration']} → {last['iteration']} | "
                      f"{pair(lambda p: p['scores'].get('classifier_fid'))} | "
                      f"{pair(lambda p: p['diagnostics'].get('energy_gap'))} | "
-                     f"{pair(lambda p: p['diagnostics'].get('langevin_grad_norm'))} |")
+                     f"{pair(grad_norm)} |")
     return [*lines, ""]
 
 

@@ -20,6 +20,15 @@ class RowError(GenbenchError):
     """A JSON object that does not fit the row schema (the message says which field and why)."""
 
 
+#: the learning diagnostics a curve point of an energy-based model may carry (``point["diagnostics"]``), each the mean
+#: over the iterations since the point before of what the model logs as ``train/<name>``: the energy gap
+#: f(data) − f(samples), and the mean ‖∂E/∂x‖ at the chains or, for a model without chains whose generator learns
+#: from the energy's gradient, at the generator's samples
+CURVE_DIAGNOSTICS = ("energy_gap", "langevin_grad_norm", "sample_grad_norm")
+#: the gradient-norm diagnostics among them: a model logs one of the two
+GRAD_NORM_DIAGNOSTICS = ("langevin_grad_norm", "sample_grad_norm")
+
+
 def _integer(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 

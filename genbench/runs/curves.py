@@ -3,8 +3,9 @@ model trains, so a row shows how the score moved with iterations, training secon
 where it ended.
 
 Each point of an energy-based model also carries its learning diagnostics (``CURVE_DIAGNOSTICS``): the energy gap
-f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖ that the model logs every iteration, averaged over the
-iterations since the previous point, so a stalled or saturated EBM shows in its row without the logs.
+f(data) − f(samples) and the chains' mean gradient norm ‖∂E/∂x‖ (for a model whose samples come from a generator
+trained on the energy, without chains, ‖∂E/∂x‖ at those samples) that the model logs every iteration, averaged over
+the iterations since the previous point, so a stalled or saturated EBM shows in its row without the logs.
 
 Scoring never changes training: the samples are drawn from their own seeded stream (every RNG the run uses is
 restored afterwards), the model's parameters and buffers (BatchNorm statistics, replay buffers, latent memories)
@@ -20,13 +21,12 @@ from lightning.pytorch.callbacks import Callback
 
 from genbench.metrics import MetricContext, SampleSet, compute_metrics, feature_spaces
 from genbench.models.base import capture_rng_state, restore_rng_state
+from genbench.results.schema import CURVE_DIAGNOSTICS
 from genbench.runs.callbacks import log_line
 from genbench.runs.sampling import chunk_seed
 
 #: the seed of the curve's samples (the same samples' noise at every point of every run)
 CURVE_SEED = 7919
-#: the per-iteration diagnostics (logged as ``train/<name>``) each point averages over its interval, where a model logs them
-CURVE_DIAGNOSTICS = ("energy_gap", "langevin_grad_norm")
 
 
 class LearningCurve(Callback):

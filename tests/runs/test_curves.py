@@ -16,6 +16,7 @@ COMMON = {
     "dcgan": ["model.g_width=8", "model.d_width=8"],
     "pcd": ["model.langevin={n_steps: 3, step_size: 0.1}", "model.net={widths: [8, 8, 8], n_out: 4}",
             "model.buffer_size=64", "model.num_chains=16"],
+    "kim-bengio": ["model.latent_dim=8", "model.g_width=8", "model.net={widths: [8, 8, 8], n_out: 4}"],
 }
 
 
@@ -103,3 +104,36 @@ def test_an_ebm_curve_point_carries_the_energy_gap_of_its_losses_and_the_gradien
         assert point["diagnostics"]["langevin_grad_norm"] > 0
     dcgan = _bench(tmp_path, "dcgan", "gan", curves=True).row["curve"]["points"]
     assert all("diagnostics" not in p for p in dcgan)  # a model that logs none carries none
+
+
+def test_kim_bengio_curve_point_carries_its_energy_gap_and_the_energy_gradient_at_its_samples(tmp_path, monkeypatch):
+    """Kim & Bengio has no chains: its gap is E(G(h)) − E(x_data), L_E with its sign turned, and its gradient norm is
+    ‖∂E/∂x‖ at the samples L_G moves, computed here on a separate path (autograd.grad of the summed energy)."""
+    from genbench.models.kim_bengio import KimBengio
+
+    losses: list[float] = []
+    norms: list[float] = []
+    update, energy = KimBengio.update, KimBengio.energy
+
+    def recording_update(self, optimizer, loss, quantity, hint, check_grads=False):
+        if quantity == "energy model loss":
+            losses.append(float(loss))
+        return update(self, optimizer, loss, quantity, hint, check_grads)
+
+    def recording_energy(self, x):
+        if x.requires_grad:  # L_G's call, on the generator's samples
+            probe = x.detach().clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.energy_net(probe).sum(), probe)
+            norms.append(float(grad.flatten(1).norm(dim=1).mean()))
+        return energy(self, x)
+
+    monkeypatch.setattr(KimBengio, "update", recording_update)
+    monkeypatch.setattr(KimBengio, "energy", recording_energy)
+    points = _bench(tmp_path, "kim-bengio", "kb", curves=True).row["curve"]["points"]
+    assert len(losses) == len(norms) == 6 and [p["iteration"] for p in points] == [2, 4, 6]
+    for index, point in enumerate(points):
+        diagnostics = point["diagnostics"]
+        assert set(diagnostics) == {"energy_gap", "sample_grad_norm"}
+        assert diagnostics["energy_gap"] == pytest.approx(-sum(losses[2 * index:2 * index + 2]) / 2, rel=1e-5, abs=1e-6)
+        assert diagnostics["sample_grad_norm"] == pytest.approx(sum(norms[2 * index:2 * index + 2]) / 2, rel=1e-4)
+        assert diagnostics["sample_grad_norm"] > 0
