@@ -56,7 +56,7 @@ def training_budget(iterations: int, batch_size: int, world_size: int, n_train: 
     the earlier part's)."""
     images = iterations * batch_size * world_size
     return {"iterations": iterations, "images_seen": images, "epochs": round(images / max(1, n_train), 2),
-            "wall_seconds": round(wall_seconds, 1) if wall_seconds is not None else None}
+            "wall_seconds": round(wall_seconds, 2) if wall_seconds is not None else None}
 
 
 def metric_setup(cfg: dict, log=None, dm=None) -> tuple[list[str], MetricContext]:
