@@ -120,6 +120,11 @@ def _number(value: float | None) -> str:
     return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.2e}"
 
 
+def _grad_norm(point: dict) -> float | None:
+    """The point's gradient-norm diagnostic: the chains' or, for a model without chains, at its samples."""
+    return next((point["diagnostics"][k] for k in GRAD_NORM_DIAGNOSTICS if k in point["diagnostics"]), None)
+
+
 def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
     """The learning diagnostics of the rows whose curve points carry them (the energy-based models): at the first and
     the last point, the curve's classifier FID, the energy gap f(data) − f(samples) and the chains' mean gradient
@@ -142,16 +147,13 @@ def diagnostics_section(latest: dict[tuple, dict]) -> list[str]:
         points = [p for p in r["curve"]["points"] if "diagnostics" in p]
         first, last = points[0], points[-1]
 
-        def grad_norm(point: dict):
-            return next((point["diagnostics"][k] for k in GRAD_NORM_DIAGNOSTICS if k in point["diagnostics"]), None)
-
         def pair(get) -> str:
             return f"{_number(get(first))} → {_number(get(last))}"
 
         lines.append(f"| {row_label(r)} | {r.get('n') or 'all'} | {first['iteration']} → {last['iteration']} | "
                      f"{pair(lambda p: p['scores'].get('classifier_fid'))} | "
                      f"{pair(lambda p: p['diagnostics'].get('energy_gap'))} | "
-                     f"{pair(grad_norm)} |")
+                     f"{pair(_grad_norm)} |")
     return [*lines, ""]
 
 

@@ -24,9 +24,9 @@ class RowError(GenbenchError):
 #: over the iterations since the point before of what the model logs as ``train/<name>``: the energy gap
 #: f(data) − f(samples), and the mean ‖∂E/∂x‖ at the chains or, for a model without chains whose generator learns
 #: from the energy's gradient, at the generator's samples
-CURVE_DIAGNOSTICS = ("energy_gap", "langevin_grad_norm", "sample_grad_norm")
 #: the gradient-norm diagnostics among them: a model logs one of the two
 GRAD_NORM_DIAGNOSTICS = ("langevin_grad_norm", "sample_grad_norm")
+CURVE_DIAGNOSTICS = ("energy_gap", *GRAD_NORM_DIAGNOSTICS)
 
 
 def _integer(value) -> bool:
