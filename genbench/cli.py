@@ -118,7 +118,8 @@ def build_parser() -> ArgumentParser:
     bench.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder (default: leaderboards/)")
     _spec_flag(bench)
     add("bench", bench)
-    board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows.")
+    board = ArgumentParser(description="Render leaderboards/<data>/<table>.md from the JSONL rows; refresh the task "
+                           "tables' notes sections.")
     board.add_argument("--data", type=str | None, default=None, help="only this dataset (default: all)")
     board.add_argument("--leaderboards", type=str | None, default=None, help="leaderboard folder")
     add("leaderboard", board)

@@ -14,6 +14,7 @@ from genbench.files import write_text
 from genbench.results.images import SHEET_SAMPLES, render_gallery, sample_sheet_path, save_grid, write_sample_sheet
 from genbench.results.legend import Legend
 from genbench.results.markdown import render_table
+from genbench.results.notes import refresh_notes, task_markdowns, with_notes
 from genbench.results.plots import draw_series, plot_curves, plot_table
 from genbench.results.rows import (MIGRATIONS_FILE, apply_migrations, by_feature_space, feature_space_of, is_reference,
                                    latest_rows, levers_on, n_key, ordered_labels, read_migrations, row_label)
@@ -27,7 +28,9 @@ def warn(text: str) -> None:
 
 def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str | None = None) -> list[Path]:
     """Render every ``<table>.jsonl`` under ``root`` (or only ``root/<data>``, or only its ``table``): its Markdown,
-    gallery, learning curves and one plot per score."""
+    gallery, learning curves and one plot per score. Without ``table``, the task tables' Markdown of each dataset
+    (``<data>/tasks/*.md``) also gets its notes section refreshed from its notes file. Returns the files
+    written (a task table's only when its notes changed)."""
     if not root.is_dir():
         raise GenbenchError(f"no leaderboards at {root}; run `make bench` first")
     folders = [root / data] if data else sorted(p for p in root.iterdir() if p.is_dir())
@@ -48,9 +51,7 @@ def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str
             curves = plot_curves(shown, jsonl.with_suffix(""), title, legend)
             text = render_table(rows, title, legend, folder.name, gallery.name if gallery else None,
                                 curves.name if curves else None)
-            notes = jsonl.with_suffix(".notes.md")  # the table's notes, written by people (no numbers: rows carry them)
-            if notes.is_file():
-                text += "\n## Notes\n\n" + notes.read_text().strip() + "\n"
+            text = with_notes(text, jsonl)
             if bad:
                 text += f"\n{len(bad)} line(s) of {jsonl.name} were skipped: {'; '.join(bad)}.\n"
             out = jsonl.with_suffix(".md")
@@ -58,6 +59,8 @@ def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str
             written.append(out)
             written += [p for p in (gallery, curves) if p]
             written.extend(plot_table(shown, jsonl.with_suffix(""), title, legend))
+        if table is None:
+            written += [markdown for markdown in task_markdowns(folder) if refresh_notes(markdown)]
     return written
 
 

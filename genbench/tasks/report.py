@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+from genbench.results.notes import with_notes
+
 
 def format_value(value, digits: int) -> str:
     if value is None:
@@ -48,11 +50,8 @@ def write_markdown(path: Path, lines: list[str], settings, rows: list[dict], rec
     it in ``<stem>.notes.md`` (the rows carry the numbers)."""
     lines = [*lines, "## Settings", "", "```json", json.dumps(asdict(settings), indent=1), "```", "",
              *provenance_lines(rows, records)]
-    notes = path.with_suffix(".notes.md")
-    if notes.is_file():
-        lines += ["## Notes", "", notes.read_text().strip(), ""]
     out = path.with_suffix(".md")
-    out.write_text("\n".join(lines))
+    out.write_text(with_notes("\n".join(lines), out))
     return out
 
 

@@ -198,3 +198,41 @@ def test_every_committed_row_fits_the_row_schema_and_older_shapes_are_mapped_on_
     assert Row.parse({"method": "raw pixels", "kind": "reference", "test_error": 70.0}).name == "raw pixels"
     with pytest.raises(GenbenchError, match="naming neither a model nor a method"):
         Row.parse({"test_error": 70.0})
+
+
+def test_make_leaderboard_brings_a_task_tables_notes_up_to_date_and_leaves_the_rest_of_its_markdown(tmp_path):
+    """A task table is rendered by `genbench table` (its figure needs the trained models); edited notes must reach
+    its Markdown without them. Everything above the notes stays byte for byte; deleted notes drop the section."""
+    from dataclasses import dataclass
+
+    from genbench.tasks.report import write_markdown
+
+    @dataclass
+    class Settings:
+        data: str = "faces"
+
+    rows = [{"git_commit": "abc", "device": "cpu", "versions": {"torch": "2.x"}}]
+    path = tmp_path / "faces" / "tasks" / "recovery-cpu.jsonl"
+    path.parent.mkdir(parents=True)
+    notes = path.with_suffix(".notes.md")
+    notes.write_text("First reading of the rows.\n")
+    markdown = write_markdown(path, ["# Recovery", "", "| method | error |", "|---|---|", "| descriptor | 0.1 |", ""],
+                              Settings(), rows)
+    first = markdown.read_text()
+    head, section = first.split("\n## Notes\n")
+    assert section == "\nFirst reading of the rows.\n" and head.endswith("Every row records "
+                                                                          "its corruption, mask seed, region, image "
+                                                                          "counts, model run and command.\n")
+
+    assert render_leaderboards(tmp_path, "faces") == []  # in step with its notes: nothing rewritten
+
+    notes.write_text("A second reading,\n\nin two paragraphs.\n")
+    assert render_leaderboards(tmp_path, "faces") == [markdown]
+    assert markdown.read_text() == head + "\n## Notes\n\nA second reading,\n\nin two paragraphs.\n"
+    again = write_markdown(path, ["# Recovery", "", "| method | error |", "|---|---|", "| descriptor | 0.1 |", ""],
+                           Settings(), rows)
+    assert again.read_text() == markdown.read_text()  # the refresh writes what `genbench table` would
+
+    notes.unlink()
+    assert render_leaderboards(tmp_path, "faces") == [markdown]
+    assert markdown.read_text() == head and "## Notes" not in head
