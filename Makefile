@@ -63,7 +63,7 @@ table:  ## one of the papers' other tables: TABLE=<name> (`make list` names them
 	$(BIN)/genbench table --table $(TABLE) --preset $(or $(TABLE_PRESET),cpu) \
 	$(if $(filter command line,$(origin DATA)),--data $(DATA)) $(foreach s,$(SET),--set $(s))
 
-leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows
+leaderboard:  ## render leaderboards/<data>/<table>.md from the JSONL rows; refresh the task tables' notes
 	$(BIN)/genbench leaderboard
 
 list:  ## the registered models, datasets, metrics and tables

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genbench.files import write_text
+from genbench.results.store import TASKS_FOLDER
 
 HEADING = "## Notes"
 SUFFIX = ".notes.md"
@@ -49,8 +50,9 @@ def refresh_notes(markdown: Path) -> bool:
 
 
 def task_markdowns(folder: Path) -> list[Path]:
-    """The rendered task tables of one dataset's leaderboard folder (``<folder>/tasks/*.md``, notes files aside)."""
-    tasks = folder / "tasks"
+    """The rendered task tables of one dataset's leaderboard folder (``<folder>/tasks/*.md``), without the notes files
+    and the hidden temporary files of a write in progress."""
+    tasks = folder / TASKS_FOLDER
     if not tasks.is_dir():
         return []
-    return sorted(p for p in tasks.glob("*.md") if not p.name.endswith(SUFFIX))
+    return sorted(p for p in tasks.glob("*.md") if not p.name.endswith(SUFFIX) and not p.name.startswith("."))

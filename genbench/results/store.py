@@ -20,6 +20,15 @@ def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Pat
     return root / data / f"{table}{suffix}"
 
 
+#: the folder of a dataset's leaderboard that holds its task tables (``genbench table``)
+TASKS_FOLDER = "tasks"
+
+
+def task_table_path(root: Path, data: str, stem: str, suffix: str = ".jsonl") -> Path:
+    """``root/<data>/tasks/<stem><suffix>``: a task table's rows (or, with another suffix, its Markdown)."""
+    return root / data / TASKS_FOLDER / f"{stem}{suffix}"
+
+
 def append_row(path: Path, row: dict) -> None:
     """Append one table row (checked against the row schema first: ``Row.parse``) with ``append_line``."""
     try:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from genbench.files import write_text
 from genbench.results.notes import with_notes
 
 
@@ -51,7 +52,7 @@ def write_markdown(path: Path, lines: list[str], settings, rows: list[dict], rec
     lines = [*lines, "## Settings", "", "```json", json.dumps(asdict(settings), indent=1), "```", "",
              *provenance_lines(rows, records)]
     out = path.with_suffix(".md")
-    out.write_text(with_notes("\n".join(lines), out))
+    write_text(out, with_notes("\n".join(lines), out))
     return out
 
 

@@ -212,27 +212,29 @@ def test_make_leaderboard_brings_a_task_tables_notes_up_to_date_and_leaves_the_r
         data: str = "faces"
 
     rows = [{"git_commit": "abc", "device": "cpu", "versions": {"torch": "2.x"}}]
+    body = ["# Recovery", "", "| method | error |", "|---|---|", "| descriptor | 0.1 |", ""]
     path = tmp_path / "faces" / "tasks" / "recovery-cpu.jsonl"
     path.parent.mkdir(parents=True)
+    in_progress = path.parent / ".recovery-cpu.tmp123.md"  # a write under way elsewhere: not a table
+    in_progress.write_text("half a table")
     notes = path.with_suffix(".notes.md")
     notes.write_text("First reading of the rows.\n")
-    markdown = write_markdown(path, ["# Recovery", "", "| method | error |", "|---|---|", "| descriptor | 0.1 |", ""],
-                              Settings(), rows)
-    first = markdown.read_text()
-    head, section = first.split("\n## Notes\n")
-    assert section == "\nFirst reading of the rows.\n" and head.endswith("Every row records "
-                                                                          "its corruption, mask seed, region, image "
-                                                                          "counts, model run and command.\n")
+    markdown = write_markdown(path, body, Settings(), rows)
+    head, section = markdown.read_text().split("\n## Notes\n")
+    assert section == "\nFirst reading of the rows.\n"
+    assert head.endswith(".\n") and not head.endswith("\n\n")  # the provenance line, then the notes' blank line
 
     assert render_leaderboards(tmp_path, "faces") == []  # in step with its notes: nothing rewritten
 
-    notes.write_text("A second reading,\n\nin two paragraphs.\n")
+    second = "A second reading,\n\n## Notes\n\nwith a heading of the same name inside.\n"
+    notes.write_text(second)
     assert render_leaderboards(tmp_path, "faces") == [markdown]
-    assert markdown.read_text() == head + "\n## Notes\n\nA second reading,\n\nin two paragraphs.\n"
-    again = write_markdown(path, ["# Recovery", "", "| method | error |", "|---|---|", "| descriptor | 0.1 |", ""],
-                           Settings(), rows)
-    assert again.read_text() == markdown.read_text()  # the refresh writes what `genbench table` would
+    refreshed = markdown.read_text()
+    assert refreshed == head + "\n## Notes\n\n" + second
+    assert render_leaderboards(tmp_path, "faces") == []  # the heading inside the notes is not taken for the section's
+    assert write_markdown(path, body, Settings(), rows).read_text() == refreshed  # what `genbench table` would write
 
     notes.unlink()
     assert render_leaderboards(tmp_path, "faces") == [markdown]
-    assert markdown.read_text() == head and "## Notes" not in head
+    assert markdown.read_text() == head
+    assert in_progress.read_text() == "half a table"

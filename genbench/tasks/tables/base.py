@@ -25,6 +25,7 @@ from genbench.models.completion import CompletionSettings, complete_with_model
 from genbench.paths import configs_dir
 from genbench.registry import Registry
 from genbench.results.published import published_numbers, published_table
+from genbench.results.store import task_table_path
 from genbench.runs.config import run_config
 from genbench.tasks.inpaint import completer
 from genbench.tasks.report import comparison_figure, models_section, pivot, write_markdown
@@ -64,7 +65,7 @@ class Table:
         """Train what is missing, evaluate, append rows, render; returns the files written."""
         if self.grid is not None:
             return self.grid(s, preset, published(self.name), boards, log)
-        path = boards / s.data / "tasks" / f"{self.name}-{preset}.jsonl"
+        path = task_table_path(boards, s.data, f"{self.name}-{preset}")
         path.parent.mkdir(parents=True, exist_ok=True)
         rows = TableRows(path)
         log(f"table {self.name} ({preset}) on {s.data} → {path}")

@@ -20,6 +20,7 @@ from genbench.metrics import score_specs
 from genbench.results import (apply_migrations, by_feature_space, draw_series, is_reference, latest_rows, ordered_labels,
                               read_migrations, read_rows, row_label)
 from genbench.results.published import published_table
+from genbench.results.store import task_table_path
 from genbench.runs.settings import table_name
 from genbench.tasks.report import pivot, write_markdown
 from genbench.tasks.tables.base import Table, register_table
@@ -66,7 +67,7 @@ def category_variants(s: SynthesisQualityTable) -> list[Variant]:
 def run_synthesis_quality(s: SynthesisQualityTable, preset: str, published: dict | None, boards: Path, log) -> list[Path]:
     """The one-category grid, its references, the per-category leaderboards, then the figure and its Markdown."""
     variants = category_variants(s)
-    out = boards / s.data / "tasks" / f"synthesis-quality-{preset}"
+    out = task_table_path(boards, s.data, f"synthesis-quality-{preset}", "")
     tables, failed = run_grid(s, variants, "synthesis-quality", boards, log)
     written = render_leaderboards(boards, s.data)
     if any(table.is_file() for table in tables):
