@@ -198,6 +198,7 @@ def dispatch(command: str, args) -> None:
     from genbench.bench.show import describe_run
     from genbench.bench.sweep import run_sweep
     from genbench.config import config_hash
+    from genbench.results import refresh_task_notes
     from genbench.runs.config import run_config
     from genbench.runs.folder import read_config
     from genbench.tasks.tables import run_table
@@ -208,7 +209,8 @@ def dispatch(command: str, args) -> None:
         print(yaml.safe_dump(cfg, sort_keys=False).rstrip())
         print(f"# config hash: {config_hash(cfg)}")
     elif command == "leaderboard":
-        for path in render_leaderboards(Path(args.leaderboards) if args.leaderboards else leaderboard_dir(), args.data):
+        boards = Path(args.leaderboards) if args.leaderboards else leaderboard_dir()
+        for path in [*render_leaderboards(boards, args.data), *refresh_task_notes(boards, args.data)]:
             print(path)
     elif command == "fit":
         run_dir = run_fit(args.model, args.data, args.preset, args.n, args.seed, _overrides(args), resume=args.resume,

@@ -17,7 +17,7 @@ def legend() -> Legend:
 
 def render_leaderboards(root: Path, data: str | None = None, table: str | None = None) -> list[Path]:
     """Render every table under ``root`` (or only ``root/<data>``, or only its ``table``): Markdown, gallery,
-    learning curves, score plots; without ``table``, also the task tables' notes sections (``results.notes``)."""
+    learning curves, score plots."""
     return results.render_leaderboards(root, data, legend(), table)
 
 

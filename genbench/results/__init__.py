@@ -9,17 +9,16 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from genbench.errors import GenbenchError
 from genbench.files import write_text
 from genbench.results.images import SHEET_SAMPLES, render_gallery, sample_sheet_path, save_grid, write_sample_sheet
 from genbench.results.legend import Legend
 from genbench.results.markdown import render_table
-from genbench.results.notes import refresh_notes, task_markdowns, with_notes
+from genbench.results.notes import refresh_task_notes, with_notes
 from genbench.results.plots import draw_series, plot_curves, plot_table
 from genbench.results.rows import (MIGRATIONS_FILE, apply_migrations, by_feature_space, feature_space_of, is_reference,
                                    latest_rows, levers_on, n_key, ordered_labels, read_migrations, row_label)
 from genbench.results.schema import Row, RowError
-from genbench.results.store import append_line, append_row, read_rows, table_path
+from genbench.results.store import append_line, append_row, leaderboard_folders, read_rows, table_path
 
 
 def warn(text: str) -> None:
@@ -28,16 +27,9 @@ def warn(text: str) -> None:
 
 def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str | None = None) -> list[Path]:
     """Render every ``<table>.jsonl`` under ``root`` (or only ``root/<data>``, or only its ``table``): its Markdown,
-    gallery, learning curves and one plot per score. Without ``table``, the task tables' Markdown of each dataset
-    (``<data>/tasks/*.md``) also gets its notes section refreshed from its notes file. Returns the files
-    written (a task table's only when its notes changed)."""
-    if not root.is_dir():
-        raise GenbenchError(f"no leaderboards at {root}; run `make bench` first")
-    folders = [root / data] if data else sorted(p for p in root.iterdir() if p.is_dir())
+    gallery, learning curves and one plot per score."""
     written = []
-    for folder in folders:
-        if not folder.is_dir():
-            raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
+    for folder in leaderboard_folders(root, data):
         for jsonl in sorted(p for p in folder.glob(f"{table or '*'}.jsonl") if not p.name.endswith(".failures.jsonl")):
             rows, bad = read_rows(jsonl)
             rows = apply_migrations(rows, read_migrations(folder))
@@ -59,12 +51,10 @@ def render_leaderboards(root: Path, data: str | None, legend: Legend, table: str
             written.append(out)
             written += [p for p in (gallery, curves) if p]
             written.extend(plot_table(shown, jsonl.with_suffix(""), title, legend))
-        if table is None:
-            written += [markdown for markdown in task_markdowns(folder) if refresh_notes(markdown)]
     return written
 
 
 __all__ = ["MIGRATIONS_FILE", "SHEET_SAMPLES", "Legend", "Row", "RowError", "append_line", "append_row", "apply_migrations", "by_feature_space",
            "draw_series", "feature_space_of", "is_reference", "latest_rows", "levers_on", "n_key", "ordered_labels", "plot_curves",
-           "plot_table", "read_migrations", "read_rows", "render_gallery", "render_leaderboards", "render_table",
+           "plot_table", "read_migrations", "read_rows", "refresh_task_notes", "render_gallery", "render_leaderboards", "render_table",
            "row_label", "sample_sheet_path", "save_grid", "table_path", "write_sample_sheet"]

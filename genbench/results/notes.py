@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genbench.files import write_text
-from genbench.results.store import TASKS_FOLDER
+from genbench.results.store import TASKS_FOLDER, leaderboard_folders
 
 HEADING = "## Notes"
 SUFFIX = ".notes.md"
@@ -56,3 +56,9 @@ def task_markdowns(folder: Path) -> list[Path]:
     if not tasks.is_dir():
         return []
     return sorted(p for p in tasks.glob("*.md") if not p.name.endswith(SUFFIX) and not p.name.startswith("."))
+
+
+def refresh_task_notes(root: Path, data: str | None = None) -> list[Path]:
+    """``refresh_notes`` on every task table under ``root`` (or only ``root/<data>``); returns those it changed."""
+    return [markdown for folder in leaderboard_folders(root, data) for markdown in task_markdowns(folder)
+            if refresh_notes(markdown)]

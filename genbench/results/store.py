@@ -20,6 +20,18 @@ def table_path(root: Path, data: str, table: str, suffix: str = ".jsonl") -> Pat
     return root / data / f"{table}{suffix}"
 
 
+def leaderboard_folders(root: Path, data: str | None) -> list[Path]:
+    """The dataset folders of the leaderboards under ``root`` (only ``root/<data>`` when given), each checked to
+    exist in one line."""
+    if not root.is_dir():
+        raise GenbenchError(f"no leaderboards at {root}; run `make bench` first")
+    if data is None:
+        return sorted(p for p in root.iterdir() if p.is_dir())
+    if not (root / data).is_dir():
+        raise GenbenchError(f"no leaderboard for dataset {data!r} under {root}")
+    return [root / data]
+
+
 #: the folder of a dataset's leaderboard that holds its task tables (``genbench table``)
 TASKS_FOLDER = "tasks"
 

@@ -205,6 +205,8 @@ def test_make_leaderboard_brings_a_task_tables_notes_up_to_date_and_leaves_the_r
     its Markdown without them. Everything above the notes stays byte for byte; deleted notes drop the section."""
     from dataclasses import dataclass
 
+    from genbench.cli import main
+    from genbench.results import refresh_task_notes
     from genbench.tasks.report import write_markdown
 
     @dataclass
@@ -224,17 +226,17 @@ def test_make_leaderboard_brings_a_task_tables_notes_up_to_date_and_leaves_the_r
     assert section == "\nFirst reading of the rows.\n"
     assert head.endswith(".\n") and not head.endswith("\n\n")  # the provenance line, then the notes' blank line
 
-    assert render_leaderboards(tmp_path, "faces") == []  # in step with its notes: nothing rewritten
+    assert refresh_task_notes(tmp_path, "faces") == []  # in step with its notes: nothing rewritten
 
     second = "A second reading,\n\n## Notes\n\nwith a heading of the same name inside.\n"
     notes.write_text(second)
-    assert render_leaderboards(tmp_path, "faces") == [markdown]
+    assert refresh_task_notes(tmp_path, "faces") == [markdown]
     refreshed = markdown.read_text()
     assert refreshed == head + "\n## Notes\n\n" + second
-    assert render_leaderboards(tmp_path, "faces") == []  # the heading inside the notes is not taken for the section's
+    assert refresh_task_notes(tmp_path, "faces") == []  # the heading inside the notes is not taken for the section's
     assert write_markdown(path, body, Settings(), rows).read_text() == refreshed  # what `genbench table` would write
 
     notes.unlink()
-    assert render_leaderboards(tmp_path, "faces") == [markdown]
+    assert main(["leaderboard", "--data", "faces", "--leaderboards", str(tmp_path)]) == 0  # what `make leaderboard` runs
     assert markdown.read_text() == head
     assert in_progress.read_text() == "half a table"
